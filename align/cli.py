@@ -1,0 +1,131 @@
+"""The `align` command: one entry point, one subcommand per stage.
+
+Training commands take `--config recipe.yaml` and `--field value` overrides, parsed into the
+command's config dataclass by `reward.configuration`. Heavy libraries (torch, transformers, trl) are
+imported inside the commands, so `align --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+
+from reward.errors import AlignError, ConfigError
+
+__all__ = ["main"]
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    config: str   # "module:ConfigClass" (a light module: dataclasses only)
+    run: str      # "module:function" taking the config, returning the output folder
+    summary: str
+
+
+# Each training command: `align WORDS [--config FILE] [--field value ...]`.
+TRAIN_COMMANDS: dict[str, TrainCommand] = {
+    "sft": TrainCommand("align.sft.config:SFTConfig", "align.sft.trainer:train_sft",
+                        "Supervised fine-tuning of a policy on chat or preference data (LoRA/QLoRA)."),
+}
+
+# Other commands: name -> (module:function taking argv, summary).
+TOOL_COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("align.commands.data:main", "Convert preference data: `align data convert INPUT --out OUT`."),
+    "models": ("align.commands.models:main", "List the built-in offline models, or prepare one."),
+}
+
+
+def _load(ref: str):
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _usage() -> str:
+    width = max(len(n) for n in [*TRAIN_COMMANDS, *TOOL_COMMANDS]) + 2
+    lines = ["usage: align COMMAND [options]   (align COMMAND --help for a command's options)", "",
+             "Training (each takes --config recipe.yaml and --field value overrides):"]
+    lines += [f"  {n:<{width}}{c.summary}" for n, c in TRAIN_COMMANDS.items()]
+    lines += ["", "Tools:"]
+    lines += [f"  {n:<{width}}{s}" for n, (_, s) in TOOL_COMMANDS.items()]
+    lines += ["", "Recipes live in recipes/; see README.md for a tour."]
+    return "\n".join(lines)
+
+
+def _match_command(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The longest registered command name that `argv` starts with ("reward train" before "reward")."""
+    for n in (2, 1):
+        name = " ".join(argv[:n])
+        if name in TRAIN_COMMANDS or name in TOOL_COMMANDS:
+            return name, argv[n:]
+    return None, argv
+
+
+def run_training(name: str, argv: list[str]) -> int:
+    command = TRAIN_COMMANDS[name]
+    config_cls = _load(command.config)
+    if any(a in ("-h", "--help") for a in argv):
+        from reward.configuration import config_help
+
+        print(f"usage: align {name} [--config recipe.yaml] [--field value ...]\n\n{command.summary}\n"
+              f"{(config_cls.__doc__ or '').strip()}\n\nFields (YAML keys or --flags):\n{config_help(config_cls)}")
+        return 0
+    from reward.configuration import load_config, parse_flags
+
+    config_path = None
+    rest = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--config" and i + 1 < len(argv):
+            config_path, i = argv[i + 1], i + 2
+        elif argv[i].startswith("--config="):
+            config_path, i = argv[i].split("=", 1)[1], i + 1
+        else:
+            rest.append(argv[i])
+            i += 1
+    config = load_config(config_cls, config_path, parse_flags(rest, config_cls))
+    out = _load(command.run)(config)
+    print(f"align {name}: done; output in {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from importlib.metadata import version
+
+        print(f"align-toolkit {version('align-toolkit')}")
+        return 0
+    name, rest = _match_command(argv)
+    if name is None:
+        import difflib
+
+        known = [*TRAIN_COMMANDS, *TOOL_COMMANDS]
+        close = difflib.get_close_matches(argv[0], known, n=2)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        print(f"align: unknown command {argv[0]!r}.{hint}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        if name in TRAIN_COMMANDS:
+            return run_training(name, rest)
+        return _load(TOOL_COMMANDS[name][0])(rest)
+    except ConfigError as e:
+        print(f"align {name}: configuration error: {e}", file=sys.stderr)
+        return 2
+    except AlignError as e:
+        print(f"align {name}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"align {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the tool commands, raising `ConfigError` (exit 2, one message) instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{message}\n{self.format_usage().strip()}")

@@ -1,0 +1,51 @@
+"""SFT examples as TRL's conversational prompt/completion rows (so the loss covers completions only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reward.errors import DataError
+from reward.readers import read_preferences
+from reward.records import messages_from
+
+__all__ = ["read_sft_examples"]
+
+
+def read_sft_examples(path: str, format: str = "auto", *, skip_invalid: bool = False,
+                      max_samples: int | None = None) -> list[dict]:
+    """Rows `{"prompt": [...], "completion": [...]}` from a chat file (`{"messages": [...]}` per line,
+    the last message the assistant's) or, for any preference file, its prompt and chosen response."""
+    if _is_messages_file(Path(path)):
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}, line {n}, field `messages`"
+                try:
+                    msgs = messages_from(json.loads(line).get("messages"), "user", where=where)
+                    if msgs[-1]["role"] != "assistant" or len(msgs) < 2:
+                        raise DataError(f"{where}: needs at least one turn before a final assistant message.")
+                except (DataError, json.JSONDecodeError) as e:
+                    if skip_invalid:
+                        continue
+                    raise DataError(f"{e} Fix the row, or pass --skip_invalid.") from None
+                rows.append({"prompt": msgs[:-1], "completion": msgs[-1:]})
+    else:
+        data = read_preferences(path, format, skip_invalid=skip_invalid)
+        rows = [{"prompt": r.prompt, "completion": r.chosen} for r in data.records if not r.tie]
+    return rows[:max_samples] if max_samples else rows
+
+
+def _is_messages_file(path: Path) -> bool:
+    if path.is_dir() or path.suffix not in (".jsonl", ".json"):
+        return False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    return isinstance(json.loads(line), dict) and "messages" in json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+    return False

@@ -1,0 +1,30 @@
+"""`align sft`: TRL's SFTTrainer on prompt/completion rows, LoRA or QLoRA on our loaded policy."""
+
+from __future__ import annotations
+
+from align.policy import load_policy
+from align.sft.config import SFTConfig
+from align.sft.data import read_sft_examples
+from align.training import last_checkpoint, trainer_arguments
+from reward.errors import DataError
+
+__all__ = ["train_sft"]
+
+
+def train_sft(config: SFTConfig) -> str:
+    import trl
+    from datasets import Dataset
+
+    rows = read_sft_examples(config.data, config.format, skip_invalid=config.skip_invalid,
+                             max_samples=config.max_samples)
+    if not rows:
+        raise DataError(f"{config.data}: no usable examples for SFT.")
+    model, tokenizer = load_policy(config)
+    args = trl.SFTConfig(**trainer_arguments(config), max_length=config.max_length, packing=config.packing,
+                         completion_only_loss=True)
+    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                             processing_class=tokenizer)
+    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    trainer.save_model(config.output_dir)
+    tokenizer.save_pretrained(config.output_dir)
+    return config.output_dir

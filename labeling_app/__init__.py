@@ -1,0 +1,3 @@
+"""labeling_app: collecting human comparisons (store, assignment, quality, import/export, Gradio UI)."""
+
+__all__: list[str] = []

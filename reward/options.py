@@ -1,0 +1,91 @@
+"""Config fields that every training command shares: which model, how it is adapted, and the data.
+
+Each command's config (`SFTConfig`, `DPOConfig`, `RewardConfig`, ...) is a dataclass that inherits
+these; `reward.configuration.load_config` fills it from a YAML recipe and `--field value` flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from reward.configuration import check
+
+__all__ = ["ModelOptions", "DataOptions", "TrainOptions"]
+
+
+class _Validated:
+    """End of the cooperative `__post_init__` chain: each options class validates its own fields."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+@dataclass
+class ModelOptions(_Validated):
+    model: str = field(default="builtin:smollm2-135m-instruct", metadata={
+        "help": "A hub id, a local folder, or builtin:smollm2-135m-instruct / builtin:minilm-l6 (offline)."})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={
+        "help": "Weights dtype: auto is bf16 on a GPU that has it, fp32 on a CPU."})
+    quantization: Literal["none", "4bit", "8bit"] = field(default="none", metadata={
+        "help": "Load the base quantized by bitsandbytes: 4bit (NF4, double quant: QLoRA) or 8bit."})
+    lora: bool = field(default=True, metadata={"help": "Train a LoRA adapter instead of all weights."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: list[str] | None = field(default=None, metadata={
+        "help": "Module names to adapt; default: found for Llama-, GPT-2-, BERT- and NeoX-like models."})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "Recompute activations in the backward pass: less memory, about 30% more time."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(bool(self.model), "model", self.model, "must name a model (hub id, folder or builtin:ALIAS)")
+        check(self.lora_r > 0, "lora_r", self.lora_r, "must be a positive integer")
+        check(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "must be a positive integer")
+        check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
+        check(self.lora or self.quantization == "none", "quantization", self.quantization,
+              "needs `lora: true` (a quantized base only trains through an adapter); set lora or quantization: none")
+
+
+@dataclass
+class DataOptions(_Validated):
+    data: str | None = field(default=None, metadata={
+        "help": "Preference data: a JSONL/JSON/CSV/parquet file (.gz too) or a saved dataset folder."})
+    format: Literal["auto", "hh", "kway", "records"] = field(default="auto", metadata={
+        "help": "How to read `data`: hh transcripts, kway comparisons, records, or auto-detect."})
+    skip_invalid: bool = field(default=False, metadata={"help": "Skip and count malformed rows instead of stopping."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N records."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.max_samples is None or self.max_samples > 0, "max_samples", self.max_samples,
+              "must be a positive integer or null")
+
+
+@dataclass
+class TrainOptions(_Validated):
+    output_dir: str = field(default="outputs/run", metadata={"help": "Where checkpoints and the result go."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: epochs decide)."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data when max_steps is -1."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Examples per step and device."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps accumulated per optimizer step."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
+    max_length: int = field(default=512, metadata={"help": "Longest sequence in tokens; longer ones are truncated."})
+    seed: int = field(default=42, metadata={"help": "Random seed for data order, init and sampling."})
+    logging_steps: int = field(default=10, metadata={"help": "Log metrics every N steps."})
+    save_steps: int = field(default=100, metadata={"help": "Save a checkpoint every N steps."})
+    report_to: Literal["none", "tensorboard", "wandb"] = field(default="none", metadata={
+        "help": "Where metrics go: none, tensorboard or wandb."})
+    resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.max_steps == -1 or self.max_steps > 0, "max_steps", self.max_steps, "must be -1 or positive")
+        check(self.num_train_epochs > 0, "num_train_epochs", self.num_train_epochs, "must be positive")
+        check(self.per_device_train_batch_size > 0, "per_device_train_batch_size",
+              self.per_device_train_batch_size, "must be a positive integer")
+        check(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps",
+              self.gradient_accumulation_steps, "must be a positive integer")
+        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
+        check(self.max_length >= 16, "max_length", self.max_length, "must be at least 16 tokens")

@@ -1,0 +1,61 @@
+"""The one recipe parser: YAML + flags into dataclasses, with errors that name the key and the fix."""
+
+import pytest
+
+from align.sft.config import SFTConfig
+from reward.configuration import load_config, parse_flags
+from reward.errors import ConfigError
+
+
+def test_yaml_then_flags_override(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: d.jsonl\nlearning_rate: 1.0e-5\nlora_r: 8\nlora_target_modules: [q_proj, v_proj]\n")
+    cfg = load_config(SFTConfig, recipe, parse_flags(["--lora_r", "4", "--packing", "--max-steps=3"], SFTConfig))
+    assert cfg.learning_rate == 1e-5 and cfg.lora_r == 4 and cfg.packing is True and cfg.max_steps == 3
+    assert cfg.lora_target_modules == ["q_proj", "v_proj"]
+    cfg = load_config(SFTConfig, None, parse_flags(["--data", "x", "--lora_target_modules", "a,b",
+                                                    "--quantization", "4bit", "--packing", "false"], SFTConfig))
+    assert cfg.lora_target_modules == ["a", "b"] and cfg.quantization == "4bit" and cfg.packing is False
+
+
+def test_unknown_yaml_key_names_key_and_closest(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: d.jsonl\nlearning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key `learning_rat` \(in .*r.yaml\)\. Did you mean `learning_rate`"):
+        load_config(SFTConfig, recipe)
+
+
+def test_unknown_flag_names_key():
+    with pytest.raises(ConfigError, match=r"unknown key `lora_rank`.*Did you mean `lora_r`"):
+        parse_flags(["--lora_rank", "8"], SFTConfig)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lora_r", "eight"], r"`lora_r` must be an integer, got 'eight' \(--lora_r\)"),
+    (["--quantization", "3bit"], r"`quantization` must be one of 'none', '4bit', '8bit', got '3bit'"),
+    (["--learning_rate", "-1"], r"`learning_rate` must be positive, got -1.0"),
+    (["--lora_dropout", "1.5"], r"`lora_dropout` must be in \[0, 1\), got 1.5"),
+    (["--packing", "maybe"], r"`packing` must be true or false, got 'maybe'"),
+])
+def test_wrong_values_name_field_value_and_allowed(flags, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(SFTConfig, None, {"data": "d", **parse_flags(flags, SFTConfig)})
+
+
+def test_yaml_type_errors_and_required_field(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: d\nmax_steps: [1]\n")
+    with pytest.raises(ConfigError, match=r"`max_steps` must be an integer, got \[1\] \(in .*r.yaml\)"):
+        load_config(SFTConfig, recipe)
+    with pytest.raises(ConfigError, match=r"`data` must name a chat file"):
+        load_config(SFTConfig)
+    recipe.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(SFTConfig, recipe)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(SFTConfig, tmp_path / "missing.yaml")
+
+
+def test_quantized_base_needs_lora():
+    with pytest.raises(ConfigError, match=r"`quantization` needs `lora: true`"):
+        SFTConfig(data="d", quantization="4bit", lora=False)
