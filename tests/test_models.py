@@ -1,0 +1,87 @@
+"""Model loading: tiny Llama/BERT from a config, LoRA targets, tokenizers, 4-bit/8-bit on this CPU."""
+
+import pytest
+import torch
+
+from align.policy import load_policy
+from reward.backbone import load_reward_backbone
+from reward.errors import ModelError
+from reward.hub import DEFAULT_CHAT_TEMPLATE, load_tokenizer, lora_target_modules, resolve_model
+from reward.options import ModelOptions
+
+MESSAGES = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+
+def _lora_names(model):
+    return sorted({n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if "lora_A" in n})
+
+
+def test_policy_with_lora_trains_only_the_adapter(tiny_llama):
+    model, tok = load_policy(ModelOptions(model=tiny_llama, lora_r=4))
+    assert _lora_names(model) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    assert tok.padding_side == "right" and tok.pad_token == "<|endoftext|>" != tok.eos_token
+    assert model.config.pad_token_id == tok.pad_token_id
+
+
+def test_reward_backbone_on_encoder_gets_default_template_and_scalar_head(tiny_bert):
+    model, tok = load_reward_backbone(ModelOptions(model=tiny_bert, lora_r=4))
+    assert tok.chat_template == DEFAULT_CHAT_TEMPLATE
+    assert tok.apply_chat_template(MESSAGES, tokenize=False) == "User: hi\n\nAssistant: hello"  # BERT: no EOS
+    assert _lora_names(model) == ["dense", "key", "query", "value"]
+    # the fresh scalar head trains in full alongside the adapter
+    assert any("classifier" in n and p.requires_grad for n, p in model.named_parameters())
+    batch = tok(["User: hi", "User: hello there"], return_tensors="pt", padding=True)
+    assert model(**batch).logits.shape == (2, 1)
+
+
+def test_default_template_renders_turns_and_generation_prompt(tmp_path, tiny_llama):
+    from transformers import AutoTokenizer
+
+    raw = AutoTokenizer.from_pretrained(tiny_llama)
+    raw.chat_template = None
+    raw.save_pretrained(tmp_path)
+    tok = load_tokenizer(str(tmp_path), padding_side="left")
+    text = tok.apply_chat_template(MESSAGES[:1], tokenize=False, add_generation_prompt=True)
+    assert text == "User: hi\n\nAssistant:"
+    assert tok.apply_chat_template(MESSAGES, tokenize=False) == "User: hi\n\nAssistant: hello<|im_end|>"
+    assert tok.padding_side == "left"
+
+
+def test_lora_targets_for_gpt2_like():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50))
+    assert lora_target_modules(model) == ["c_attn", "c_proj", "c_fc"]
+
+
+def test_unknown_builtin_and_missing_folder():
+    with pytest.raises(ModelError, match="available: builtin:smollm2-135m-instruct, builtin:minilm-l6"):
+        resolve_model("builtin:gpt5")
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model("./no/such/folder")
+
+
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_quantized_base_with_lora_trains_adapter_only(tiny_llama, quantization):
+    model, tok = load_policy(ModelOptions(model=tiny_llama, quantization=quantization, lora_r=4))
+    linear_types = {type(m).__name__ for m in model.modules()}
+    assert ("Linear4bit" if quantization == "4bit" else "Linear8bitLt") in linear_types
+    batch = tok(["hello there, how are you today", "the coffee was wonderful"], return_tensors="pt", padding=True)
+    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    # bitsandbytes' CPU backend repacks quantized weights on their first forward: compare the base by
+    # what it computes with the adapter disabled, not by its packed bytes.
+    model.train()  # one code path for every forward: bitsandbytes' CPU kernels differ by mode
+    with model.disable_adapter():
+        base_before = model(**batch).logits.detach()
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(**batch).loss.backward()
+    opt.step()
+    with model.disable_adapter():
+        assert torch.equal(model(**batch).logits.detach(), base_before)
+    after = dict(model.named_parameters())
+    # LoRA's B starts at zero: a change in every B shows the adapter really learned.
+    assert all(not torch.equal(trainable[n], after[n]) for n in trainable if "lora_B" in n)
