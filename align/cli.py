@@ -28,12 +28,16 @@ class TrainCommand:
 TRAIN_COMMANDS: dict[str, TrainCommand] = {
     "sft": TrainCommand("align.sft.config:SFTConfig", "align.sft.trainer:train_sft",
                         "Supervised fine-tuning of a policy on chat or preference data (LoRA/QLoRA)."),
+    "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",
+                                 "Train a Bradley-Terry reward model (margins, ties; --ensemble N)."),
 }
 
 # Other commands: name -> (module:function taking argv, summary).
 TOOL_COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("align.commands.data:main", "Convert preference data: `align data convert INPUT --out OUT`."),
     "models": ("align.commands.models:main", "List the built-in offline models, or prepare one."),
+    "reward eval": ("align.commands.reward_eval:main",
+                    "Evaluate a reward model: accuracy, by margin, ties, calibration, length bias."),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from align.policy import load_policy
 from align.sft.config import SFTConfig
 from align.sft.data import read_sft_examples
-from align.training import last_checkpoint, trainer_arguments
+from reward.training_args import last_checkpoint, trainer_arguments
 from reward.errors import DataError
 
 __all__ = ["train_sft"]

@@ -1,4 +1,5 @@
-"""What every trainer built on a 🤗 Trainer shares: its arguments from our config, and resuming."""
+"""What every trainer built on a 🤗 Trainer shares (SFT, DPO, reward): its arguments from our config, and
+resuming. It lives in `reward` so that both `reward` and `align` can use it."""
 
 from __future__ import annotations
 

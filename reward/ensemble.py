@@ -1,0 +1,63 @@
+"""`RewardEnsemble`: several reward models trained with different seeds, for uncertainty.
+
+`uncertainty(prompt, a, b)` is what the labeling app's active selection uses: pairs whose
+P(a ≻ b) is near ½, or on which the members disagree, are the most informative to label.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Sequence
+
+from reward.model import RewardModel
+
+__all__ = ["RewardEnsemble", "load_scorer"]
+
+
+class RewardEnsemble:
+    def __init__(self, members: Sequence[RewardModel]):
+        if not members:
+            raise ValueError("a RewardEnsemble needs at least one member.")
+        self.members = list(members)
+
+    @classmethod
+    def from_pretrained(cls, directory: str) -> "RewardEnsemble":
+        """A folder written by `align reward train --ensemble N` (it holds `ensemble.json`)."""
+        meta = json.loads((Path(directory) / "ensemble.json").read_text())
+        return cls([RewardModel.from_pretrained(str(Path(directory) / m)) for m in meta["members"]])
+
+    def score_members(self, prompts, responses, batch_size: int = 16) -> list[list[float]]:
+        """(members, N) rewards."""
+        return [m.score(prompts, responses, batch_size=batch_size) for m in self.members]
+
+    def score(self, prompts, responses, batch_size: int = 16) -> list[float]:
+        """The members' mean reward for each (prompt, response)."""
+        per = self.score_members(prompts, responses, batch_size)
+        return [statistics.fmean(col) for col in zip(*per)]
+
+    def score_with_spread(self, prompts, responses, batch_size: int = 16) -> list[tuple[float, float]]:
+        """(mean, standard deviation across members) for each (prompt, response)."""
+        per = self.score_members(prompts, responses, batch_size)
+        return [(statistics.fmean(col), statistics.pstdev(col)) for col in zip(*per)]
+
+    def preference(self, prompt, a, b) -> tuple[float, float]:
+        """(mean, std across members) of P(a ≻ b)."""
+        per = self.score_members([prompt, prompt], [a, b])
+        probs = [1 / (1 + math.exp(-(ra - rb))) for ra, rb in per]
+        return statistics.fmean(probs), statistics.pstdev(probs)
+
+    def uncertainty(self, prompt, a, b) -> float:
+        """In [0, 1]: 1 − |2·P̄ − 1| (1 when the mean P(a ≻ b) is ½) plus the members' std of P, capped.
+        Higher means more worth a human label."""
+        mean, std = self.preference(prompt, a, b)
+        return min(1.0, 1.0 - abs(2 * mean - 1) + std)
+
+
+def load_scorer(directory: str):
+    """A RewardEnsemble for an ensemble folder, else a RewardModel."""
+    if (Path(directory) / "ensemble.json").is_file():
+        return RewardEnsemble.from_pretrained(directory)
+    return RewardModel.from_pretrained(directory)

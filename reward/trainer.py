@@ -1,0 +1,130 @@
+"""`align reward train`: Bradley-Terry training with margins and ties on a 🤗 Trainer.
+
+TRL's RewardTrainer drops ties and drops over-long rows; ours keeps both (ties through the loss in
+reward/loss.py, long pairs truncated from the left of the prompt and counted). Chosen and rejected
+go through the model in one forward pass of 2B rows, and batches group pairs of similar length.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from reward.config import RewardConfig
+from reward.errors import DataError
+from reward.loss import bradley_terry_loss
+from reward.model import RewardModel, encode_pair_side
+from reward.readers import read_preferences
+from reward.records import PreferenceRecord
+
+__all__ = ["train_reward", "encode_pairs", "PairCollator"]
+
+
+@dataclass
+class EncodedPairs:
+    rows: list[dict]
+    truncated: int
+    dropped_ties: int
+
+
+def encode_pairs(tokenizer, records: list[PreferenceRecord], max_length: int, *, margin_scale: float = 1.0,
+                 use_ties: bool = True) -> EncodedPairs:
+    rows, truncated, dropped = [], 0, 0
+    for r in records:
+        if r.tie and not use_ties:
+            dropped += 1
+            continue
+        c, tc = encode_pair_side(tokenizer, r.prompt, r.chosen, max_length)
+        j, tj = encode_pair_side(tokenizer, r.prompt, r.rejected, max_length)
+        truncated += tc or tj
+        rows.append({"chosen_ids": c, "rejected_ids": j, "margin": 0.0 if r.tie else r.margin * margin_scale,
+                     "tie": float(r.tie), "length": max(len(c), len(j))})
+    return EncodedPairs(rows, truncated, dropped)
+
+
+class PairCollator:
+    """Pairs -> one right-padded batch of 2B rows (chosen first, then rejected) plus margin and tie (B,)."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad = pad_token_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        seqs = [f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.as_tensor(s)
+            mask[i, : len(s)] = 1
+        return {"input_ids": ids, "attention_mask": mask,
+                "margin": torch.tensor([f["margin"] for f in features], dtype=torch.float),
+                "tie": torch.tensor([f["tie"] for f in features], dtype=torch.float)}
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class PairwiseRewardTrainer(Trainer):
+        center_coefficient = 0.0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0]
+            r_chosen, r_rejected = rewards.float().chunk(2)  # (B,), (B,)
+            loss = bradley_terry_loss(r_chosen, r_rejected, inputs["margin"], inputs["tie"],
+                                      self.center_coefficient)
+            return (loss, {"rewards": rewards}) if return_outputs else loss
+
+    return PairwiseRewardTrainer
+
+
+def train_reward(config: RewardConfig) -> str:
+    """Train (an ensemble of) reward model(s); returns the output folder."""
+    data = read_preferences(config.data, config.format, skip_invalid=config.skip_invalid)
+    records = data.records[: config.max_samples] if config.max_samples else data.records
+    if not records:
+        raise DataError(f"{config.data}: no preference records to train on.")
+    out = Path(config.output_dir)
+    summaries = []
+    for k in range(config.ensemble):
+        member_dir = out if config.ensemble == 1 else out / f"member-{k}"
+        summaries.append(train_one(config, records, str(member_dir), config.seed + k))
+    if config.ensemble > 1:
+        (out / "ensemble.json").write_text(json.dumps({"members": [f"member-{k}" for k in range(config.ensemble)]}))
+    report = {"data": data.summary(), "members": summaries}
+    if config.eval_data:
+        from reward.evaluate import evaluate_file
+
+        report["eval"] = evaluate_file(str(out), config.eval_data, config.format, plot=str(out / "reliability.png"))
+        print(f"held-out accuracy {report['eval']['accuracy']:.3f} on {report['eval']['pairs']} pairs")
+    (out / "train_report.json").write_text(json.dumps(report, indent=2))
+    return str(out)
+
+
+def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir: str, seed: int) -> dict:
+    from datasets import Dataset
+    from transformers import TrainingArguments, set_seed
+
+    from reward.backbone import load_reward_backbone
+    from reward.training_args import trainer_arguments, last_checkpoint
+
+    set_seed(seed)
+    model, tokenizer = load_reward_backbone(config)
+    enc = encode_pairs(tokenizer, records, config.max_length, margin_scale=config.margin_scale,
+                       use_ties=config.use_ties)
+    print(f"reward data: {len(enc.rows)} pairs ({sum(r['tie'] > 0 for r in enc.rows)} ties), "
+          f"{enc.truncated} truncated to {config.max_length} tokens (prompt start dropped), "
+          f"{enc.dropped_ties} ties dropped (use_ties=false)")
+    args = TrainingArguments(**{**trainer_arguments(config), "output_dir": output_dir, "seed": seed,
+                                "data_seed": seed}, remove_unused_columns=False,
+                             train_sampling_strategy="group_by_length", length_column_name="length",
+                             warmup_steps=config.warmup_ratio, lr_scheduler_type="linear")
+    trainer = _trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(enc.rows),
+                               data_collator=PairCollator(tokenizer.pad_token_id))
+    trainer.center_coefficient = config.center_rewards_coefficient
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if config.resume else None)
+    RewardModel(trainer.model, tokenizer, config.max_length).save_pretrained(output_dir)
+    return {"output_dir": output_dir, "seed": seed, "pairs": len(enc.rows), "truncated": enc.truncated,
+            "train_loss": result.training_loss, "steps": result.global_step}
