@@ -25,19 +25,24 @@ class Run:
     seconds: float
     peak_rss_mb: float
     returncode: int
+    stdout: str = ""
 
 
 def run_once(command: str, env: dict | None = None) -> Run:
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, shell=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-        raise RuntimeError(f"command failed with status {proc.returncode}: {command}\n{err}")
-    return Run(seconds, usage.ru_maxrss / 1024, proc.returncode)
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, shell=True, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS alone
+        seconds = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if code != 0:
+        raise RuntimeError(f"command failed with status {code}: {command}\n{stderr[-2000:]}")
+    return Run(seconds, usage.ru_maxrss / 1024, code, stdout)
 
 
 def compare(name: str, baseline: str, ours: str, repeat: int = 5, warmup: int = 1) -> dict:

@@ -5,6 +5,9 @@ Importing this package is light: torch and transformers load inside the function
 """
 
 from reward.backbone import load_reward_backbone
+from reward.config import RewardConfig
+from reward.ensemble import RewardEnsemble
+from reward.model import RewardModel
 from reward.configuration import load_config
 from reward.errors import AlignError, ConfigError, DataError, ModelError
 from reward.hub import BUILTIN_MODELS, cache_dir, load_tokenizer, resolve_model
@@ -17,4 +20,12 @@ __all__ = [
     "PreferenceRecord", "PreferenceData", "read_preferences", "write_jsonl", "to_hf_dataset",
     "load_config", "ModelOptions", "DataOptions", "TrainOptions",
     "BUILTIN_MODELS", "cache_dir", "resolve_model", "load_tokenizer", "load_reward_backbone",
+    "RewardModel", "RewardEnsemble", "RewardConfig", "train_reward",
 ]
+
+
+def train_reward(config: RewardConfig) -> str:
+    """Train a reward model (or an ensemble) as `config` says; returns the output folder."""
+    from reward.trainer import train_reward as _train
+
+    return _train(config)

@@ -115,8 +115,8 @@ def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir:
     enc = encode_pairs(tokenizer, records, config.max_length, margin_scale=config.margin_scale,
                        use_ties=config.use_ties)
     print(f"reward data: {len(enc.rows)} pairs ({sum(r['tie'] > 0 for r in enc.rows)} ties), "
-          f"{enc.truncated} truncated to {config.max_length} tokens (prompt start dropped), "
-          f"{enc.dropped_ties} ties dropped (use_ties=false)")
+          f"{enc.truncated} truncated to {config.max_length} tokens (prompt start dropped)"
+          + (f", {enc.dropped_ties} ties dropped (use_ties: false)" if enc.dropped_ties else ""))
     args = TrainingArguments(**{**trainer_arguments(config), "output_dir": output_dir, "seed": seed,
                                 "data_seed": seed}, remove_unused_columns=False,
                              train_sampling_strategy="group_by_length", length_column_name="length",

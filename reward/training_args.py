@@ -31,7 +31,6 @@ def trainer_arguments(config) -> dict:
         use_cpu=not torch.cuda.is_available(),
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
-        gradient_checkpointing=False,  # the loader enables it (use_reentrant=False, LoRA-safe)
         ddp_find_unused_parameters=False,
         disable_tqdm=False,
     )

