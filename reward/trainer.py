@@ -127,4 +127,5 @@ def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir:
     result = trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if config.resume else None)
     RewardModel(trainer.model, tokenizer, config.max_length).save_pretrained(output_dir)
     return {"output_dir": output_dir, "seed": seed, "pairs": len(enc.rows), "truncated": enc.truncated,
-            "train_loss": result.training_loss, "steps": result.global_step}
+            "train_loss": result.training_loss, "steps": result.global_step,
+            "train_seconds": result.metrics.get("train_runtime")}
