@@ -51,7 +51,6 @@ def evaluate_records(scorer, records: list[PreferenceRecord], batch_size: int = 
     prompts = [r.prompt for r in records] * 2
     responses = [r.chosen for r in records] + [r.rejected for r in records]
     scores = scorer.score(prompts, responses, batch_size=batch_size)
-    scores = [s if isinstance(s, (int, float)) else s[0] for s in scores]
     n = len(records)
     r_c, r_r = scores[:n], scores[n:]
     p = [1 / (1 + math.exp(-(a - b))) for a, b in zip(r_c, r_r)]

@@ -254,8 +254,7 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
         model = auto_class.from_pretrained(path, **kwargs)
     except OSError as e:
         raise ModelError(f"cannot load model {options.model!r}: {e}") from None
-    if getattr(model.config, "pad_token_id", None) is None or model.config.pad_token_id != tokenizer.pad_token_id:
-        model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id  # the classification head finds the last token by it
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if quant is not None:

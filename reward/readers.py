@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reward.errors import DataError
-from reward.records import Message, PreferenceRecord
+from reward.records import Message, PreferenceRecord, messages_from
 
 __all__ = ["FORMATS", "PreferenceData", "read_preferences", "parse_hh_transcript"]
 
@@ -229,8 +229,6 @@ def _literal(value: Any, where: str, name: str) -> Any:
 
 def _kway_prompt(row: dict, where: str) -> list[Message]:
     if "prompt" in row:
-        from reward.records import messages_from
-
         return messages_from(row["prompt"], "user", where=f"{where}, field `prompt`")
     if not isinstance(row.get("question"), str):
         raise DataError(f"{where}, field `question`: expected a string.")

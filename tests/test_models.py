@@ -105,3 +105,15 @@ def test_gradient_checkpointing_with_lora_backpropagates(tiny_llama):
     model(**batch, labels=batch["input_ids"]).loss.backward()
     grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # A gets none while B is 0
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.gpu
+def test_cuda_defaults_bf16_and_4bit_on_the_gpu(tiny_llama):
+    from reward.hub import pick_dtype
+
+    if torch.cuda.is_bf16_supported():
+        assert pick_dtype("auto") == torch.bfloat16
+    model, tok = load_policy(ModelOptions(model=tiny_llama, quantization="4bit", lora_r=4))
+    assert next(model.parameters()).device.type == "cuda"
+    batch = tok(["hello there"], return_tensors="pt").to("cuda")
+    model(**batch, labels=batch["input_ids"]).loss.backward()

@@ -45,7 +45,8 @@ def _is_messages_file(path: Path) -> bool:
         for line in f:
             if line.strip():
                 try:
-                    return isinstance(json.loads(line), dict) and "messages" in json.loads(line)
+                    row = json.loads(line)
                 except json.JSONDecodeError:
                     return False
+                return isinstance(row, dict) and "messages" in row
     return False
