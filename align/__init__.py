@@ -3,7 +3,8 @@
 Importing this package is light: torch and the training libraries load inside the functions.
 """
 
-from align.policy import load_policy
+from align.dpo import DPOConfig, train_dpo
+from align.policy import Generation, Policy, load_policy
 from align.sft import SFTConfig, train_sft
 
-__all__ = ["load_policy", "SFTConfig", "train_sft"]
+__all__ = ["load_policy", "Policy", "Generation", "SFTConfig", "train_sft", "DPOConfig", "train_dpo"]

@@ -28,6 +28,8 @@ class TrainCommand:
 TRAIN_COMMANDS: dict[str, TrainCommand] = {
     "sft": TrainCommand("align.sft.config:SFTConfig", "align.sft.trainer:train_sft",
                         "Supervised fine-tuning of a policy on chat or preference data (LoRA/QLoRA)."),
+    "dpo": TrainCommand("align.dpo.config:DPOConfig", "align.dpo.trainer:train_dpo",
+                        "Direct preference optimisation of a LoRA policy (sigmoid, ipo, robust, hinge, ...)."),
     "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",
                                  "Train a Bradley-Terry reward model (margins, ties; --ensemble N)."),
 }

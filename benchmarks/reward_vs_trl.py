@@ -1,6 +1,6 @@
 """Our reward trainer against TRL's RewardTrainer: same backbone, data, batch size and steps, one run.
 
-    .venv/bin/python -m benchmarks.reward_vs_trl --steps 60 --repeat 2
+    .venv/bin/python -m benchmarks.reward_vs_trl --steps 125 --repeat 2
 
 Each side trains in its own process (so peak memory is its own) on the first 1,000 shared HH-RLHF
 pairs and is then scored, by the same evaluation code, on the last 200. Reported: training pairs per
@@ -76,7 +76,7 @@ def run_side(impl: str, steps: int, batch: int, max_length: int, lr: float, out:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impl", choices=["ours", "trl"], help="Run one side (used by the driver).")
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=125, help="125 steps of 8 = one epoch of 1,000 pairs.")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max_length", type=int, default=256)
     parser.add_argument("--lr", type=float, default=3e-5)

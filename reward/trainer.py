@@ -17,6 +17,7 @@ from reward.loss import bradley_terry_loss
 from reward.model import RewardModel, encode_pair_side
 from reward.readers import read_preferences
 from reward.records import PreferenceRecord
+from reward.training_args import last_checkpoint, seeded_length_grouped_sampler, trainer_arguments
 
 __all__ = ["train_reward", "encode_pairs", "PairCollator"]
 
@@ -77,6 +78,9 @@ def _trainer_class():
                                       self.center_coefficient)
             return (loss, {"rewards": rewards}) if return_outputs else loss
 
+        def _get_train_sampler(self, train_dataset=None):
+            return seeded_length_grouped_sampler(self, train_dataset or self.train_dataset)
+
     return PairwiseRewardTrainer
 
 
@@ -104,14 +108,18 @@ def train_reward(config: RewardConfig) -> str:
 
 
 def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir: str, seed: int) -> dict:
+    import torch
     from datasets import Dataset
     from transformers import TrainingArguments, set_seed
 
     from reward.backbone import load_reward_backbone
-    from reward.training_args import trainer_arguments, last_checkpoint
 
     set_seed(seed)
     model, tokenizer = load_reward_backbone(config)
+    if config.disable_dropout:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
     enc = encode_pairs(tokenizer, records, config.max_length, margin_scale=config.margin_scale,
                        use_ties=config.use_ties)
     print(f"reward data: {len(enc.rows)} pairs ({sum(r['tie'] > 0 for r in enc.rows)} ties), "

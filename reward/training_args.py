@@ -40,3 +40,40 @@ def last_checkpoint(output_dir: str) -> str | None:
     """The newest `checkpoint-N` folder in `output_dir`, or None."""
     ckpts = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1]))) if ckpts else None
+
+
+def record_base_model(output_dir: str, model_name: str) -> None:
+    """Write the model's own name (e.g. `builtin:smollm2-135m-instruct`, not its cache path) into a
+    saved adapter's config, so that the adapter finds its base on another machine too."""
+    import json
+
+    path = Path(output_dir) / "adapter_config.json"
+    if path.is_file():
+        meta = json.loads(path.read_text())
+        meta["base_model_name_or_path"] = model_name
+        path.write_text(json.dumps(meta, indent=2))
+
+
+def seeded_length_grouped_sampler(trainer, dataset):
+    """Trainer's length-grouped sampler, but reproducible: the order of epoch e depends only on
+    (seed, e), so a run resumed from a checkpoint sees exactly the batches a straight run sees.
+    (transformers' LengthGroupedSampler draws from the global RNG, which differs after a resume.)"""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+    class SeededLengthGroupedSampler(LengthGroupedSampler):
+        def __init__(self, batch_size: int, lengths: list[int], seed: int):
+            super().__init__(batch_size, lengths=lengths)
+            self.seed, self.epoch = seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self):
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+    args = trainer.args
+    seed = args.data_seed if args.data_seed is not None else args.seed
+    return SeededLengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps,
+                                      dataset[args.length_column_name], seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from align.policy import load_policy
 from align.sft.config import SFTConfig
 from align.sft.data import read_sft_examples
-from reward.training_args import last_checkpoint, trainer_arguments
+from reward.training_args import last_checkpoint, record_base_model, trainer_arguments
 from reward.errors import DataError
 
 __all__ = ["train_sft"]
@@ -19,6 +19,9 @@ def train_sft(config: SFTConfig) -> str:
                              max_samples=config.max_samples)
     if not rows:
         raise DataError(f"{config.data}: no usable examples for SFT.")
+    from transformers import set_seed
+
+    set_seed(config.seed)  # before the adapter is initialised: the same run twice gives the same weights
     model, tokenizer = load_policy(config)
     args = trl.SFTConfig(**trainer_arguments(config), max_length=config.max_length, packing=config.packing,
                          completion_only_loss=True)
@@ -27,4 +30,5 @@ def train_sft(config: SFTConfig) -> str:
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     trainer.save_model(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)
+    record_base_model(config.output_dir, config.model)
     return config.output_dir

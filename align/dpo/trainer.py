@@ -1,0 +1,97 @@
+"""`align dpo`: TRL's DPOTrainer on our LoRA policy, with what makes it faster on one machine.
+
+- The reference is the base with the adapter disabled (TRL does this for a PeftModel): one model in memory.
+- Reference log-probs are computed once before training when every pair is seen at least once, in
+  batches twice the training batch (no backward pass, so they fit), instead of one extra forward per step.
+- Pairs of similar length are batched together (length-grouped sampling), so little compute goes to padding.
+- Ties are dropped (or kept) and pairs below `min_margin` filtered, as configured.
+"""
+
+from __future__ import annotations
+
+import math
+
+from align.dpo.config import LOSS_TYPES, DPOConfig
+from align.policy import load_policy
+from reward.errors import DataError
+from reward.readers import read_preferences
+from reward.training_args import (last_checkpoint, record_base_model, seeded_length_grouped_sampler,
+                                  trainer_arguments)
+
+__all__ = ["train_dpo", "preference_rows"]
+
+
+def preference_rows(config: DPOConfig) -> tuple[list[dict], dict]:
+    """TRL conversational rows from the data, and counts of what was left out and why."""
+    data = read_preferences(config.data, config.format, skip_invalid=config.skip_invalid)
+    rows, counts = [], {"ties_dropped": 0, "below_min_margin": 0, "skipped_invalid": sum(data.skipped.values())}
+    for r in data.records:
+        if r.tie and config.ties == "drop":
+            counts["ties_dropped"] += 1
+            continue
+        if not r.tie and r.margin < config.min_margin:
+            counts["below_min_margin"] += 1
+            continue
+        rows.append({"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected})
+    if config.max_samples:
+        rows = rows[: config.max_samples]
+    if not rows:
+        raise DataError(f"{config.data}: no pairs left to train on ({counts}).")
+    return rows, counts
+
+
+def _precompute(config: DPOConfig, n_rows: int) -> bool:
+    if config.precompute_ref_log_probs != "auto":
+        return config.precompute_ref_log_probs == "true"
+    per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(n_rows / per_step)
+    planned = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.num_train_epochs
+    return planned >= steps_per_epoch  # every pair is visited: one reference pass costs less than per-step ones
+
+
+def _grouped_dpo_trainer():
+    import trl
+
+    class GroupedDPOTrainer(trl.DPOTrainer):
+        """Keeps the `length` column through the Trainer's column pruning, for the length-grouped sampler."""
+
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if "length" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "length"]
+
+        def _get_train_sampler(self, train_dataset=None):
+            return seeded_length_grouped_sampler(self, train_dataset or self.train_dataset)
+
+    return GroupedDPOTrainer
+
+
+def train_dpo(config: DPOConfig) -> str:
+    import trl
+    from datasets import Dataset
+
+    rows, counts = preference_rows(config)
+    precompute = _precompute(config, len(rows))
+    print(f"dpo data: {len(rows)} pairs; left out: {counts}; reference log-probs "
+          f"{'precomputed once' if precompute else 'computed per step'}")
+    from transformers import set_seed
+
+    set_seed(config.seed)  # before the adapter is initialised: the same run twice gives the same weights
+    model, tokenizer = load_policy(config)
+    args = trl.DPOConfig(
+        **trainer_arguments(config), beta=config.beta, loss_type=[LOSS_TYPES[config.loss_type]],
+        label_smoothing=config.label_smoothing, max_length=config.max_length,
+        precompute_ref_log_probs=precompute,
+        precompute_ref_batch_size=2 * config.per_device_train_batch_size,
+        train_sampling_strategy="group_by_length", length_column_name="length")
+    trainer = _grouped_dpo_trainer()(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                     processing_class=tokenizer)
+    # The sampler groups by this column: the longer side of each tokenized pair.
+    ds = trainer.train_dataset
+    trainer.train_dataset = ds.add_column("length", [
+        len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])])
+    trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
+    trainer.save_model(config.output_dir)
+    tokenizer.save_pretrained(config.output_dir)
+    record_base_model(config.output_dir, config.model)
+    return config.output_dir
