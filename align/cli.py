@@ -36,6 +36,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
 
 # Other commands: name -> (module:function taking argv, summary).
 TOOL_COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("align.commands.generate:main", "Sample K candidate responses per prompt, with provenance."),
+    "evaluate": ("align.commands.evaluate:main", "Win rate over a reference (reward model / judge), KL, length."),
     "data": ("align.commands.data:main", "Convert preference data: `align data convert INPUT --out OUT`."),
     "models": ("align.commands.models:main", "List the built-in offline models, or prepare one."),
     "reward eval": ("align.commands.reward_eval:main",

@@ -1,0 +1,137 @@
+"""Honest policy evaluation on held-out prompts: win rate over a reference (by reward model and/or a
+judge, ties counted half), mean reward, KL(policy ‖ reference) from samples, response length.
+
+`align evaluate --policy P --reference R --prompts FILE [--reward-model DIR] [--judge vader|mod:fn]`
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from pathlib import Path
+from typing import Sequence
+
+from align.policy import Generation, Policy
+from reward.records import Message
+
+__all__ = ["sequence_logprobs", "evaluate_policy", "win_rate_from_judge", "plot_report"]
+
+
+def sequence_logprobs(policy: Policy, prompts: Sequence[Sequence[Message]], responses: Sequence[list[int]],
+                      batch_size: int = 8) -> list[float]:
+    """Σ_t log π(y_t | x, y_<t) for each response given as token ids, teacher-forced (temperature 1)."""
+    import torch
+
+    tok = policy.tokenizer
+    prompt_ids = [tok(tok.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True),
+                      add_special_tokens=False)["input_ids"] for p in prompts]
+    out = []
+    policy.model.eval()
+    for start in range(0, len(prompt_ids), batch_size):
+        seqs = [p + r for p, r in zip(prompt_ids[start: start + batch_size], responses[start: start + batch_size])]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(seqs):  # right padding: positions stay aligned with the unpadded sequence
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        with torch.no_grad():
+            logits = policy.model(input_ids=ids.to(policy.device), attention_mask=mask.to(policy.device)).logits
+        logp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1).to(logits.device)).squeeze(-1)  # (B, T-1)
+        for i, (p, r) in enumerate(zip(prompt_ids[start: start + batch_size], responses[start: start + batch_size])):
+            out.append(logp[i, len(p) - 1: len(p) - 1 + len(r)].sum().item())
+    return out
+
+
+def win_rate_from_judge(judge, prompts, policy_texts, reference_texts, seed: int = 0) -> dict:
+    """The judge sees each pair in a random order (position bias cancels out); "A"/"B" map back to
+    policy/reference; a tie or "both bad" counts half."""
+    rng = random.Random(seed)
+    wins = []
+    for prompt, p, r in zip(prompts, policy_texts, reference_texts):
+        policy_first = rng.random() < 0.5
+        a, b = (p, r) if policy_first else (r, p)
+        choice, _strength = judge(prompt, a, b)
+        if choice in ("tie", "both_bad"):
+            wins.append(0.5)
+        elif choice in ("A", "B"):
+            wins.append(1.0 if (choice == "A") == policy_first else 0.0)
+        else:
+            raise ValueError(f"a judge must return 'A', 'B', 'tie' or 'both_bad', got {choice!r}.")
+    return {"win_rate": statistics.fmean(wins), "n": len(wins),
+            "wins": wins.count(1.0), "ties": wins.count(0.5), "losses": wins.count(0.0)}
+
+
+def evaluate_policy(policy: Policy, reference: Policy, prompts: Sequence[Sequence[Message]], *,
+                    reward_model=None, judge=None, temperature: float = 0.7, max_new_tokens: int = 96,
+                    seed: int = 0, batch_size: int = 16, policy_samples: list[Generation] | None = None) -> dict:
+    policy_gen = policy_samples or [g[0] for g in policy.generate(prompts, temperature=temperature, seed=seed,
+                                                                    max_new_tokens=max_new_tokens, batch_size=batch_size)]
+    reference_gen = [g[0] for g in reference.generate(prompts, temperature=temperature, seed=seed,
+                                                      max_new_tokens=max_new_tokens, batch_size=batch_size)]
+    p_text, r_text = [g.text for g in policy_gen], [g.text for g in reference_gen]
+    report: dict = {
+        "prompts": len(prompts), "sampling": {"temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed},
+        "length": {"policy_tokens": statistics.fmean(len(g.token_ids) for g in policy_gen),
+                   "reference_tokens": statistics.fmean(len(g.token_ids) for g in reference_gen),
+                   "policy_chars": statistics.fmean(len(t) for t in p_text),
+                   "reference_chars": statistics.fmean(len(t) for t in r_text),
+                   "policy_finished": statistics.fmean(bool(g.finished) for g in policy_gen)},
+    }
+    if _same_vocabulary(policy.tokenizer, reference.tokenizer):
+        # KL(π ‖ π_ref) ≈ E_{y~π}[log π(y|x) − log π_ref(y|x)] (the k1 estimator, sequence level)
+        ids = [g.token_ids for g in policy_gen]
+        lp = sequence_logprobs(policy, prompts, ids)
+        lr = sequence_logprobs(reference, prompts, ids)
+        report["kl"] = statistics.fmean(a - b for a, b in zip(lp, lr))
+    else:
+        report["kl"] = None  # different vocabularies: token-level KL is undefined
+    if reward_model is not None:
+        rp = reward_model.score(list(prompts), p_text)
+        rr = reward_model.score(list(prompts), r_text)
+        report["reward"] = {"policy_mean": statistics.fmean(rp), "reference_mean": statistics.fmean(rr),
+                            "win_rate": statistics.fmean(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(rp, rr))}
+    if judge is not None:
+        report["judge"] = win_rate_from_judge(judge, prompts, p_text, r_text, seed=seed)
+    report["examples"] = [{"prompt": list(p)[-1]["content"], "policy": a, "reference": b}
+                          for p, a, b in list(zip(prompts, p_text, r_text))[:5]]
+    return report
+
+
+def _same_vocabulary(a, b) -> bool:
+    return len(a) == len(b) and a.eos_token_id == b.eos_token_id and a.convert_ids_to_tokens(list(range(min(50, len(a))))) \
+        == b.convert_ids_to_tokens(list(range(min(50, len(b)))))
+
+
+def plot_report(report: dict, path: str | Path) -> str:
+    """Win rates (judge, reward model) and mean response lengths, side by side (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.4), dpi=110)
+    names, rates = [], []
+    for key, label in (("judge", "judge"), ("reward", "reward model")):
+        if key in report:
+            names.append(label)
+            rates.append(report[key]["win_rate"])
+    ax1.bar(names or ["(none)"], rates or [0], color="C0")
+    ax1.axhline(0.5, ls="--", color="grey")
+    ax1.set(ylim=(0, 1), ylabel="win rate over reference", title="policy vs reference")
+    length = report["length"]
+    ax2.bar(["policy", "reference"], [length["policy_tokens"], length["reference_tokens"]], color=["C0", "C7"])
+    ax2.set(ylabel="mean response tokens", title=f"KL {report['kl']:.2f} nats" if report.get("kl") is not None else "length")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
+
+
+def write_report(report: dict, out_dir: str | Path) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report["plot"] = plot_report(report, out / "evaluation.png")
+    (out / "evaluation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return out / "evaluation.json"

@@ -1,0 +1,116 @@
+"""Candidate responses to label: what `align generate` writes and `align label import --format
+candidates` reads. One JSON line per prompt:
+
+    {"prompt_id": "p-0007", "prompt": [{"role": "user", "content": "..."}],
+     "responses": [{"content": "...", "model": "builtin:smollm2-135m-instruct", "adapter": null,
+                    "sampling": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 128},
+                    "logprobs": [-0.12, ...], "finished": true}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from reward.errors import DataError
+from reward.records import Message, messages_from
+
+__all__ = ["Candidate", "CandidateSet", "read_candidates", "write_candidates", "read_prompts"]
+
+
+@dataclass
+class Candidate:
+    content: str
+    model: str | None = None
+    adapter: str | None = None
+    sampling: dict = field(default_factory=dict)
+    logprobs: list[float] | None = None
+    finished: bool | None = None
+
+
+@dataclass
+class CandidateSet:
+    prompt_id: str
+    prompt: list[Message]
+    responses: list[Candidate]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_candidates(sets: Iterable[CandidateSet], path: str | Path) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for s in sets:
+            f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def read_candidates(path: str | Path) -> list[CandidateSet]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}, line {n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where}: not valid JSON ({e.msg}).") from None
+            responses = row.get("responses")
+            if not isinstance(responses, list) or len(responses) < 2:
+                raise DataError(f"{where}, field `responses`: needs a list of at least 2 responses.")
+            cands = []
+            for i, r in enumerate(responses):
+                if isinstance(r, str):
+                    r = {"content": r}
+                if not isinstance(r, dict) or not isinstance(r.get("content"), str):
+                    raise DataError(f"{where}, field `responses[{i}]`: needs a string `content`.")
+                known = {k: r[k] for k in ("content", "model", "adapter", "sampling", "logprobs", "finished") if k in r}
+                cands.append(Candidate(**known))
+            prompt = messages_from(row.get("prompt"), "user", where=f"{where}, field `prompt`")
+            out.append(CandidateSet(str(row.get("prompt_id", f"line-{n}")), prompt, cands))
+    return out
+
+
+def read_prompts(path: str | Path) -> list[list[Message]]:
+    """Prompts from a .txt file (one per line), a JSONL of `{"prompt": text or messages}`, or any
+    preference file (its prompts, each once, in order)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file.")
+    if path.suffix == ".txt":
+        return [[{"role": "user", "content": line.strip()}] for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    from reward.readers import read_preferences
+
+    first = next((line for line in path.open(encoding="utf-8") if line.strip()), "") if path.suffix == ".jsonl" else ""
+    try:
+        head = json.loads(first) if first else None
+    except json.JSONDecodeError:
+        head = None
+    if isinstance(head, dict) and "prompt" in head and "chosen" not in head:
+        prompts = []
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}, line {n}: not valid JSON ({e.msg}).") from None
+                    prompts.append(messages_from(row.get("prompt"), "user", where=f"{path}, line {n}, field `prompt`"))
+        return prompts
+    seen, prompts = set(), []
+    for r in read_preferences(path).records:
+        key = json.dumps(r.prompt, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            prompts.append(r.prompt)
+    return prompts
