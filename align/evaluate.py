@@ -135,3 +135,26 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     report["plot"] = plot_report(report, out / "evaluation.png")
     (out / "evaluation.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return out / "evaluation.json"
+
+
+def response_token_ids(tokenizer, prompt: Sequence[Message], response: Sequence[Message]) -> list[int]:
+    """The tokens the chat template gives `response` after `prompt` (what a DPO policy is trained on)."""
+    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(list(prompt) + list(response), tokenize=False)
+    return tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
+
+
+def implicit_reward_accuracy(policy: Policy, records, beta: float = 0.1, max_response_tokens: int = 128) -> dict:
+    """DPO's implicit reward r(x, y) = β [log π(y|x) − log π_ref(y|x)] (Rafailov et al. 2023, Eq. 5), with
+    π_ref the base (adapter disabled): the share of held-out non-tie pairs where r(chosen) > r(rejected)."""
+    records = [r for r in records if not r.tie]
+    prompts = [r.prompt for r in records] * 2
+    ids = [response_token_ids(policy.tokenizer, r.prompt, r.chosen)[:max_response_tokens] for r in records] + \
+          [response_token_ids(policy.tokenizer, r.prompt, r.rejected)[:max_response_tokens] for r in records]
+    lp = sequence_logprobs(policy, prompts, ids)
+    with policy.model.disable_adapter():
+        lr = sequence_logprobs(policy, prompts, ids)
+    n = len(records)
+    rewards = [beta * (a - b) for a, b in zip(lp, lr)]
+    margins = [rewards[i] - rewards[n + i] for i in range(n)]
+    return {"pairs": n, "accuracy": statistics.fmean(m > 0 for m in margins), "mean_margin": statistics.fmean(margins)}

@@ -106,3 +106,21 @@ def test_resume_after_kill_matches_straight_run(tiny_llama, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_implicit_reward_accuracy_rises_after_dpo(tiny_llama, tmp_path):
+    from align.evaluate import implicit_reward_accuracy
+    from align.policy import Policy
+    from reward.readers import read_preferences
+
+    data = _prefs(tmp_path)
+    records = read_preferences(data).records
+    out = tmp_path / "dpo"
+    assert main(["dpo", "--model", tiny_llama, "--data", str(data), "--output_dir", str(out), "--max_steps", "8",
+                 "--per_device_train_batch_size", "4", "--lora_r", "4", "--learning_rate", "2e-2",
+                 "--save_steps", "100"]) == 0
+    untrained = Policy.from_pretrained(tiny_llama, lora=True, lora_r=4)   # B = 0: policy == reference
+    before = implicit_reward_accuracy(untrained, records)
+    assert before["accuracy"] == 0.0 and before["mean_margin"] == 0.0 and before["pairs"] == 16
+    after = implicit_reward_accuracy(Policy.from_pretrained(str(out)), records)
+    assert after["accuracy"] == 1.0 and after["mean_margin"] > 0

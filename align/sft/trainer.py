@@ -29,6 +29,7 @@ def train_sft(config: SFTConfig) -> str:
                              processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     trainer.save_model(config.output_dir)
+    trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")  # the loss curve, next to the adapter
     tokenizer.save_pretrained(config.output_dir)
     record_base_model(config.output_dir, config.model)
     return config.output_dir
