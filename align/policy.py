@@ -119,12 +119,20 @@ class Policy:
 
     def save(self, directory: str | Path) -> None:
         """Save the adapter only (small); `Policy.from_pretrained(directory)` finds the base again."""
+        from reward.training_args import record_base_model
+
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
+        record_base_model(str(directory), self.name)
 
     def merge_and_save(self, directory: str | Path) -> None:
-        """Save a plain model with the adapter merged in, for serving without peft."""
-        model = self.model.merge_and_unload() if hasattr(self.model, "merge_and_unload") else self.model
+        """Save a plain model with the adapter merged in, for serving without peft. The policy itself
+        keeps its adapter (the merge happens on a copy)."""
+        import copy
+
+        model = self.model
+        if hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
 

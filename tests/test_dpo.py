@@ -41,7 +41,8 @@ def test_rows_drop_ties_and_filter_margins(tmp_path):
 def test_precompute_rule():
     base = dict(data="d", per_device_train_batch_size=4)
     assert _precompute(DPOConfig(**base, max_steps=2), 100) is False     # 8 of 100 pairs: per-step is cheaper
-    assert _precompute(DPOConfig(**base, max_steps=30), 100) is True     # a whole epoch: precompute once
+    assert _precompute(DPOConfig(**base, max_steps=25), 100) is False    # one epoch: the same cost either way
+    assert _precompute(DPOConfig(**base, max_steps=50), 100) is True     # two epochs: precompute once
     assert _precompute(DPOConfig(**base, max_steps=2, precompute_ref_log_probs="true"), 100) is True
 
 
@@ -73,39 +74,6 @@ def test_qlora_dpo_on_this_cpu(tiny_llama, tmp_path):
                  "--max_steps", "2", "--per_device_train_batch_size", "4", "--quantization", "4bit",
                  "--lora_r", "4", "--save_steps", "100", "--learning_rate", "1e-2"]) == 0
     assert any("lora_B" in n and t.abs().sum() > 0 for n, t in _adapter(out).items())
-
-
-def test_resume_after_kill_matches_straight_run(tiny_llama, tmp_path):
-    """4 steps straight vs 2 steps, kill -9 mid-run, resume to 4: the same adapter weights."""
-    import torch
-
-    data = _prefs(tmp_path)
-    common = ["--model", tiny_llama, "--data", str(data), "--per_device_train_batch_size", "4", "--lora_r", "4",
-              "--learning_rate", "1e-2", "--save_steps", "2", "--max_steps", "4",
-              "--precompute_ref_log_probs", "false"]
-    straight = tmp_path / "straight"
-    assert main(["dpo", *common, "--output_dir", str(straight)]) == 0
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "align", "dpo", *common, "--output_dir", str(killed)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while not (killed / "checkpoint-2" / "trainer_state.json").exists():
-        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    if (killed / "checkpoint-4").exists():  # it raced past step 4 before the kill: start the second half again
-        import shutil
-
-        shutil.rmtree(killed / "checkpoint-4")
-    assert main(["dpo", *common, "--output_dir", str(killed), "--resume"]) == 0
-    state = json.loads((killed / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["global_step"] == 4
-    a, b = _adapter(straight), _adapter(killed)
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
 
 
 def test_implicit_reward_accuracy_rises_after_dpo(tiny_llama, tmp_path):

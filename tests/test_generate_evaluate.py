@@ -100,3 +100,21 @@ def test_evaluate_command_with_a_plugged_judge(tiny_llama, tmp_path, monkeypatch
     assert "judge win rate" in capsys.readouterr().out
     assert main(["evaluate", "--policy", tiny_llama, "--reference", tiny_llama, "--prompts", str(prompts),
                  "--judge", "no_such_module:f"]) == 2
+
+
+def test_save_adapter_and_merge_give_the_same_policy(tiny_llama, tmp_path):
+    import torch
+
+    policy = Policy.from_pretrained(tiny_llama, lora=True, lora_r=4)
+    with torch.no_grad():  # move the adapter away from the identity so that merging matters
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    expected = policy.generate([SHORT], temperature=0, max_new_tokens=6)[0][0].token_ids
+    policy.save(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    policy.merge_and_save(tmp_path / "merged")
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    for folder in ("adapter", "merged"):
+        again = Policy.from_pretrained(str(tmp_path / folder))
+        assert again.generate([SHORT], temperature=0, max_new_tokens=6)[0][0].token_ids == expected

@@ -40,7 +40,7 @@ class DPOConfig(ModelOptions, DataOptions, TrainOptions):
     min_margin: float = field(default=0.0, metadata={
         "help": "Train only on pairs whose labeled margin is at least this (0: every non-tie pair)."})
     precompute_ref_log_probs: Literal["auto", "true", "false"] = field(default="auto", metadata={
-        "help": "Compute the reference log-probs once before training; auto: when every pair is seen at least once."})
+        "help": "Compute the reference log-probs once before training; auto: when every pair is seen at least twice."})
 
     def __post_init__(self) -> None:
         super().__post_init__()

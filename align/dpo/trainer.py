@@ -1,8 +1,8 @@
 """`align dpo`: TRL's DPOTrainer on our LoRA policy, with what makes it faster on one machine.
 
 - The reference is the base with the adapter disabled (TRL does this for a PeftModel): one model in memory.
-- Reference log-probs are computed once before training when every pair is seen at least once, in
-  batches twice the training batch (no backward pass, so they fit), instead of one extra forward per step.
+- Reference log-probs are computed once before training when every pair is seen at least twice,
+  instead of one extra reference forward per step.
 - Pairs of similar length are batched together (length-grouped sampling), so little compute goes to padding.
 - Ties are dropped (or kept) and pairs below `min_margin` filtered, as configured.
 """
@@ -41,12 +41,14 @@ def preference_rows(config: DPOConfig) -> tuple[list[dict], dict]:
 
 
 def _precompute(config: DPOConfig, n_rows: int) -> bool:
+    """Precomputing costs one reference forward per pair (measured here: about what the per-step
+    reference forward costs), so it pays only when pairs are visited more than once."""
     if config.precompute_ref_log_probs != "auto":
         return config.precompute_ref_log_probs == "true"
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps
     steps_per_epoch = math.ceil(n_rows / per_step)
     planned = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.num_train_epochs
-    return planned >= steps_per_epoch  # every pair is visited: one reference pass costs less than per-step ones
+    return planned >= 2 * steps_per_epoch
 
 
 def _grouped_dpo_trainer():
@@ -66,30 +68,33 @@ def _grouped_dpo_trainer():
     return GroupedDPOTrainer
 
 
-def train_dpo(config: DPOConfig) -> str:
+def build_dpo_trainer(config: DPOConfig):
+    """The DPO trainer for `config`, ready to `train()` (reference log-probs already computed if chosen)."""
     import trl
     from datasets import Dataset
+    from transformers import set_seed
 
     rows, counts = preference_rows(config)
     precompute = _precompute(config, len(rows))
     print(f"dpo data: {len(rows)} pairs; left out: {counts}; reference log-probs "
           f"{'precomputed once' if precompute else 'computed per step'}")
-    from transformers import set_seed
-
     set_seed(config.seed)  # before the adapter is initialised: the same run twice gives the same weights
     model, tokenizer = load_policy(config)
     args = trl.DPOConfig(
         **trainer_arguments(config), beta=config.beta, loss_type=[LOSS_TYPES[config.loss_type]],
         label_smoothing=config.label_smoothing, max_length=config.max_length,
-        precompute_ref_log_probs=precompute,
-        precompute_ref_batch_size=2 * config.per_device_train_batch_size,
-        train_sampling_strategy="group_by_length", length_column_name="length")
+        precompute_ref_log_probs=precompute, train_sampling_strategy="group_by_length", length_column_name="length")
     trainer = _grouped_dpo_trainer()(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                      processing_class=tokenizer)
     # The sampler groups by this column: the longer side of each tokenized pair.
     ds = trainer.train_dataset
     trainer.train_dataset = ds.add_column("length", [
         len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])])
+    return trainer, tokenizer
+
+
+def train_dpo(config: DPOConfig) -> str:
+    trainer, tokenizer = build_dpo_trainer(config)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     trainer.save_model(config.output_dir)
     trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")  # the loss curve, next to the adapter
