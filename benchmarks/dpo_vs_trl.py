@@ -5,8 +5,8 @@
 Both train a LoRA adapter (r=16, the same initialisation seed) on builtin:smollm2-135m-instruct over
 the first `--pairs` shared HH-RLHF pairs, one epoch, max_length 256 for both (TRL's default is 1024;
 the same cap keeps the work identical). Each side runs in its own process: peak RSS is its own.
-Reported: seconds per step over the whole `train()` call (our reference pass included), peak RSS,
-the loss curves, and the ratios ours / TRL.
+Reported: seconds per step from building the trainer (tokenization, any reference pass) to the end
+of `train()`, model loading excluded on both sides; peak RSS; the loss curves; the ratios ours / TRL.
 """
 
 from __future__ import annotations
@@ -31,15 +31,17 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path) -> dict:
     write_jsonl(read_preferences(HH).records[:pairs], data)
     if impl == "ours":
         from align.dpo import DPOConfig
-        from align.dpo.trainer import train_dpo
+        from align.dpo.trainer import build_dpo_trainer
 
         config = DPOConfig(model=MODEL, data=str(data), output_dir=str(out / "ours"), max_steps=steps,
                            per_device_train_batch_size=batch, max_length=256, learning_rate=5e-5,
                            logging_steps=1, save_steps=10**6, lora_r=16, lora_alpha=32)
         start = time.perf_counter()
-        train_dpo(config)
+        trainer, _ = build_dpo_trainer(config)   # tokenization (and any reference pass) counts too
+        trainer.train()
         seconds = time.perf_counter() - start
-        state_file = out / "ours" / "trainer_state.json"
+        state_file = out / "ours_state.json"
+        trainer.state.save_to_json(str(state_file))
     else:
         import trl
         from datasets import Dataset
@@ -58,9 +60,9 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path) -> dict:
                              report_to=[], use_cpu=True, seed=42)
         peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        start = time.perf_counter()
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                  processing_class=tok, peft_config=peft)
-        start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
         state_file = out / "trl_state.json"
@@ -86,19 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import statistics
 
-    from benchmarks.runner import run_once
+    from benchmarks.runner import alternate_sides
 
     side = (f"{shlex.quote(sys.executable)} -m benchmarks.dpo_vs_trl --pairs {args.pairs} --steps {args.steps} "
             f"--batch {args.batch} --out {shlex.quote(str(out))} --impl")
-    results: dict[str, list[dict]] = {"trl": [], "ours": []}
-    for _ in range(args.repeat):
-        for impl in ("trl", "ours"):
-            run = run_once(f"{side} {impl}", env={"HF_HUB_OFFLINE": "1"})
-            row = json.loads(run.stdout.strip().splitlines()[-1])
-            row["peak_rss_mb"] = run.peak_rss_mb
-            results[impl].append(row)
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("seconds_per_step", "peak_rss_mb")}
-           for k, v in results.items()}
+    results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("seconds_per_step",),
+                                   env={"HF_HUB_OFFLINE": "1"})
     for k, m in med.items():
         losses = results[k][0]["losses"]
         print(f"{k:>4}: {m['seconds_per_step']:.2f} s/step, peak RSS {m['peak_rss_mb']:.0f} MB, "

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -87,20 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.impl:
         print(json.dumps(run_side(args.impl, args.steps, args.batch, args.max_length, args.lr, out)))
         return 0
-    from benchmarks.runner import run_once
+    from benchmarks.runner import alternate_sides
 
     _split(out)
     side = (f"{shlex.quote(sys.executable)} -m benchmarks.reward_vs_trl --steps {args.steps} --batch {args.batch} "
             f"--max_length {args.max_length} --lr {args.lr} --out {shlex.quote(str(out))} --impl")
-    results: dict[str, list[dict]] = {"trl": [], "ours": []}
-    for _ in range(args.repeat):
-        for impl in ("trl", "ours"):  # alternate, so a slow phase of the machine hits both
-            run = run_once(f"{side} {impl}", env={"HF_HUB_OFFLINE": "1"})
-            row = json.loads(run.stdout.strip().splitlines()[-1])
-            row["peak_rss_mb"] = run.peak_rss_mb
-            results[impl].append(row)
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("pairs_per_second", "peak_rss_mb", "heldout_accuracy")}
-           for k, v in results.items()}
+    results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("pairs_per_second", "heldout_accuracy"),
+                                   env={"HF_HUB_OFFLINE": "1"})
     for k, m in med.items():
         print(f"{k:>4}: {m['pairs_per_second']:.2f} pairs/s, peak RSS {m['peak_rss_mb']:.0f} MB, "
               f"held-out accuracy {m['heldout_accuracy']:.3f}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -90,3 +89,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def alternate_sides(side_command: str, sides: tuple[str, ...], repeat: int, metrics: tuple[str, ...],
+                    env: dict | None = None) -> tuple[dict, dict]:
+    """Run `f"{side_command} {side}"` for each side, alternately, `repeat` times. Each run prints one JSON
+    line last; its peak RSS is added as `peak_rss_mb`. Returns (all rows by side, medians by side)."""
+    results: dict[str, list[dict]] = {s: [] for s in sides}
+    for _ in range(repeat):
+        for side in sides:  # alternate, so a slow phase of the machine hits every side
+            run = run_once(f"{side_command} {side}", env=env)
+            row = json.loads(run.stdout.strip().splitlines()[-1])
+            row["peak_rss_mb"] = run.peak_rss_mb
+            results[side].append(row)
+    medians = {s: {m: statistics.median(r[m] for r in rows) for m in (*metrics, "peak_rss_mb")}
+               for s, rows in results.items()}
+    return results, medians

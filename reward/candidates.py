@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from reward.errors import DataError
-from reward.records import Message, messages_from
+from reward.records import Message, iter_json_lines, messages_from, write_json_lines
 
 __all__ = ["Candidate", "CandidateSet", "read_candidates", "write_candidates", "read_prompts"]
 
@@ -41,29 +41,15 @@ class CandidateSet:
 
 
 def write_candidates(sets: Iterable[CandidateSet], path: str | Path) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for s in sets:
-            f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
-            n += 1
-    tmp.replace(path)
-    return n
+    return write_json_lines((s.to_dict() for s in sets), path)
 
 
 def read_candidates(path: str | Path) -> list[CandidateSet]:
     out = []
     with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {n}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not valid JSON ({e.msg}).") from None
+        for where, row in iter_json_lines(f, path):
+            if isinstance(row, DataError):
+                raise row
             responses = row.get("responses")
             if not isinstance(responses, list) or len(responses) < 2:
                 raise DataError(f"{where}, field `responses`: needs a list of at least 2 responses.")
@@ -76,7 +62,7 @@ def read_candidates(path: str | Path) -> list[CandidateSet]:
                 known = {k: r[k] for k in ("content", "model", "adapter", "sampling", "logprobs", "finished") if k in r}
                 cands.append(Candidate(**known))
             prompt = messages_from(row.get("prompt"), "user", where=f"{where}, field `prompt`")
-            out.append(CandidateSet(str(row.get("prompt_id", f"line-{n}")), prompt, cands))
+            out.append(CandidateSet(str(row.get("prompt_id", where.rsplit(", ", 1)[-1].replace(" ", "-"))), prompt, cands))
     return out
 
 
@@ -99,13 +85,10 @@ def read_prompts(path: str | Path) -> list[list[Message]]:
     if isinstance(head, dict) and "prompt" in head and "chosen" not in head:
         prompts = []
         with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"{path}, line {n}: not valid JSON ({e.msg}).") from None
-                    prompts.append(messages_from(row.get("prompt"), "user", where=f"{path}, line {n}, field `prompt`"))
+            for where, row in iter_json_lines(f, path):
+                if isinstance(row, DataError):
+                    raise row
+                prompts.append(messages_from(row.get("prompt"), "user", where=f"{where}, field `prompt`"))
         return prompts
     seen, prompts = set(), []
     for r in read_preferences(path).records:

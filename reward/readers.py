@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from reward.errors import DataError
-from reward.records import Message, PreferenceRecord, messages_from
+from reward.records import Message, PreferenceRecord, iter_json_lines, messages_from
 
 __all__ = ["FORMATS", "PreferenceData", "read_preferences", "parse_hh_transcript"]
 
@@ -134,14 +134,7 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
                 yield f"{path}, item {i}", row
             return
         f.seek(0)
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:  # reported (or skipped) by the caller like any bad row
-                row = DataError(f"{path}, line {n}: not valid JSON ({e.msg} at column {e.colno}).")
-            yield f"{path}, line {n}", row
+        yield from iter_json_lines(f, path)
 
 
 def _maybe_json(value: str | None) -> Any:

@@ -21,7 +21,8 @@ from typing import Any, Iterable
 
 from reward.errors import DataError
 
-__all__ = ["Message", "PreferenceRecord", "ROLES", "messages_from", "write_jsonl", "to_hf_dataset"]
+__all__ = ["Message", "PreferenceRecord", "ROLES", "messages_from", "write_jsonl", "write_json_lines",
+           "iter_json_lines", "to_hf_dataset"]
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
@@ -112,18 +113,36 @@ class PreferenceRecord:
         return cls(prompt=prompt, chosen=chosen, rejected=rejected, margin=float(margin), tie=bool(tie), **meta)
 
 
-def write_jsonl(records: Iterable[PreferenceRecord], path: str | Path) -> int:
-    """Write records as JSON lines (atomically: a crash never leaves half a file). Returns the count."""
+def iter_json_lines(lines: Iterable[str], path: str | Path):
+    """Yield `("FILE, line N", row)` for each non-blank JSON line; a line that is not valid JSON yields a
+    `DataError` as its row, so that the caller decides whether to stop or to skip and count it."""
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {n}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as e:
+            yield where, DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}).")
+
+
+def write_json_lines(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
+    """Write dicts as JSON lines, atomically: a crash never leaves half a file. Returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     n = 0
     with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     tmp.replace(path)
     return n
+
+
+def write_jsonl(records: Iterable[PreferenceRecord], path: str | Path) -> int:
+    """Write preference records as JSON lines (atomically). Returns the count."""
+    return write_json_lines((r.to_dict() for r in records), path)
 
 
 def to_hf_dataset(records: Iterable[PreferenceRecord]):

@@ -1,11 +1,6 @@
 """`align dpo` on a tiny Llama: every loss variant runs, QLoRA on this CPU, resume after a kill."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest

@@ -15,8 +15,7 @@ from align.dpo.config import LOSS_TYPES, DPOConfig
 from align.policy import load_policy
 from reward.errors import DataError
 from reward.readers import read_preferences
-from reward.training_args import (last_checkpoint, record_base_model, seeded_length_grouped_sampler,
-                                  trainer_arguments)
+from reward.training_args import last_checkpoint, save_trained, seeded_length_grouped_sampler, trainer_arguments
 
 __all__ = ["train_dpo", "preference_rows"]
 
@@ -96,8 +95,4 @@ def build_dpo_trainer(config: DPOConfig):
 def train_dpo(config: DPOConfig) -> str:
     trainer, tokenizer = build_dpo_trainer(config)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
-    trainer.save_model(config.output_dir)
-    trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")  # the loss curve, next to the adapter
-    tokenizer.save_pretrained(config.output_dir)
-    record_base_model(config.output_dir, config.model)
-    return config.output_dir
+    return save_trained(trainer, tokenizer, config)

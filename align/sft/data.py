@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reward.errors import DataError
 from reward.readers import read_preferences
-from reward.records import messages_from
+from reward.records import iter_json_lines, messages_from
 
 __all__ = ["read_sft_examples"]
 
@@ -19,15 +19,15 @@ def read_sft_examples(path: str, format: str = "auto", *, skip_invalid: bool = F
     if _is_messages_file(Path(path)):
         rows = []
         with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}, line {n}, field `messages`"
+            for where, row in iter_json_lines(f, path):
                 try:
-                    msgs = messages_from(json.loads(line).get("messages"), "user", where=where)
+                    if isinstance(row, DataError):
+                        raise row
+                    msgs = messages_from(row.get("messages"), "user", where=f"{where}, field `messages`")
                     if msgs[-1]["role"] != "assistant" or len(msgs) < 2:
-                        raise DataError(f"{where}: needs at least one turn before a final assistant message.")
-                except (DataError, json.JSONDecodeError) as e:
+                        raise DataError(f"{where}, field `messages`: needs at least one turn before a final "
+                                        "assistant message.")
+                except DataError as e:
                     if skip_invalid:
                         continue
                     raise DataError(f"{e} Fix the row, or pass --skip_invalid.") from None

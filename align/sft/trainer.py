@@ -5,7 +5,7 @@ from __future__ import annotations
 from align.policy import load_policy
 from align.sft.config import SFTConfig
 from align.sft.data import read_sft_examples
-from reward.training_args import last_checkpoint, record_base_model, trainer_arguments
+from reward.training_args import last_checkpoint, save_trained, trainer_arguments
 from reward.errors import DataError
 
 __all__ = ["train_sft"]
@@ -28,8 +28,4 @@ def train_sft(config: SFTConfig) -> str:
     trainer = trl.SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
-    trainer.save_model(config.output_dir)
-    trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")  # the loss curve, next to the adapter
-    tokenizer.save_pretrained(config.output_dir)
-    record_base_model(config.output_dir, config.model)
-    return config.output_dir
+    return save_trained(trainer, tokenizer, config)
