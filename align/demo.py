@@ -1,14 +1,20 @@
-"""`make demo`: the furthest stage of the loop that works end to end today, on the built-in model.
+"""`make demo`: the furthest stretch of the loop that works end to end today, on the built-in model.
 
-It builds review-writing prompts over products and places, writes preference records for them (warm
-reviews chosen over grumpy ones), fine-tunes `builtin:smollm2-135m-instruct` with LoRA on the chosen
-side (`align sft`), and compares the policy before and after on held-out prompts with the VADER
-sentiment judge. The labeling app, the reward model, DPO/PPO and `align loop` come with later issues;
-then this demo becomes `align loop --config recipes/demo.yaml`.
+One round, offline, on a 2-core CPU:
+  1. the initial policy (`builtin:smollm2-135m-instruct`) samples 4 reviews for each training prompt;
+  2. a judge (the built-in VADER sentiment judge, or any `--judge module:function`) compares them,
+     standing in for labelers: the best and the worst of each prompt make a preference record;
+  3. a reward model (`builtin:minilm-l6`) is trained on those records;
+  4. the policy is improved with DPO (LoRA) on the same records;
+  5. the new policy and the initial one answer held-out prompts, and the judge and the reward model
+     pick winners: the win rate over the initial policy.
+The labeling app (human labels instead of the judge) and PPO come with later issues; then this demo
+becomes `align loop --config recipes/demo.yaml`.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import time
@@ -20,90 +26,108 @@ PRODUCTS = ["coffee grinder", "rain jacket", "electric kettle", "hiking boots", 
 PLACES = ["bakery in Lyon", "museum in Madrid", "beach in Crete", "cafe in Vienna", "park in Kyoto",
           "bookshop in Dublin", "hotel in Lisbon", "market in Marrakesh", "library in Prague",
           "ramen bar in Osaka", "zoo in Berlin", "lake in Ontario"]
-WARM = ["I love this {x}. It is wonderful, well made and a real joy to use every day. Highly recommended!",
-        "What a great {x}! Everything about it is delightful, and I am very happy with it.",
-        "The {x} is excellent: beautiful, reliable and a pleasure. I would gladly recommend it to friends."]
-GRUMPY = ["I hate this {x}. It is awful, badly made and a waste of money.",
-          "The {x} was a terrible disappointment: ugly, broken and annoying.",
-          "Do not bother with this {x}. It is the worst, and I regret it."]
+MODEL = "builtin:smollm2-135m-instruct"
 
 
 def review_prompts() -> tuple[list[str], list[str]]:
-    """Training and held-out prompts: every product and place, split 3:1 with a fixed seed."""
-    subjects = PRODUCTS + PLACES
-    prompts = [f"Write a short review of the {s}." for s in subjects]
+    """Training and held-out prompts over every product and place, split 2:1 with a fixed seed."""
+    prompts = [f"Write a short review of the {s}." for s in PRODUCTS + PLACES]
     random.Random(0).shuffle(prompts)
-    cut = len(prompts) * 3 // 4
+    cut = len(prompts) * 2 // 3
     return prompts[:cut], prompts[cut:]
 
 
-def main() -> int:
-    import torch
+def judged_pairs(judge, prompt: str, texts: list[str]):
+    """Rank the candidates by judge wins in a round robin; return (best, worst, strength) or None if
+    the judge saw no difference."""
+    wins = [0.0] * len(texts)
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            choice, _ = judge(prompt, texts[i], texts[j])
+            if choice == "A":
+                wins[i] += 1
+            elif choice == "B":
+                wins[j] += 1
+            else:
+                wins[i] += 0.5
+                wins[j] += 0.5
+    order = sorted(range(len(texts)), key=lambda k: -wins[k])
+    best, worst = order[0], order[-1]
+    if wins[best] == wins[worst]:
+        return None
+    _, strength = judge(prompt, texts[best], texts[worst])
+    return texts[best], texts[worst], strength
 
-    from align.policy import load_policy
-    from align.sft import SFTConfig, train_sft
-    from reward.options import ModelOptions
-    from reward.records import PreferenceRecord, write_jsonl
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-    torch.manual_seed(0)
-    out = Path("outputs/demo")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m align.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--judge", default="vader", help="vader, or module:function (prompt, a, b) -> (choice, strength)")
+    parser.add_argument("--out", default="outputs/demo")
+    parser.add_argument("--dpo_steps", type=int, default=24)
+    args = parser.parse_args(argv)
+
+    from align.dpo import DPOConfig, train_dpo
+    from align.evaluate import evaluate_policy, write_report
+    from align.policy import Policy
+    from reward.config import RewardConfig
+    from reward.judges import load_judge
+    from reward.model import RewardModel
+    from reward.records import STRENGTH_MARGINS, PreferenceRecord, write_jsonl
+    from reward.trainer import train_reward
+
+    out = Path(args.out)
+    judge = load_judge(args.judge)
     train, held_out = review_prompts()
-    rng = random.Random(0)
+    t0 = time.perf_counter()
+
+    initial = Policy.from_pretrained(MODEL)
+    samples = initial.generate(train, n=4, temperature=1.0, max_new_tokens=48, seed=0, progress=True)
+    print(f"[1/5] the initial policy wrote 4 reviews for each of {len(train)} prompts "
+          f"({time.perf_counter() - t0:.0f} s)")
+
     records = []
-    for p in train:
-        x = p.removeprefix("Write a short review of the ").rstrip(".")
-        for _ in range(3):
+    for prompt, gens in zip(train, samples):
+        pair = judged_pairs(judge, prompt, [g.text for g in gens])
+        if pair:
+            best, worst, strength = pair
             records.append(PreferenceRecord(
-                prompt=[{"role": "user", "content": p}],
-                chosen=[{"role": "assistant", "content": rng.choice(WARM).format(x=x)}],
-                rejected=[{"role": "assistant", "content": rng.choice(GRUMPY).format(x=x)}],
-                margin=1.0, source="demo-templates"))
+                prompt=[{"role": "user", "content": prompt}], chosen=[{"role": "assistant", "content": best}],
+                rejected=[{"role": "assistant", "content": worst}], margin=STRENGTH_MARGINS[strength],
+                labeler=f"judge:{args.judge}", source="demo"))
     data = out / "preferences.jsonl"
     write_jsonl(records, data)
-    print(f"[1/4] wrote {len(records)} preference records for {len(train)} review prompts to {data}")
-
-    vader = SentimentIntensityAnalyzer()
-
-    def sample(model_name: str, adapter: str | None) -> list[str]:
-        model, tok = load_policy(ModelOptions(model=model_name, lora=False), padding_side="left")
-        if adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter)
-        model.eval()
-        texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
-                 for p in held_out]
-        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        with torch.no_grad():
-            gen = model.generate(**batch, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id)
-        return tok.batch_decode(gen[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    print(f"[2/5] the judge ({args.judge}) compared them: {len(records)} preference records in {data}")
 
     start = time.perf_counter()
-    before = sample("builtin:smollm2-135m-instruct", None)
-    print(f"[2/4] sampled the initial policy on {len(held_out)} held-out prompts ({time.perf_counter() - start:.0f} s)")
+    rm_dir = train_reward(RewardConfig(model="builtin:minilm-l6", data=str(data), output_dir=str(out / "reward"),
+                                       num_train_epochs=4, per_device_train_batch_size=8, learning_rate=5e-5,
+                                       max_length=192, save_steps=10**6, logging_steps=10**6))
+    print(f"[3/5] reward model trained on them in {time.perf_counter() - start:.0f} s: {rm_dir}")
 
     start = time.perf_counter()
-    config = SFTConfig(model="builtin:smollm2-135m-instruct", data=str(data), output_dir=str(out / "sft"),
-                       max_steps=30, per_device_train_batch_size=8, learning_rate=3e-4, lora_r=16,
-                       logging_steps=10, save_steps=1000, max_length=128)
-    train_sft(config)
-    print(f"[3/4] align sft: LoRA adapter trained for {config.max_steps} steps in "
-          f"{time.perf_counter() - start:.0f} s, saved to {config.output_dir}")
+    dpo = DPOConfig(model=MODEL, data=str(data), output_dir=str(out / "dpo"), max_steps=args.dpo_steps,
+                    per_device_train_batch_size=4, learning_rate=2e-4, beta=0.1, max_length=192,
+                    save_steps=10**6, logging_steps=4)
+    train_dpo(dpo)
+    print(f"[4/5] DPO: LoRA adapter trained for {dpo.max_steps} steps in {time.perf_counter() - start:.0f} s: "
+          f"{dpo.output_dir}")
 
-    after = sample("builtin:smollm2-135m-instruct", config.output_dir)
-    wins = 0.0
-    for p, a, b in zip(held_out, after, before):
-        sa, sb = vader.polarity_scores(a)["compound"], vader.polarity_scores(b)["compound"]
-        wins += 1.0 if sa > sb else 0.5 if sa == sb else 0.0
-    mean_before = sum(vader.polarity_scores(t)["compound"] for t in before) / len(before)
-    mean_after = sum(vader.polarity_scores(t)["compound"] for t in after) / len(after)
-    print(f"[4/4] judged by VADER sentiment on held-out prompts: mean {mean_before:+.3f} -> {mean_after:+.3f}")
-    print(f"\nExample ({held_out[0]!r}):\n  before: {before[0].strip()[:160]}\n  after:  {after[0].strip()[:160]}")
-    print("\nWhat this demo did: generated preference data, supervised fine-tuning with LoRA on its chosen side, "
-          "and a before/after comparison judged by sentiment.\nNot yet part of it: the labeling app, reward "
-          "models, DPO/PPO and the iterative loop (open issues 3-7).")
-    print(f"demo: SFT policy vs initial policy, VADER-judged win rate {wins / len(held_out):.2f}")
+    report = evaluate_policy(Policy.from_pretrained(dpo.output_dir), initial, [[{"role": "user", "content": p}]
+                                                                             for p in held_out],
+                             reward_model=RewardModel.from_pretrained(rm_dir), judge=judge, temperature=0.7,
+                             max_new_tokens=48, seed=1)
+    path = write_report(report, out / "evaluation")
+    print(f"[5/5] held-out prompts ({len(held_out)}): reward-model win rate {report['reward']['win_rate']:.2f}, "
+          f"KL {report['kl']:.2f} nats, length {report['length']['policy_tokens']:.0f} vs "
+          f"{report['length']['reference_tokens']:.0f} tokens; report {path}")
+    example = report["examples"][0]
+    print(f"\nExample ({example['prompt']!r}):\n  initial: {example['reference'][:160]}\n  new:     {example['policy'][:160]}")
+    print(f"\nWhat this demo did, in {time.perf_counter() - t0:.0f} s: one round of the loop with a judge standing in "
+          "for labelers (generate -> judge -> reward model -> DPO -> evaluate).\nNot yet part of it: the labeling "
+          "app, PPO and several rounds (open issues 3, 6, 7).")
+    print(f"demo: DPO policy vs initial policy on held-out prompts, judge ({args.judge}) win rate "
+          f"{report['judge']['win_rate']:.2f}")
     return 0
 
 

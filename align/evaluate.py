@@ -19,13 +19,16 @@ __all__ = ["sequence_logprobs", "evaluate_policy", "win_rate_from_judge", "plot_
 
 
 def sequence_logprobs(policy: Policy, prompts: Sequence[Sequence[Message]], responses: Sequence[list[int]],
-                      batch_size: int = 8) -> list[float]:
-    """Σ_t log π(y_t | x, y_<t) for each response given as token ids, teacher-forced (temperature 1)."""
+                      batch_size: int = 8, max_prompt_tokens: int | None = None) -> list[float]:
+    """Σ_t log π(y_t | x, y_<t) for each response given as token ids, teacher-forced (temperature 1).
+    `max_prompt_tokens` keeps only the end of long prompts (the turns nearest the response)."""
     import torch
 
     tok = policy.tokenizer
     prompt_ids = [tok(tok.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True),
                       add_special_tokens=False)["input_ids"] for p in prompts]
+    if max_prompt_tokens:
+        prompt_ids = [p[-max_prompt_tokens:] for p in prompt_ids]
     out = []
     policy.model.eval()
     for start in range(0, len(prompt_ids), batch_size):
@@ -144,16 +147,17 @@ def response_token_ids(tokenizer, prompt: Sequence[Message], response: Sequence[
     return tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
 
 
-def implicit_reward_accuracy(policy: Policy, records, beta: float = 0.1, max_response_tokens: int = 128) -> dict:
+def implicit_reward_accuracy(policy: Policy, records, beta: float = 0.1, max_response_tokens: int = 128,
+                             max_prompt_tokens: int = 256) -> dict:
     """DPO's implicit reward r(x, y) = β [log π(y|x) − log π_ref(y|x)] (Rafailov et al. 2023, Eq. 5), with
     π_ref the base (adapter disabled): the share of held-out non-tie pairs where r(chosen) > r(rejected)."""
     records = [r for r in records if not r.tie]
     prompts = [r.prompt for r in records] * 2
     ids = [response_token_ids(policy.tokenizer, r.prompt, r.chosen)[:max_response_tokens] for r in records] + \
           [response_token_ids(policy.tokenizer, r.prompt, r.rejected)[:max_response_tokens] for r in records]
-    lp = sequence_logprobs(policy, prompts, ids)
+    lp = sequence_logprobs(policy, prompts, ids, max_prompt_tokens=max_prompt_tokens)
     with policy.model.disable_adapter():
-        lr = sequence_logprobs(policy, prompts, ids)
+        lr = sequence_logprobs(policy, prompts, ids, max_prompt_tokens=max_prompt_tokens)
     n = len(records)
     rewards = [beta * (a - b) for a, b in zip(lp, lr)]
     margins = [rewards[i] - rewards[n + i] for i in range(n)]

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--out", default="outputs/bench-dpo-hh")
+    parser.add_argument("--eval_only", action="store_true", help="Evaluate the checkpoints of an earlier run.")
     args = parser.parse_args(argv)
 
     from align.dpo import DPOConfig
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                        max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=args.lr,
                        beta=args.beta, max_length=256, save_steps=args.every, logging_steps=1)
     start = time.perf_counter()
-    train_dpo(config)
+    if not args.eval_only:
+        train_dpo(config)
     train_seconds = time.perf_counter() - start
     trend = []
     for step in range(args.every, args.steps + 1, args.every):
@@ -57,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(trend[-1]), flush=True)
     state = json.loads((out / "dpo" / "trainer_state.json").read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    runtime = next(h["train_runtime"] for h in state["log_history"] if "train_runtime" in h)
     summary = {"train_pairs": args.train, "heldout_pairs": len(heldout), "steps": args.steps,
-               "seconds_per_step": train_seconds / args.steps, "trend": trend,
+               "seconds_per_step": runtime / args.steps, "trend": trend,
                "loss_first4": sum(losses[:4]) / 4, "loss_last4": sum(losses[-4:]) / 4}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from reward.errors import DataError
 
-__all__ = ["Message", "PreferenceRecord", "ROLES", "messages_from", "write_jsonl", "write_json_lines",
+__all__ = ["Message", "PreferenceRecord", "ROLES", "STRENGTH_MARGINS", "messages_from", "write_jsonl", "write_json_lines",
            "iter_json_lines", "to_hf_dataset"]
 
 Message = dict[str, str]
