@@ -15,6 +15,7 @@ def trainer_arguments(config) -> dict:
     from reward.hub import pick_dtype
 
     dtype = pick_dtype(config.dtype) if hasattr(config, "dtype") else torch.float32
+    precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}.get(config.mixed_precision, dtype)
     return dict(
         output_dir=config.output_dir,
         max_steps=config.max_steps,
@@ -29,8 +30,8 @@ def trainer_arguments(config) -> dict:
         save_total_limit=2,
         report_to=[] if config.report_to == "none" else [config.report_to],
         use_cpu=not torch.cuda.is_available(),
-        bf16=dtype == torch.bfloat16,
-        fp16=dtype == torch.float16,
+        bf16=precision == torch.bfloat16,
+        fp16=precision == torch.float16,
         # Off here: the loader turns it on when `gradient_checkpointing: true` (LoRA-safe, use_reentrant=False).
         # TRL's configs default to True, which costs about 30% more time per step for memory a small model
         # on one machine does not need.

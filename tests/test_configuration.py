@@ -59,3 +59,12 @@ def test_yaml_type_errors_and_required_field(tmp_path):
 def test_quantized_base_needs_lora():
     with pytest.raises(ConfigError, match=r"`quantization` needs `lora: true`"):
         SFTConfig(data="d", quantization="4bit", lora=False)
+
+
+def test_mixed_precision_reaches_the_trainer_arguments():
+    from reward.training_args import trainer_arguments
+
+    args = trainer_arguments(load_config(SFTConfig, None, {"data": "d", "mixed_precision": "bf16"}))
+    assert args["bf16"] is True and args["fp16"] is False
+    args = trainer_arguments(SFTConfig(data="d"))  # auto on a CPU: plain fp32
+    assert args["bf16"] is False and args["fp16"] is False and args["activation_checkpointing"] is False
