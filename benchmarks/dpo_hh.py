@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz"
@@ -46,10 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     config = DPOConfig(model="builtin:smollm2-135m-instruct", data=str(out / "train.jsonl"), output_dir=str(out / "dpo"),
                        max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=args.lr,
                        beta=args.beta, max_length=256, save_steps=args.every, logging_steps=1)
-    start = time.perf_counter()
     if not args.eval_only:
         train_dpo(config)
-    train_seconds = time.perf_counter() - start
     trend = []
     for step in range(args.every, args.steps + 1, args.every):
         ckpt = out / "dpo" / f"checkpoint-{step}"
