@@ -66,5 +66,9 @@ def test_mixed_precision_reaches_the_trainer_arguments():
 
     args = trainer_arguments(load_config(SFTConfig, None, {"data": "d", "mixed_precision": "bf16"}))
     assert args["bf16"] is True and args["fp16"] is False
-    args = trainer_arguments(SFTConfig(data="d"))  # auto on a CPU: plain fp32
+    args = trainer_arguments(SFTConfig(data="d", mixed_precision="no"))
     assert args["bf16"] is False and args["fp16"] is False and args["activation_checkpointing"] is False
+    import torch
+
+    if not torch.cuda.is_available():  # auto on a CPU: bf16 autocast over fp32 weights
+        assert trainer_arguments(SFTConfig(data="d"))["bf16"] is True
