@@ -132,3 +132,18 @@ def test_reward_eval_cli_json(tiny_bert, tmp_path, capsys):
     assert {"accuracy", "accuracy_by_margin", "ece", "tie_agreement", "length_reward_correlation",
             "accuracy_chosen_shorter"} <= set(report)
     assert report["accuracy_by_margin"]["0"]["pairs"] == 4 and report["accuracy_by_margin"]["(0.5, 1]"]["pairs"] == 4
+
+
+def test_qlora_reward_model_trains_on_this_cpu(tiny_llama, tmp_path):
+    """A 4-bit base with a LoRA adapter and a full-precision scalar head (the GPU recipe's path)."""
+    out = tmp_path / "qrm"
+    assert main(["reward", "train", "--model", tiny_llama, "--data", str(_pairs(tmp_path, 8)), "--output_dir",
+                 str(out), "--max_steps", "3", "--quantization", "4bit", "--lora", "--lora_r", "4",
+                 "--learning_rate", "1e-2", "--save_steps", "100"]) == 0
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out / "adapter_model.safetensors"))  # a quantized base keeps its adapter apart
+    assert any("lora_B" in n and t.abs().sum() > 0 for n, t in saved.items())
+    assert any("score" in n for n in saved)  # the head trains in full and is saved with the adapter
+    scores = RewardModel.from_pretrained(str(out)).score(["Review product 1."], ["I love it, great and wonderful."])
+    assert len(scores) == 1 and math.isfinite(scores[0])
