@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from align.policy import Generation, Policy
+from reward.model import prompt_response_ids, right_pad
 from reward.records import Message
 
 __all__ = ["sequence_logprobs", "evaluate_policy", "win_rate_from_judge", "plot_report"]
@@ -32,13 +33,9 @@ def sequence_logprobs(policy: Policy, prompts: Sequence[Sequence[Message]], resp
     out = []
     policy.model.eval()
     for start in range(0, len(prompt_ids), batch_size):
-        seqs = [p + r for p, r in zip(prompt_ids[start: start + batch_size], responses[start: start + batch_size])]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(seqs):  # right padding: positions stay aligned with the unpadded sequence
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
+        # right padding: positions stay aligned with the unpadded sequence
+        ids, mask = right_pad([p + r for p, r in zip(prompt_ids[start: start + batch_size],
+                                                     responses[start: start + batch_size])], tok.pad_token_id)
         with torch.no_grad():
             logits = policy.model(input_ids=ids.to(policy.device), attention_mask=mask.to(policy.device)).logits
         logp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1).to(logits.device)).squeeze(-1)  # (B, T-1)
@@ -140,21 +137,15 @@ def write_report(report: dict, out_dir: str | Path) -> Path:
     return out / "evaluation.json"
 
 
-def response_token_ids(tokenizer, prompt: Sequence[Message], response: Sequence[Message]) -> list[int]:
-    """The tokens the chat template gives `response` after `prompt` (what a DPO policy is trained on)."""
-    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-    full_text = tokenizer.apply_chat_template(list(prompt) + list(response), tokenize=False)
-    return tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
-
-
 def implicit_reward_accuracy(policy: Policy, records, beta: float = 0.1, max_response_tokens: int = 128,
                              max_prompt_tokens: int = 256) -> dict:
     """DPO's implicit reward r(x, y) = β [log π(y|x) − log π_ref(y|x)] (Rafailov et al. 2023, Eq. 5), with
     π_ref the base (adapter disabled): the share of held-out non-tie pairs where r(chosen) > r(rejected)."""
     records = [r for r in records if not r.tie]
     prompts = [r.prompt for r in records] * 2
-    ids = [response_token_ids(policy.tokenizer, r.prompt, r.chosen)[:max_response_tokens] for r in records] + \
-          [response_token_ids(policy.tokenizer, r.prompt, r.rejected)[:max_response_tokens] for r in records]
+    tok = policy.tokenizer
+    ids = [prompt_response_ids(tok, r.prompt, r.chosen)[1][:max_response_tokens] for r in records] + \
+          [prompt_response_ids(tok, r.prompt, r.rejected)[1][:max_response_tokens] for r in records]
     lp = sequence_logprobs(policy, prompts, ids, max_prompt_tokens=max_prompt_tokens)
     with policy.model.disable_adapter():
         lr = sequence_logprobs(policy, prompts, ids, max_prompt_tokens=max_prompt_tokens)

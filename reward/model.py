@@ -12,7 +12,7 @@ from typing import Sequence
 
 from reward.records import Message
 
-__all__ = ["RewardModel", "encode_pair_side"]
+__all__ = ["RewardModel", "encode_pair_side", "prompt_response_ids", "right_pad"]
 
 REWARD_CONFIG = "reward_config.json"
 
@@ -33,21 +33,39 @@ def _special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     return cached
 
 
+def right_pad(sequences: Sequence[Sequence[int]], pad_id: int):
+    """Token-id lists -> right-padded `input_ids` and `attention_mask`, both (B, T) long tensors."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(sequences):
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def prompt_response_ids(tokenizer, prompt: Sequence[Message], response: Sequence[Message]) -> tuple[list[int], list[int]]:
+    """The chat template's tokens for `prompt` (with the generation prompt) and for `response` after it,
+    without special tokens. A template that rewrites earlier turns gives everything to the prompt."""
+    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(list(prompt) + list(response), tokenize=False)
+    if not full_text.startswith(prompt_text):
+        return tokenizer(full_text, add_special_tokens=False)["input_ids"], []
+    return (tokenizer(prompt_text, add_special_tokens=False)["input_ids"],
+            tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"])
+
+
 def encode_pair_side(tokenizer, prompt: Sequence[Message], response: Sequence[Message], max_length: int) -> tuple[list[int], bool]:
     """Token ids of prompt + response in the chat template, at most `max_length` long.
 
     Returns `(ids, truncated)`. Truncation drops the oldest prompt tokens first; only a response longer
     than the whole budget loses its own tail.
     """
-    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-    full_text = tokenizer.apply_chat_template(list(prompt) + list(response), tokenize=False)
+    p_ids, r_ids = prompt_response_ids(tokenizer, prompt, response)
     prefix, suffix = _special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
-    if full_text.startswith(prompt_text):
-        p_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        r_ids = tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
-    else:  # a template that rewrites earlier turns: treat the whole text as prompt
-        p_ids, r_ids = tokenizer(full_text, add_special_tokens=False)["input_ids"], []
     truncated = len(p_ids) + len(r_ids) > budget
     if len(r_ids) >= budget:
         p_ids, r_ids = [], r_ids[:budget]
@@ -103,15 +121,7 @@ class RewardModel:
 
     def collate(self, sequences: list[list[int]]):
         """Right-padded input ids and attention mask, (B, T), on the model's device."""
-        import torch
-
-        width = max(len(s) for s in sequences)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for i, s in enumerate(sequences):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
+        ids, mask = right_pad(sequences, self.tokenizer.pad_token_id)
         return ids.to(self.device), mask.to(self.device)
 
     def rewards(self, input_ids, attention_mask):

@@ -14,7 +14,7 @@ from pathlib import Path
 from reward.config import RewardConfig
 from reward.errors import DataError
 from reward.loss import bradley_terry_loss
-from reward.model import RewardModel, encode_pair_side
+from reward.model import RewardModel, encode_pair_side, right_pad
 from reward.readers import read_preferences
 from reward.records import PreferenceRecord
 from reward.training_args import last_checkpoint, seeded_length_grouped_sampler, trainer_arguments
@@ -53,13 +53,7 @@ class PairCollator:
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
-        seqs = [f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.as_tensor(s)
-            mask[i, : len(s)] = 1
+        ids, mask = right_pad([f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features], self.pad)
         return {"input_ids": ids, "attention_mask": mask,
                 "margin": torch.tensor([f["margin"] for f in features], dtype=torch.float),
                 "tie": torch.tensor([f["tie"] for f in features], dtype=torch.float)}
