@@ -40,6 +40,8 @@ TOOL_COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("align.commands.evaluate:main", "Win rate over a reference (reward model / judge), KL, length."),
     "data": ("align.commands.data:main", "Convert preference data: `align data convert INPUT --out OUT`."),
     "models": ("align.commands.models:main", "List the built-in offline models, or prepare one."),
+    "label": ("align.commands.label:main",
+              "The labeling app: serve, add-user, import, export, stats, simulate (--store URL)."),
     "reward eval": ("align.commands.reward_eval:main",
                     "Evaluate a reward model: accuracy, by margin, ties, calibration, length bias."),
 }

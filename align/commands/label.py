@@ -1,0 +1,186 @@
+"""`align label serve|add-user|import|export|stats|simulate`: the labeling app from the terminal.
+
+Every subcommand takes `--store URL` (default sqlite:///labels.db).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+
+from align.cli import ArgumentParser
+
+DEFAULT_STORE = "sqlite:///labels.db"
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="align label", description="Collect human preference labels.")
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    def command(name: str, help: str) -> ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--store", default=DEFAULT_STORE, help=f"Label store URL (default {DEFAULT_STORE}).")
+        return p
+
+    p = command("serve", "Serve the labeling app (log in with accounts made by add-user).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--config", help="App YAML (AppConfig: k, gold_rate, guidelines, title, ...).")
+
+    p = command("add-user", "Create a labeler or admin account; the password comes from a prompt or stdin.")
+    p.add_argument("name")
+    p.add_argument("--role", choices=["labeler", "admin"], default="labeler")
+
+    p = command("import", "Add pairs to label from a preference file or a candidates JSONL.")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["auto", "hh", "kway", "records", "candidates"], default="auto")
+    p.add_argument("--gold", action="store_true", help="The file's preferences are known answers (gold pairs).")
+    p.add_argument("--batch", help="Tag the pairs (e.g. round-2); serve and export can select a batch.")
+    p.add_argument("--pairs_per_prompt", "--pairs-per-prompt", type=int,
+                   help="Candidates: at most this many pairs per prompt (default: every two responses).")
+    p.add_argument("--skip_invalid", "--skip-invalid", action="store_true",
+                   help="Skip malformed rows (counted) instead of stopping at the first.")
+
+    p = command("export", "Aggregate the labels into a TRL-ready dataset (+ JSONL and a dataset card).")
+    p.add_argument("--out", required=True, help="Output folder.")
+    p.add_argument("--min_labels", "--min-labels", type=int, default=1)
+    p.add_argument("--min_agreement", "--min-agreement", type=float, default=0.0,
+                   help="Minimum share of labels agreeing with the majority (0-1).")
+    p.add_argument("--batch")
+
+    p = command("stats", "Labels, agreement (Krippendorff's alpha), gold accuracy, per labeler and per day.")
+    p.add_argument("--json", action="store_true", help="Print JSON.")
+    p.add_argument("--batch")
+
+    p = command("simulate", "Simulated labelers labeling through a running app's API.")
+    p.add_argument("--url", required=True, help="The app's URL, e.g. http://127.0.0.1:7860")
+    p.add_argument("--labelers", type=int, default=4)
+    p.add_argument("--judge", default="vader", help="`vader` or module:function (judge(prompt, a, b) -> (choice, strength)).")
+    p.add_argument("--temperature", type=float, default=0.1, help="Bradley-Terry noise of the vader judge.")
+    p.add_argument("--duration", type=float, help="Stop after this many seconds (default: when the queue is empty).")
+    p.add_argument("--max_labels", "--max-labels", type=int)
+    p.add_argument("--password", default="simulated", help="Password of the simulated accounts sim-01..sim-N; "
+                   "missing accounts are created in --store with it.")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    return {"serve": serve, "add-user": add_user, "import": import_pairs, "export": export, "stats": stats,
+            "simulate": simulate}[args.action](args)
+
+
+def _store(args, **kwargs):
+    from labeling_app.store import LabelStore
+
+    return LabelStore(args.store, **kwargs)
+
+
+def serve(args) -> int:
+    from labeling_app.app import build_app, launch_options
+    from labeling_app.config import AppConfig
+    from reward.configuration import load_config
+
+    config = load_config(AppConfig, args.config)
+    store = _store(args, k=config.k, gold_rate=config.gold_rate, claim_timeout=config.claim_timeout,
+                   max_text_chars=config.max_text_chars)
+    if not store.labelers():
+        print(f"align label serve: warning: {args.store} has no accounts yet; add one with "
+              f"`align label add-user NAME --role admin --store {args.store}`.", file=sys.stderr)
+    app = build_app(store, config)
+    print(f"align label serve: {args.store} (k = {store.k}); open http://{args.host}:{args.port}", flush=True)
+    app.launch(server_name=args.host, server_port=args.port, **launch_options(store, config))
+    return 0
+
+
+def add_user(args) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("align label add-user: the passwords differ; nothing stored.", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    _store(args).add_labeler(args.name, password, args.role)
+    print(f"added {args.role} {args.name!r} to {args.store}")
+    return 0
+
+
+def import_pairs(args) -> int:
+    from pathlib import Path
+
+    from reward.errors import DataError
+
+    store = _store(args)
+    if not Path(args.file).exists():
+        raise DataError(f"{args.file}: no such file.")
+    if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
+        from reward.candidates import read_candidates
+
+        added, present = store.add_candidates(read_candidates(args.file), batch=args.batch,
+                                              pairs_per_prompt=args.pairs_per_prompt)
+        skipped = 0
+    else:
+        from reward.readers import read_preferences
+
+        data = read_preferences(args.file, args.format, skip_invalid=args.skip_invalid)
+        added, present = store.add_records(data.records, gold=args.gold, batch=args.batch)
+        skipped = len(data.skipped)
+    kind = "gold pairs" if args.gold else "pairs"
+    print(f"imported {added} {kind} from {args.file} into {args.store} ({present} already there"
+          f"{f', {skipped} malformed rows skipped' if skipped else ''})")
+    return 0
+
+
+def _looks_like_candidates(path: str) -> bool:
+    if not path.endswith(".jsonl"):
+        return False
+    with open(path, encoding="utf-8") as f:
+        first = next((line for line in f if line.strip()), "")
+    try:
+        row = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and "responses" in row
+
+
+def export(args) -> int:
+    from labeling_app.export import export_dataset
+
+    print(export_dataset(_store(args), args.out, min_labels=args.min_labels, min_agreement=args.min_agreement,
+                         batch=args.batch))
+    return 0
+
+
+def stats(args) -> int:
+    from labeling_app.quality import format_stats, label_stats
+
+    figures = label_stats(_store(args), batch=args.batch)
+    print(json.dumps(figures, indent=2) if args.json else format_stats(figures))
+    return 0
+
+
+def simulate(args) -> int:
+    from labeling_app.client import simulate as run, simulated_accounts
+    from reward.judges import load_judge
+
+    judge = load_judge(args.judge)
+    names = simulated_accounts(args.labelers)
+    store = _store(args)
+    existing = {name for name, _ in store.labelers()}
+    for name in names:
+        if name not in existing:
+            store.add_labeler(name, args.password)
+    from tqdm import tqdm
+
+    with tqdm(desc="labels", unit="label", total=args.max_labels) as bar:
+        result = run(args.url, [(n, args.password) for n in names], judge, duration=args.duration,
+                     max_labels=args.max_labels, seed=args.seed, temperature=args.temperature,
+                     progress=lambda n: bar.update(n - bar.n))
+    summary = result.summary()
+    print(json.dumps(summary))
+    for error in result.errors[:5]:
+        print(f"  error: {error}", file=sys.stderr)
+    return 0 if not result.errors or result.acknowledged else 1

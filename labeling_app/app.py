@@ -1,0 +1,301 @@
+"""The Gradio labeling UI and its API. `build_app(store, config)` takes its dependencies (no module
+globals); the handlers are plain functions of (store, user, inputs) that tests call directly; the
+layout maps them onto components. `launch()` happens only in the entry point (`align label serve`).
+
+API endpoints (through `gradio_client.Client(url, auth=(user, password))`, or a direct
+`POST /gradio_api/run/<name>` with the login cookie):
+
+    /next_pair                                   -> {"pair_id", "prompt", "response_a", "response_b"} | None
+    /submit_label (pair_id, choice, strength, rationale) -> {"label_id", "pair_id", "stored": True}
+
+`prompt` is the conversation (a list of {"role", "content"}); `response_a`/`response_b` are the texts
+as shown to that labeler (left, right); `choice` is "A", "B", "tie" or "both_bad" as shown.
+"""
+
+import html
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+
+from labeling_app.config import AppConfig
+from labeling_app.errors import LabelingError
+from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
+
+__all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last", "skip_pair",
+           "next_pair_api", "submit_label_api", "admin_view", "escape_markdown"]
+
+CHOICE_LABELS = {"A": "A is better (1)", "B": "B is better (2)", "tie": "Tie (3)", "both_bad": "Both bad (4)"}
+STRENGTH_LABELS = {s: f"{name} ({key})" for (s, name), key in zip(STRENGTHS.items(), "qwer")}
+
+SHORTCUTS = ("**Keys:** `1` A better · `2` B better · `3` tie · `4` both bad · `q` `w` `e` `r` strength "
+             "(negligibly → significantly) · `Enter` submit · `u` undo · `s` skip")
+
+KEYBOARD_JS = """
+<script>
+document.addEventListener("keydown", (e) => {
+  const t = e.target;
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "radio"))) return;
+  const pick = (id, i) => {
+    const r = document.querySelectorAll("#" + id + " input[type=radio]");
+    if (r[i]) { r[i].click(); e.preventDefault(); }
+  };
+  const press = (id) => {
+    const b = document.getElementById(id);
+    if (b && !b.disabled) { b.click(); e.preventDefault(); }
+  };
+  if ("1234".includes(e.key)) pick("choice", Number(e.key) - 1);
+  else if ("qwer".includes(e.key)) pick("strength", "qwer".indexOf(e.key));
+  else if (e.key === "Enter") press("submit-btn");
+  else if (e.key === "u") press("undo-btn");
+  else if (e.key === "s") press("skip-btn");
+});
+</script>
+"""
+
+CSS = """
+#response-left, #response-right { border: 1px solid var(--border-color-primary); border-radius: 8px;
+  padding: 8px 12px; }
+#response-left pre, #response-right pre { white-space: pre-wrap; }
+"""
+
+_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
+
+
+def escape_markdown(text: str) -> str:
+    """Markdown that shows any HTML in `text` as text: `<`, `>` and `&` are escaped outside code (inside
+    code blocks and spans the Markdown renderer escapes them itself)."""
+    parts = _CODE.split(text)
+    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+
+
+def _text(messages: list[dict]) -> str:
+    return "\n\n".join(m["content"] for m in messages)
+
+
+@dataclass
+class PairView:
+    """What the labeling page shows; `pair_id` None means the queue is empty for this labeler."""
+
+    pair_id: str | None
+    conversation: list[dict]
+    left: str
+    right: str
+    status: str
+
+    @classmethod
+    def of(cls, a: Assignment | None, store: LabelStore, user: str, note: str = "", batch: str | None = None):
+        done, left = store.progress(user)
+        status = f"{note + ' · ' if note else ''}Labeled today: **{done}** · left in the queue: **{left}**"
+        if a is None:
+            return cls(None, [], "", "", f"🎉 Nothing left to label for you right now — thank you! "
+                                         f"Come back later or ask an admin for more pairs. {status}")
+        conversation = [{"role": m["role"] if m["role"] != "system" else "user",
+                         "content": escape_markdown(m["content"])} for m in a.prompt]
+        return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)), status)
+
+
+# -- handlers: plain functions, called by the UI events and by tests ---------------------------------
+
+def show_next(store: LabelStore, config: AppConfig, user: str, note: str = "") -> PairView:
+    return PairView.of(store.next_assignment(user, batch=config.batch), store, user, note)
+
+
+def record_preference(store: LabelStore, config: AppConfig, user: str, pair_id: str | None, choice: str | None,
+                      strength: int | None, rationale: str = "") -> PairView:
+    """The one submit path for every button and key. Raises LabelingError with what to fix."""
+    if not pair_id:
+        raise LabelingError("there is no pair on screen to label.")
+    if choice not in CHOICES:
+        raise LabelingError("choose A better, B better, tie or both bad first (keys 1-4).")
+    if strength is None:
+        if choice in ("A", "B"):
+            raise LabelingError("choose how much better (keys q w e r) before submitting.")
+        strength = 1
+    label = store.submit(user, pair_id, choice, int(strength), rationale or "")
+    return show_next(store, config, user, note=f"Saved label #{label.id}")
+
+
+def undo_last(store: LabelStore, config: AppConfig, user: str) -> PairView:
+    label = store.undo(user)
+    return show_next(store, config, user, note="Undone: label it again" if label else "Nothing to undo")
+
+
+def skip_pair(store: LabelStore, config: AppConfig, user: str, pair_id: str | None) -> PairView:
+    if pair_id:
+        store.skip(user, pair_id)
+    return show_next(store, config, user, note="Skipped")
+
+
+def next_pair_api(store: LabelStore, config: AppConfig, user: str) -> dict | None:
+    a = store.next_assignment(user, batch=config.batch)
+    if a is None:
+        return None
+    return {"pair_id": a.pair_id, "prompt": a.prompt, "response_a": _text(a.left), "response_b": _text(a.right)}
+
+
+def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, strength: int,
+                     rationale: str = "") -> dict:
+    label = store.submit(user, pair_id, choice, strength, rationale or "")
+    return {"label_id": label.id, "pair_id": label.pair_id, "stored": True}
+
+
+def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list[list[Any]]]:
+    """(summary markdown, per-labeler rows, labels-per-hour rows); admins only."""
+    from labeling_app.quality import label_stats
+
+    store.require_admin(user)
+    s = label_stats(store)
+    summary = (f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
+               f"(+{s['gold_pairs']} gold); **{s['pairs_completed']}** completed at k = {s['k']}; "
+               f"{s['labels_needed']} labels still needed.\n\n"
+               f"Krippendorff's α **{s['krippendorff_alpha']}** · pairwise agreement **{s['pairwise_agreement']}** "
+               f"· left-pick share **{s['position_bias_left']}** (0.5 = no position bias)\n\n"
+               "Labels per day: " + (", ".join(f"{d}: {n}" for d, n in s["per_day"].items()) or "none yet"))
+    rows = [[name, e["labels"], e["seconds_median"], e["agreement_with_majority"], e["gold_accuracy"]]
+            for name, e in s["per_labeler"].items()]
+    hours = [[h, n] for h, n in s["per_hour"].items()]
+    return summary, rows, hours
+
+
+def export_zip(store: LabelStore, user: str, min_labels: int = 1) -> str:
+    """Export (admins only) into a temporary folder and zip it; returns the zip's path."""
+    import shutil
+
+    from labeling_app.export import export_dataset
+
+    store.require_admin(user)
+    out = Path(tempfile.mkdtemp(prefix="align-export-"))
+    export_dataset(store, out / "export", min_labels=min_labels)
+    return shutil.make_archive(str(out / f"labels-{time.strftime('%Y%m%d-%H%M%S')}"), "zip", out / "export")
+
+
+# -- layout ---------------------------------------------------------------------------------------
+
+def build_app(store: LabelStore, config: AppConfig | None = None):
+    """The Gradio Blocks app over `store`. Launch with `app.launch(**launch_options(store, config))`."""
+
+    config = config or AppConfig()
+
+    def user_of(request: Optional[gr.Request]) -> str:
+        user = getattr(request, "username", None)
+        if not user:
+            raise gr.Error("Please log in.")
+        return user
+
+    def guarded(fn):
+        """Run a handler; a refusal from the store becomes a message on screen, never a crash."""
+        try:
+            return fn()
+        except LabelingError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    def page(view: PairView):
+        has = view.pair_id is not None
+        return (view.pair_id, view.conversation, view.left, view.right, view.status,
+                gr.update(visible=has), gr.update(value=None), gr.update(value=None), gr.update(value=""))
+
+    with gr.Blocks(title=config.title) as app:
+        pair_id = gr.State(None)
+        with gr.Row():
+            gr.Markdown(f"## {html.escape(config.title)}")
+            who = gr.Markdown("", elem_id="who")
+        status = gr.Markdown("", elem_id="status")
+        with gr.Column(visible=True, elem_id="labeling") as labeling:
+            with gr.Accordion("Guidelines", open=False):
+                gr.Markdown(config.guidelines)
+            gr.Markdown(SHORTCUTS)
+            with gr.Column(elem_id="pair") as pair_box:
+                conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260, max_height=420,
+                                          resizable=True, sanitize_html=True, allow_tags=False, latex_delimiters=[],
+                                          buttons=[], feedback_options=None, group_consecutive_messages=False)
+                with gr.Row(equal_height=False):
+                    with gr.Column():
+                        gr.Markdown("### Response A")
+                        left = gr.Markdown(elem_id="response-left", max_height=480, sanitize_html=True,
+                                           latex_delimiters=[])
+                    with gr.Column():
+                        gr.Markdown("### Response B")
+                        right = gr.Markdown(elem_id="response-right", max_height=480, sanitize_html=True,
+                                            latex_delimiters=[])
+                choice = gr.Radio([(v, k) for k, v in CHOICE_LABELS.items()], label="Which is better?",
+                                  elem_id="choice")
+                strength = gr.Radio([(v, k) for k, v in STRENGTH_LABELS.items()], label="How much better?",
+                                    elem_id="strength")
+                rationale = gr.Textbox(label="Rationale (optional)", lines=2, max_lines=6, elem_id="rationale")
+                with gr.Row():
+                    submit = gr.Button("Submit (Enter)", variant="primary", elem_id="submit-btn")
+                    skip = gr.Button("Skip (s)", elem_id="skip-btn")
+                    undo = gr.Button("Undo last (u)", elem_id="undo-btn")
+        with gr.Column(visible=False, elem_id="admin") as admin:
+            gr.Markdown("## Admin")
+            admin_summary = gr.Markdown(elem_id="admin-summary")
+            per_labeler = gr.Dataframe(headers=["labeler", "labels", "median s", "agreement with majority",
+                                                "gold accuracy"], interactive=False, label="Per labeler")
+            per_hour = gr.Dataframe(headers=["hour", "labels"], interactive=False, label="Labels per hour")
+            with gr.Row():
+                refresh = gr.Button("Refresh", elem_id="admin-refresh")
+                export = gr.Button("Export dataset", elem_id="admin-export")
+            export_file = gr.File(label="Export (Hugging Face dataset + JSONL + card, zipped)")
+
+        outputs = [pair_id, conversation, left, right, status, pair_box, choice, strength, rationale]
+        admin_outputs = [admin_summary, per_labeler, per_hour]
+        quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
+
+        def on_load(request: gr.Request):
+            user = user_of(request)
+            is_admin = store.role(user) == "admin"
+            view = guarded(lambda: show_next(store, config, user))
+            stats = admin_view(store, user) if is_admin else ("", [], [])
+            return (*page(view), f"Signed in as **{html.escape(user)}** ({'admin' if is_admin else 'labeler'}) · "
+                                 f"[log out](/logout)", gr.update(visible=is_admin), *stats)
+
+        def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str], request: gr.Request):
+            return page(guarded(lambda: record_preference(store, config, user_of(request), p, c, st, r)))
+
+        def on_undo(request: gr.Request):
+            return page(guarded(lambda: undo_last(store, config, user_of(request))))
+
+        def on_skip(p: Optional[str], request: gr.Request):
+            return page(guarded(lambda: skip_pair(store, config, user_of(request), p)))
+
+        def on_refresh(request: gr.Request):
+            return guarded(lambda: admin_view(store, user_of(request)))
+
+        def on_export(request: gr.Request):
+            return guarded(lambda: export_zip(store, user_of(request)))
+
+        app.load(on_load, None, [*outputs, who, admin, *admin_outputs], **quick)
+        submit.click(on_submit, [pair_id, choice, strength, rationale], outputs, **quick)
+        undo.click(on_undo, None, outputs, **quick)
+        skip.click(on_skip, [pair_id], outputs, **quick)
+        refresh.click(on_refresh, None, admin_outputs, **quick)
+        export.click(on_export, None, export_file, **quick)
+
+        def next_pair(request: gr.Request) -> Optional[dict]:
+            """The next pair for the signed-in labeler, as shown to them, or None when none is left."""
+            return guarded(lambda: next_pair_api(store, config, user_of(request)))
+
+        def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
+                         request: Optional[gr.Request] = None) -> dict:
+            """Store a label (choice as shown: A = left); returns once it is committed."""
+            return guarded(lambda: submit_label_api(store, user_of(request), pair_id, choice, strength, rationale))
+
+        gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)
+        gr.api(submit_label, api_name="submit_label", queue=False, concurrency_limit=None)
+    app.queue(default_concurrency_limit=None)
+    return app
+
+
+def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[str, Any]:
+    """Keyword arguments for `app.launch()`: login against the store, the keyboard script, the style."""
+    config = config or AppConfig()
+    return {"auth": store.authenticate, "auth_message": "Sign in with the account an admin made for you.",
+            "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": ["api"],
+            "show_error": True, "ssr_mode": False}
+

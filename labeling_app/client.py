@@ -1,0 +1,157 @@
+"""Label through a running app's API, as a tool or a simulated labeler would.
+
+`LabelingClient` signs in like the browser does (the app's login form) and calls the named endpoints
+`/next_pair` and `/submit_label` with a direct `POST /gradio_api/run/<name>`: one round trip per
+call, no queue. `gradio_client.Client(url, auth=(user, password))` reaches the same endpoints.
+
+`simulate()` runs N labelers concurrently, each judging with `judge(prompt, response_a, response_b)
+-> (choice, strength)`, and measures what they see: acknowledged labels and submit latencies.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from labeling_app.errors import AuthError, LabelingError, NotAssignedError
+
+__all__ = ["LabelingClient", "SimulationResult", "simulate", "simulated_accounts"]
+
+
+class LabelingClient:
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 60.0):
+        import httpx
+
+        self.url, self.user = url.rstrip("/"), user
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        try:
+            response = self._http.post("/login", data={"username": user, "password": password})
+        except httpx.HTTPError as e:
+            raise LabelingError(f"cannot reach the labeling app at {url} ({e}); is `align label serve` running?") from e
+        if response.status_code != 200:
+            raise AuthError(f"login as {user!r} at {url} failed: unknown user or wrong password "
+                            f"(`align label add-user {user}` creates an account).")
+
+    def _call(self, name: str, *data):
+        import httpx
+
+        try:
+            response = self._http.post(f"/gradio_api/run/{name}", json={"data": list(data)})
+        except httpx.HTTPError as e:
+            raise LabelingError(f"{self.url}/{name}: {e}") from e
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code != 200:
+            message = body.get("error") or response.text[:200]
+            cls = NotAssignedError if "not assigned" in message or "expired" in message else LabelingError
+            raise cls(f"{name} as {self.user!r}: {message}")
+        return body["data"][0]
+
+    def next_pair(self) -> dict | None:
+        """`{"pair_id", "prompt", "response_a", "response_b"}` as shown to this labeler, or None."""
+        return self._call("next_pair")
+
+    def submit_label(self, pair_id: str, choice: str, strength: int, rationale: str = "") -> dict:
+        """Returns after the label is committed: `{"label_id", "pair_id", "stored": True}`."""
+        return self._call("submit_label", pair_id, choice, int(strength), rationale)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@dataclass
+class SimulationResult:
+    acknowledged: list[tuple[str, str, int]] = field(default_factory=list)  # (labeler, pair_id, label_id)
+    latencies: list[float] = field(default_factory=list)                     # seconds per submit_label
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        s = sorted(self.latencies)
+        return s[min(len(s) - 1, int(q * len(s)))]
+
+    def summary(self) -> dict:
+        n = len(self.acknowledged)
+        return {"labels": n, "seconds": round(self.seconds, 2), "labels_per_second": round(n / max(self.seconds, 1e-9), 1),
+                "submit_p50_ms": round(1000 * self.percentile(0.5), 1),
+                "submit_p99_ms": round(1000 * self.percentile(0.99), 1), "errors": len(self.errors)}
+
+
+def simulated_accounts(n: int, prefix: str = "sim") -> list[str]:
+    return [f"{prefix}-{i + 1:02d}" for i in range(n)]
+
+
+def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, duration: float | None = None,
+             max_labels: int | None = None, seed: int = 0, think_time: float = 0.0, temperature: float = 0.1,
+             progress: Callable[[int], None] | None = None) -> SimulationResult:
+    """Each account labels in its own thread until its queue is empty, `duration` seconds pass, or
+    `max_labels` labels are in (all labelers together). The built-in VADER judge draws its choice with
+    Bradley-Terry noise of `temperature` (0: always the more positive response)."""
+    result = SimulationResult()
+    lock = threading.Lock()
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def work(index: int, user: str, password: str) -> None:
+        rng = random.Random(seed * 1000 + index)
+        try:
+            client = LabelingClient(url, user, password)
+        except LabelingError as e:
+            with lock:
+                result.errors.append(str(e))
+            return
+        try:
+            while not stop.is_set():
+                if duration is not None and time.perf_counter() - start > duration:
+                    break
+                pair = client.next_pair()
+                if pair is None:
+                    break
+                choice, strength = _judge(judge, pair, rng, temperature)
+                if think_time:
+                    time.sleep(rng.expovariate(1 / think_time))
+                t0 = time.perf_counter()
+                try:
+                    ack = client.submit_label(pair["pair_id"], choice, strength)
+                except NotAssignedError as e:    # e.g. the claim expired meanwhile: go on
+                    with lock:
+                        result.errors.append(str(e))
+                    continue
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    result.acknowledged.append((user, ack["pair_id"], ack["label_id"]))
+                    result.latencies.append(elapsed)
+                    n = len(result.acknowledged)
+                if progress:
+                    progress(n)
+                if max_labels is not None and n >= max_labels:
+                    stop.set()
+        except LabelingError as e:
+            with lock:
+                result.errors.append(str(e))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=work, args=(i, u, p), daemon=True) for i, (u, p) in enumerate(accounts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _judge(judge: Callable, pair: dict, rng: random.Random, temperature: float) -> tuple[str, int]:
+    from reward.judges import vader_judge
+
+    if judge is vader_judge:
+        return vader_judge(pair["prompt"], pair["response_a"], pair["response_b"], temperature=temperature, rng=rng)
+    out = judge(pair["prompt"], pair["response_a"], pair["response_b"])
+    choice, strength = out if isinstance(out, (tuple, list)) else (out, 3)
+    if choice not in ("A", "B", "tie", "both_bad"):
+        raise LabelingError(f"the judge returned choice {choice!r}; it must return one of A, B, tie, both_bad.")
+    return choice, int(strength)

@@ -1,0 +1,21 @@
+"""The labeling app's exceptions:
+
+    AlignError (reward.errors)
+     └── LabelingError          anything the store refuses; the message says what to do
+          ├── NotAssignedError  a label for a pair that is not assigned to that labeler
+          └── AuthError         unknown user, wrong password, or a role that may not do this
+"""
+
+from reward.errors import AlignError
+
+
+class LabelingError(AlignError):
+    pass
+
+
+class NotAssignedError(LabelingError):
+    pass
+
+
+class AuthError(LabelingError):
+    pass

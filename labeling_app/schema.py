@@ -1,0 +1,112 @@
+"""The label store's SQLite schema and its migrations.
+
+Rows in `labels` are never updated or deleted: an undo inserts a row in `retractions`, so the
+history of every judgement can be audited. `assignments` is the queue's working state (claims).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+# MIGRATIONS[i] takes a store from version i to i + 1. Append; never edit a released step.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE prompts (
+        id INTEGER PRIMARY KEY,
+        messages TEXT NOT NULL UNIQUE,                 -- JSON list of {"role", "content"}
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE responses (
+        id INTEGER PRIMARY KEY,
+        prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+        messages TEXT NOT NULL,                        -- JSON list of assistant messages
+        provenance TEXT NOT NULL DEFAULT '{}',         -- model, adapter, sampling, logprobs, source
+        created_at REAL NOT NULL,
+        UNIQUE (prompt_id, messages)
+    );
+    CREATE TABLE pairs (
+        seq INTEGER PRIMARY KEY,                       -- insertion order: the default queue order
+        pair_id TEXT NOT NULL UNIQUE,                  -- content hash: re-importing adds nothing
+        prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+        response_a INTEGER NOT NULL REFERENCES responses(id),
+        response_b INTEGER NOT NULL REFERENCES responses(id),
+        gold_choice TEXT CHECK (gold_choice IN ('A', 'B', 'tie', 'both_bad')),
+        priority REAL NOT NULL DEFAULT 0,              -- higher first; set by a priority hook
+        batch TEXT,                                    -- import tag, e.g. "round-2"
+        source TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX pairs_queue ON pairs (gold_choice, priority DESC, seq);
+    CREATE TABLE labelers (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('labeler', 'admin')),
+        password_hash TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE assignments (
+        id INTEGER PRIMARY KEY,
+        pair_seq INTEGER NOT NULL REFERENCES pairs(seq),
+        labeler TEXT NOT NULL REFERENCES labelers(name),
+        shown_order TEXT NOT NULL CHECK (shown_order IN ('AB', 'BA')),
+        claimed_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'done', 'skipped', 'expired')),
+        UNIQUE (labeler, pair_seq)                     -- a labeler never gets a pair twice
+    );
+    CREATE INDEX assignments_load ON assignments (pair_seq, status, expires_at);
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY,
+        assignment_id INTEGER NOT NULL REFERENCES assignments(id),
+        pair_seq INTEGER NOT NULL REFERENCES pairs(seq),
+        labeler TEXT NOT NULL REFERENCES labelers(name),
+        choice TEXT NOT NULL CHECK (choice IN ('A', 'B', 'tie', 'both_bad')),  -- in stored order
+        strength INTEGER NOT NULL CHECK (strength BETWEEN 1 AND 4),
+        rationale TEXT NOT NULL DEFAULT '',
+        shown_order TEXT NOT NULL CHECK (shown_order IN ('AB', 'BA')),
+        seconds REAL NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX labels_pair ON labels (pair_seq);
+    CREATE INDEX labels_labeler ON labels (labeler, created_at);
+    CREATE TABLE retractions (
+        label_id INTEGER PRIMARY KEY REFERENCES labels(id),
+        labeler TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE VIEW live_labels AS
+        SELECT l.* FROM labels l WHERE NOT EXISTS (SELECT 1 FROM retractions r WHERE r.label_id = l.id);
+    """,
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Bring the schema up to `SCHEMA_VERSION`, one transaction per step; returns (from, to)."""
+    start = version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"the store has schema version {version}, newer than this align-toolkit "
+                           f"({SCHEMA_VERSION}); upgrade align-toolkit to open it.")
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) == version:   # another process may have migrated meanwhile
+                for statement in MIGRATIONS[version].split(";\n"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version + 1),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        version = schema_version(conn)
+    return start, version

@@ -1,0 +1,507 @@
+"""`LabelStore`: prompts, candidate responses, pairs, assignments and labels, in SQLite (WAL).
+
+Opened by URL (`sqlite:///labels.db`, `sqlite:////abs/path.db`) so that a SQL server can be added
+behind the same interface. Every write is one transaction (`BEGIN IMMEDIATE`), committed before the
+call returns: a label the UI acknowledged survives a `kill -9`. Labels are never updated in place;
+an undo writes a retraction.
+
+The queue: each non-gold pair takes `k` labels from distinct labelers. A claim is an assignment row
+written inside the same transaction that checked the pair's load (live labels + unexpired claims),
+so concurrent labelers never push a pair past k. A labeler never gets the same pair twice (a UNIQUE
+constraint). Gold pairs, with a known answer, are mixed in at `gold_rate` and do not count toward k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import random
+import secrets
+import sqlite3
+import threading
+import time
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+from labeling_app.errors import AuthError, LabelingError, NotAssignedError
+from labeling_app.schema import SCHEMA_VERSION, migrate
+from reward.errors import ConfigError
+from reward.records import Message
+
+__all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS"]
+
+CHOICES = ("A", "B", "tie", "both_bad")
+ROLES = ("labeler", "admin")
+STRENGTHS = {1: "negligibly better", 2: "slightly better", 3: "better", 4: "significantly better"}
+SWAP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two responses to one prompt, in stored order (A, B)."""
+
+    pair_id: str
+    prompt: list[Message]
+    response_a: list[Message]
+    response_b: list[Message]
+    gold_choice: str | None = None
+    priority: float = 0.0
+    batch: str | None = None
+    source: str | None = None
+    provenance_a: dict | None = None
+    provenance_b: dict | None = None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A pair as one labeler sees it: `left`/`right` are the responses in the order shown."""
+
+    pair_id: str
+    prompt: list[Message]
+    left: list[Message]
+    right: list[Message]
+    shown_order: str          # "AB": left is the stored A; "BA": left is the stored B
+    claimed_at: float
+
+
+@dataclass(frozen=True)
+class Label:
+    id: int
+    pair_id: str
+    labeler: str
+    choice: str               # in stored order: "A" means the pair's response_a
+    strength: int
+    rationale: str
+    shown_order: str
+    seconds: float
+    created_at: float
+
+    @property
+    def shown_choice(self) -> str:
+        """The choice as the labeler saw it ("A" = the left response)."""
+        return self.choice if self.shown_order == "AB" else SWAP[self.choice]
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def pair_key(prompt: list[Message], a: list[Message], b: list[Message]) -> str:
+    """A content hash: the same two responses to the same prompt, in either order, are one pair."""
+    sides = sorted([_dumps(a), _dumps(b)])
+    return hashlib.sha256(_dumps([prompt, *sides]).encode()).hexdigest()[:16]
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def parse_store_url(url: str) -> tuple[Path, dict[str, str]]:
+    """`sqlite:///relative.db`, `sqlite:////absolute.db` or a bare path -> (path, query options)."""
+    if "://" not in url:
+        return Path(url), {}
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "sqlite":
+        raise ConfigError(f"store URL {url!r}: only sqlite:/// is supported (e.g. sqlite:///labels.db); "
+                          f"got the scheme {parsed.scheme!r}.")
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    if not path.startswith("/") or path == "/":
+        raise ConfigError(f"store URL {url!r}: write sqlite:///labels.db (relative) or sqlite:////abs/labels.db.")
+    options = dict(urllib.parse.parse_qsl(parsed.query))
+    unknown = set(options) - {"synchronous", "claim_timeout"}
+    if unknown:
+        raise ConfigError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; known: synchronous, claim_timeout.")
+    return Path(path[1:]), options
+
+
+class LabelStore:
+    """The label store. Thread-safe: each thread uses its own SQLite connection.
+
+    >>> store = LabelStore("sqlite:///labels.db", k=3)
+    >>> store.add_labeler("ann", "secret")
+    >>> store.add_records(records)                    # or add_candidates(candidate_sets)
+    >>> a = store.next_assignment("ann")              # None when the queue is empty for ann
+    >>> store.submit("ann", a.pair_id, "A", strength=3)   # "A" as shown, i.e. the left response
+    """
+
+    def __init__(self, url: str = "sqlite:///labels.db", *, k: int | None = None, gold_rate: float | None = None,
+                 claim_timeout: float = 600.0, max_text_chars: int = 20_000, seed: int | None = None):
+        """`k` and `gold_rate` are kept in the store: None reads them (3 and 0 for a new store); a value
+        changes them for every later user of this store."""
+        self.path, options = parse_store_url(url)
+        self.url = url
+        if k is not None and k < 1:
+            raise ConfigError(f"`k` (labels per pair) must be at least 1, got {k}.")
+        if gold_rate is not None and not 0.0 <= gold_rate < 1.0:
+            raise ConfigError(f"`gold_rate` must be in [0, 1), got {gold_rate}.")
+        self.claim_timeout = float(options.get("claim_timeout", claim_timeout))
+        self.max_text_chars = max_text_chars
+        self.synchronous = options.get("synchronous", "full").upper()
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError(f"store URL option synchronous={self.synchronous.lower()!r}: use full, normal or extra.")
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrated_from, _ = migrate(self._conn())
+        with self._write() as conn:
+            for key, value, default in (("k", k, 3), ("gold_rate", gold_rate, 0.0)):
+                stored = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                if value is None:
+                    value = type(default)(stored[0]) if stored else default
+                if stored is None or str(value) != stored[0]:
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+                setattr(self, key, value)
+
+    # -- connections and transactions -------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            try:
+                conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.DatabaseError as e:
+                raise LabelingError(f"{self.path}: cannot open the label store ({e}); is it an SQLite file?") from e
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 60000")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; it holds SQLite's write lock from the first statement."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
+        return self._conn().execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def integrity_check(self) -> str:
+        return self._read("PRAGMA integrity_check")[0][0]
+
+    @property
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    # -- labelers ---------------------------------------------------------------------------------
+
+    def add_labeler(self, name: str, password: str, role: str = "labeler") -> None:
+        if role not in ROLES:
+            raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
+        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise LabelingError(f"user name {name!r}: use 1-64 letters, digits, '-', '_' or '.'.")
+        if len(password) < 4:
+            raise LabelingError(f"user {name!r}: the password must have at least 4 characters.")
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
+                raise LabelingError(f"user {name!r} exists already; choose another name.")
+            conn.execute("INSERT INTO labelers VALUES (?, ?, ?, ?)", (name, role, hash_password(password), time.time()))
+
+    def authenticate(self, name: str, password: str) -> bool:
+        row = self._read("SELECT password_hash FROM labelers WHERE name = ?", (name,))
+        return bool(row) and check_password(password, row[0][0])
+
+    def role(self, name: str | None) -> str:
+        row = self._read("SELECT role FROM labelers WHERE name = ?", (name,)) if name else []
+        if not row:
+            raise AuthError(f"unknown user {name!r}: ask an admin to run `align label add-user {name or 'NAME'}`.")
+        return row[0][0]
+
+    def require_admin(self, name: str | None) -> None:
+        if self.role(name) != "admin":
+            raise AuthError(f"user {name!r} is a labeler; this needs an admin account.")
+
+    def labelers(self) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self._read("SELECT name, role FROM labelers ORDER BY name")]
+
+    # -- adding pairs -----------------------------------------------------------------------------
+
+    def _check_text(self, messages: list[Message], what: str) -> None:
+        size = sum(len(m["content"]) for m in messages)
+        if size > self.max_text_chars:
+            raise LabelingError(f"{what} has {size:,} characters, more than the store's limit of "
+                                f"{self.max_text_chars:,}; shorten it or raise `max_text_chars`.")
+
+    def _insert_pair(self, conn: sqlite3.Connection, prompt: list[Message], a: list[Message], b: list[Message], *,
+                     provenance_a: dict, provenance_b: dict, gold_choice: str | None, batch: str | None,
+                     source: str | None, now: float) -> bool:
+        key = pair_key(prompt, a, b)
+        if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
+            return False
+        conn.execute("INSERT OR IGNORE INTO prompts (messages, created_at) VALUES (?, ?)", (_dumps(prompt), now))
+        prompt_id = conn.execute("SELECT id FROM prompts WHERE messages = ?", (_dumps(prompt),)).fetchone()[0]
+        ids = []
+        for side, prov in ((a, provenance_a), (b, provenance_b)):
+            conn.execute("INSERT OR IGNORE INTO responses (prompt_id, messages, provenance, created_at) "
+                         "VALUES (?, ?, ?, ?)", (prompt_id, _dumps(side), _dumps(prov), now))
+            ids.append(conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
+                                    (prompt_id, _dumps(side))).fetchone()[0])
+        conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, source, "
+                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, now))
+        return True
+
+    def add_pairs(self, items: Iterable[dict], *, batch: str | None = None) -> tuple[int, int]:
+        """Add pairs given as dicts with `prompt`, `response_a`, `response_b` (message lists) and
+        optionally `provenance_a`/`provenance_b`, `gold_choice`, `source`, `where` (for errors).
+        All or nothing, in one transaction; returns (added, already present)."""
+        added = present = 0
+        now = time.time()
+        rows = list(items)
+        for item in rows:
+            where = item.get("where", "pair")
+            for key in ("prompt", "response_a", "response_b"):
+                self._check_text(item[key], f"{where}: `{key}`")
+            if item.get("gold_choice") not in (None, *CHOICES):
+                raise LabelingError(f"{where}: gold_choice must be one of {CHOICES}, got {item['gold_choice']!r}.")
+        with self._write() as conn:
+            for item in rows:
+                new = self._insert_pair(conn, item["prompt"], item["response_a"], item["response_b"],
+                                        provenance_a=item.get("provenance_a") or {},
+                                        provenance_b=item.get("provenance_b") or {},
+                                        gold_choice=item.get("gold_choice"), batch=batch,
+                                        source=item.get("source"), now=now)
+                added, present = added + new, present + (not new)
+        return added, present
+
+    def add_records(self, records, *, gold: bool = False, batch: str | None = None) -> tuple[int, int]:
+        """Pairs from preference records (chosen as A). With `gold=True` the record's preference is
+        the known answer (a tie record gives a gold tie)."""
+        return self.add_pairs(({"prompt": r.prompt, "response_a": r.chosen, "response_b": r.rejected,
+                                "source": r.source, "where": r.pair_id or f"record {i + 1}",
+                                "gold_choice": ("tie" if r.tie else "A") if gold else None}
+                               for i, r in enumerate(records)), batch=batch)
+
+    def add_candidates(self, sets, *, batch: str | None = None, pairs_per_prompt: int | None = None) -> tuple[int, int]:
+        """Pairs from candidate sets (K responses per prompt, with provenance): every two distinct
+        responses, or the first `pairs_per_prompt` of those combinations."""
+        from itertools import combinations
+
+        items = []
+        for s in sets:
+            cands = [c for i, c in enumerate(s.responses)
+                     if c.content.strip() and all(c.content != d.content for d in s.responses[:i])]
+            combos = list(combinations(cands, 2))[:pairs_per_prompt]
+            for a, b in combos:
+                items.append({"prompt": s.prompt, "where": f"prompt {s.prompt_id}", "source": "candidates",
+                              "response_a": [{"role": "assistant", "content": a.content}],
+                              "response_b": [{"role": "assistant", "content": b.content}],
+                              "provenance_a": _provenance(a), "provenance_b": _provenance(b)})
+        return self.add_pairs(items, batch=batch)
+
+    # -- the queue --------------------------------------------------------------------------------
+
+    def _assignment(self, conn: sqlite3.Connection, assignment_id: int) -> Assignment:
+        row = conn.execute(
+            "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, a.shown_order, a.claimed_at "
+            "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq JOIN prompts pr ON pr.id = p.prompt_id "
+            "JOIN responses ra ON ra.id = p.response_a JOIN responses rb ON rb.id = p.response_b "
+            "WHERE a.id = ?", (assignment_id,)).fetchone()
+        pair_id, prompt, ra, rb, order, claimed = row
+        left, right = (ra, rb) if order == "AB" else (rb, ra)
+        return Assignment(pair_id, json.loads(prompt), json.loads(left), json.loads(right), order, claimed)
+
+    _LOAD = ("(SELECT COUNT(*) FROM assignments x WHERE x.pair_seq = p.seq AND "
+             "(x.status = 'done' OR (x.status = 'open' AND x.expires_at > :now)))")
+
+    def next_assignment(self, labeler: str, *, batch: str | None = None) -> Assignment | None:
+        """The labeler's open claim if any, else a new claim on the next pair (gold at `gold_rate`,
+        otherwise the highest priority, then the oldest); None when nothing is left for them."""
+        self.role(labeler)
+        with self._rng_lock:
+            want_gold = self.gold_rate > 0 and self._rng.random() < self.gold_rate
+            order = self._rng.choice(("AB", "BA"))
+        now = time.time()
+        with self._write() as conn:
+            open_row = conn.execute(
+                f"SELECT a.id, a.expires_at > :now OR {self._LOAD} < :k OR p.gold_choice IS NOT NULL "
+                "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
+                "WHERE a.labeler = :who AND a.status = 'open' ORDER BY a.id LIMIT 1",
+                {"now": now, "k": self.k, "who": labeler}).fetchone()
+            if open_row:
+                if open_row[1]:
+                    conn.execute("UPDATE assignments SET expires_at = ? WHERE id = ?",
+                                 (now + self.claim_timeout, open_row[0]))
+                    return self._assignment(conn, open_row[0])
+                conn.execute("UPDATE assignments SET status = 'expired' WHERE id = ?", (open_row[0],))
+            args = {"now": now, "k": self.k, "who": labeler, "batch": batch}
+            fresh = ("NOT EXISTS (SELECT 1 FROM assignments y WHERE y.pair_seq = p.seq AND y.labeler = :who) "
+                     "AND (:batch IS NULL OR p.batch = :batch)")
+            row = None
+            if want_gold:
+                row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NOT NULL AND {fresh} "
+                                   "ORDER BY p.seq LIMIT 1", args).fetchone()
+            if row is None:
+                row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NULL AND {fresh} "
+                                   f"AND {self._LOAD} < :k ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
+            if row is None:
+                return None
+            cur = conn.execute("INSERT INTO assignments (pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
+                               "VALUES (?, ?, ?, ?, ?, 'open')", (row[0], labeler, order, now, now + self.claim_timeout))
+            return self._assignment(conn, cur.lastrowid)
+
+    def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3, rationale: str = "") -> Label:
+        """Store a label; `choice` is as shown ("A" = left). Returns once the label is committed."""
+        if choice not in CHOICES:
+            raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+        if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
+            try:
+                strength = int(strength)
+            except (TypeError, ValueError):
+                strength = -1
+            if strength not in STRENGTHS:
+                raise LabelingError("strength must be 1-4 (negligibly, slightly, better, significantly better).")
+        rationale = rationale or ""
+        if len(rationale) > 4000:
+            raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
+        self.role(labeler)
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, a.expires_at > :now OR {self._LOAD} < :k "
+                "OR p.gold_choice IS NOT NULL FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
+                "WHERE p.pair_id = :pair AND a.labeler = :who",
+                {"now": now, "k": self.k, "pair": pair_id, "who": labeler}).fetchone()
+            if row is None:
+                raise NotAssignedError(f"pair {pair_id!r} is not assigned to {labeler!r}; ask for the next pair.")
+            assignment_id, status, order, claimed_at, still_yours = row
+            if status == "done":
+                raise NotAssignedError(f"{labeler!r} has labeled pair {pair_id!r} already; undo it to change it.")
+            if status != "open" or not still_yours:
+                raise NotAssignedError(f"the claim of {labeler!r} on pair {pair_id!r} expired and the pair has "
+                                       f"its {self.k} labels; nothing was stored; go on with the next pair.")
+            stored = choice if order == "AB" else SWAP[choice]
+            cur = conn.execute(
+                "INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, rationale, shown_order, "
+                "seconds, created_at) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ? FROM assignments WHERE id = ?",
+                (assignment_id, labeler, stored, strength, rationale, order, max(0.0, now - claimed_at), now,
+                 assignment_id))
+            conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
+            return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order, now - claimed_at, now)
+
+    def skip(self, labeler: str, pair_id: str) -> None:
+        """Give the pair back; this labeler will not see it again."""
+        with self._write() as conn:
+            n = conn.execute("UPDATE assignments SET status = 'skipped' WHERE labeler = ? AND status = 'open' AND "
+                             "pair_seq = (SELECT seq FROM pairs WHERE pair_id = ?)", (labeler, pair_id)).rowcount
+        if not n:
+            raise NotAssignedError(f"pair {pair_id!r} is not open for {labeler!r}; nothing to skip.")
+
+    def undo(self, labeler: str) -> Label | None:
+        """Retract the labeler's last live label and reopen that pair for them; None if there is none."""
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute("SELECT l.id, l.assignment_id FROM live_labels l WHERE l.labeler = ? "
+                               "ORDER BY l.id DESC LIMIT 1", (labeler,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("INSERT INTO retractions VALUES (?, ?, ?)", (row[0], labeler, now))
+            # Back to the front of this labeler's queue, with a fresh claim.
+            conn.execute("UPDATE assignments SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
+                         (now, now + self.claim_timeout, row[1]))
+            conn.execute("UPDATE assignments SET status = 'expired' WHERE labeler = ? AND status = 'open' AND id != ?",
+                         (labeler, row[1]))
+        return self.label(row[0])
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    _LABEL_COLUMNS = ("SELECT l.id, p.pair_id, l.labeler, l.choice, l.strength, l.rationale, l.shown_order, "
+                      "l.seconds, l.created_at FROM {table} l JOIN pairs p ON p.seq = l.pair_seq")
+
+    def label(self, label_id: int) -> Label:
+        return Label(*self._read(self._LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?", (label_id,))[0])
+
+    def labels(self, *, labeler: str | None = None, include_retracted: bool = False) -> list[Label]:
+        sql = self._LABEL_COLUMNS.format(table="labels" if include_retracted else "live_labels")
+        args: tuple = ()
+        if labeler is not None:
+            sql, args = sql + " WHERE l.labeler = ?", (labeler,)
+        return [Label(*r) for r in self._read(sql + " ORDER BY l.id", args)]
+
+    def retracted_ids(self) -> set[int]:
+        return {r[0] for r in self._read("SELECT label_id FROM retractions")}
+
+    def pairs(self, *, batch: str | None = None, include_gold: bool = True) -> list[Pair]:
+        rows = self._read(
+            "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, p.gold_choice, p.priority, p.batch, p.source, "
+            "ra.provenance, rb.provenance FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
+            "JOIN responses ra ON ra.id = p.response_a JOIN responses rb ON rb.id = p.response_b "
+            "WHERE (:batch IS NULL OR p.batch = :batch) AND (:gold OR p.gold_choice IS NULL) ORDER BY p.seq",
+            {"batch": batch, "gold": include_gold})
+        return [Pair(r[0], json.loads(r[1]), json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7],
+                     json.loads(r[8]), json.loads(r[9])) for r in rows]
+
+    def label_counts(self, *, batch: str | None = None) -> dict[str, int]:
+        """Live labels per non-gold pair."""
+        rows = self._read("SELECT p.pair_id, (SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = p.seq) "
+                          "FROM pairs p WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch)",
+                          {"batch": batch})
+        return dict(rows)
+
+    def progress(self, labeler: str, *, since: float | None = None) -> tuple[int, int]:
+        """(labels by this labeler since `since` (default: local midnight), pairs still open to them)."""
+        if since is None:
+            t = time.localtime()
+            since = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
+        done = self._read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?", (labeler, since))[0][0]
+        left = self._read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND NOT EXISTS (SELECT 1 FROM "
+                          f"assignments y WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
+                          f"AND {self._LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
+        return done, left
+
+    def remaining(self, *, batch: str | None = None) -> int:
+        """Labels still needed for every non-gold pair (of `batch`) to reach k."""
+        return sum(max(0, self.k - n) for n in self.label_counts(batch=batch).values())
+
+    # -- priority hook ----------------------------------------------------------------------------
+
+    def prioritize(self, scorer: Callable[[list[Pair]], Sequence[float]], *, batch: str | None = None) -> int:
+        """Order the queue: `scorer(pairs)` gives one number per pair, higher first (e.g. reward-model
+        uncertainty). Only pairs that still need labels are scored; returns how many."""
+        counts = self.label_counts(batch=batch)
+        todo = [p for p in self.pairs(batch=batch, include_gold=False) if counts[p.pair_id] < self.k]
+        if not todo:
+            return 0
+        scores = [float(s) for s in scorer(todo)]
+        if len(scores) != len(todo):
+            raise LabelingError(f"the priority scorer returned {len(scores)} scores for {len(todo)} pairs.")
+        with self._write() as conn:
+            conn.executemany("UPDATE pairs SET priority = ? WHERE pair_id = ?",
+                             [(s, p.pair_id) for s, p in zip(scores, todo)])
+        return len(todo)
+
+
+def _provenance(candidate) -> dict:
+    return {k: v for k, v in (("model", candidate.model), ("adapter", candidate.adapter),
+                              ("sampling", candidate.sampling or None), ("logprobs", candidate.logprobs),
+                              ("finished", candidate.finished)) if v is not None}
