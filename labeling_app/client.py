@@ -11,6 +11,7 @@ call, no queue. `gradio_client.Client(url, auth=(user, password))` reaches the s
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ class LabelingClient:
         import httpx
 
         self.url, self.user = url.rstrip("/"), user
+        # One Gradio session for all calls: without it the server builds a fresh session (a copy of
+        # every component's config) per request, which costs more than the label itself.
+        self.session_hash = secrets.token_hex(8)
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
         try:
             response = self._http.post("/login", data={"username": user, "password": password})
@@ -39,7 +43,7 @@ class LabelingClient:
         import httpx
 
         try:
-            response = self._http.post(f"/gradio_api/run/{name}", json={"data": list(data)})
+            response = self._http.post(f"/gradio_api/run/{name}", json={"data": list(data), "session_hash": self.session_hash})
         except httpx.HTTPError as e:
             raise LabelingError(f"{self.url}/{name}: {e}") from e
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
@@ -94,7 +98,9 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
     result = SimulationResult()
     lock = threading.Lock()
     stop = threading.Event()
-    start = time.perf_counter()
+    clock = {"start": 0.0}
+    # The clock starts once everyone has signed in (the barrier's action runs before anyone goes on).
+    ready = threading.Barrier(len(accounts) + 1, action=lambda: clock.update(start=time.perf_counter()))
 
     def work(index: int, user: str, password: str) -> None:
         rng = random.Random(seed * 1000 + index)
@@ -103,10 +109,12 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
         except LabelingError as e:
             with lock:
                 result.errors.append(str(e))
+            ready.wait()
             return
+        ready.wait()
         try:
             while not stop.is_set():
-                if duration is not None and time.perf_counter() - start > duration:
+                if duration is not None and time.perf_counter() - clock["start"] > duration:
                     break
                 pair = client.next_pair()
                 if pair is None:
@@ -139,9 +147,10 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
     threads = [threading.Thread(target=work, args=(i, u, p), daemon=True) for i, (u, p) in enumerate(accounts)]
     for t in threads:
         t.start()
+    ready.wait()
     for t in threads:
         t.join()
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.perf_counter() - clock["start"]
     return result
 
 
