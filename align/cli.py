@@ -139,3 +139,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         raise ConfigError(f"{message}\n{self.format_usage().strip()}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

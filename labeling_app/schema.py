@@ -37,9 +37,10 @@ MIGRATIONS: list[str] = [
         priority REAL NOT NULL DEFAULT 0,              -- higher first; set by a priority hook
         batch TEXT,                                    -- import tag, e.g. "round-2"
         source TEXT,
+        completed INTEGER NOT NULL DEFAULT 0,          -- has k live labels: skipped by the queue's scan
         created_at REAL NOT NULL
     );
-    CREATE INDEX pairs_queue ON pairs (gold_choice, priority DESC, seq);
+    CREATE INDEX pairs_queue ON pairs (completed, priority DESC, seq) WHERE gold_choice IS NULL;
     CREATE TABLE labelers (
         name TEXT PRIMARY KEY,
         role TEXT NOT NULL CHECK (role IN ('labeler', 'admin')),

@@ -170,7 +170,15 @@ class LabelStore:
                     value = type(default)(stored[0]) if stored else default
                 if stored is None or str(value) != stored[0]:
                     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+                    if key == "k":
+                        self.k = value
+                        self._mark_completed(conn, None)
                 setattr(self, key, value)
+
+    def _mark_completed(self, conn: sqlite3.Connection, pair_seq: int | None) -> None:
+        """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
+        conn.execute("UPDATE pairs SET completed = ((SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = pairs.seq)"
+                     " >= ?) WHERE gold_choice IS NULL AND (? IS NULL OR seq = ?)", (self.k, pair_seq, pair_seq))
 
     # -- connections and transactions -------------------------------------------------------------
 
@@ -366,7 +374,7 @@ class LabelStore:
                 row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NOT NULL AND {fresh} "
                                    "ORDER BY p.seq LIMIT 1", args).fetchone()
             if row is None:
-                row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NULL AND {fresh} "
+                row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 AND {fresh} "
                                    f"AND {self._LOAD} < :k ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
             if row is None:
                 return None
@@ -411,6 +419,8 @@ class LabelStore:
                 (assignment_id, labeler, stored, strength, rationale, order, max(0.0, now - claimed_at), now,
                  assignment_id))
             conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
+            self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
+                                                    (assignment_id,)).fetchone()[0])
             return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order, now - claimed_at, now)
 
     def skip(self, labeler: str, pair_id: str) -> None:
@@ -435,6 +445,8 @@ class LabelStore:
                          (now, now + self.claim_timeout, row[1]))
             conn.execute("UPDATE assignments SET status = 'expired' WHERE labeler = ? AND status = 'open' AND id != ?",
                          (labeler, row[1]))
+            self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
+                                                    (row[1],)).fetchone()[0])
         return self.label(row[0])
 
     # -- reading ----------------------------------------------------------------------------------
@@ -478,7 +490,7 @@ class LabelStore:
             t = time.localtime()
             since = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
         done = self._read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?", (labeler, since))[0][0]
-        left = self._read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND NOT EXISTS (SELECT 1 FROM "
+        left = self._read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 AND NOT EXISTS (SELECT 1 FROM "
                           f"assignments y WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
                           f"AND {self._LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
         return done, left

@@ -119,3 +119,75 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+class LabelServer:
+    """`align label serve` in a real subprocess on a free port, over a store in a temporary folder."""
+
+    def __init__(self, folder: Path, *, k: int = 3, config: str | None = None):
+        self.folder = folder
+        self.store_url = f"sqlite:///{folder.resolve() / 'labels.db'}"   # an absolute path: sqlite:////...
+        self.k = k
+        self.config = config
+        self.proc = None
+        self.url = None
+
+    def start(self, timeout: float = 60.0) -> "LabelServer":
+        import socket
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = self.folder / "app.yaml"
+        if not config.exists():
+            config.write_text(self.config or f"k: {self.k}\n")
+        self.log = open(self.folder / "server.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve", "--store", self.store_url,
+                                      "--port", str(port), "--config", str(config)], stdout=self.log,
+                                     stderr=subprocess.STDOUT, cwd=self.folder)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.folder / "server.log").read_text())
+            try:
+                urllib.request.urlopen(self.url + "/gradio_api/info", timeout=2)
+                return self
+            except urllib.error.HTTPError:
+                return self   # 401: up, and asking for a login
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("the label server did not start:\n" + (self.folder / "server.log").read_text())
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.kill()
+
+
+@pytest.fixture
+def label_server(tmp_path):
+    servers = []
+
+    def make(**kwargs) -> LabelServer:
+        server = LabelServer(tmp_path, **kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        s.stop()

@@ -1,0 +1,97 @@
+"""The labeling UI in a real browser (Debian's chromium driven by Playwright): log in, label with the
+mouse and with the keyboard, undo; hostile HTML shows as text and runs nothing; a labeler has no
+admin view."""
+
+import shutil
+
+import pytest
+
+from labeling_app import LabelStore
+from tests.test_label_store import record
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
+
+HOSTILE = '<script>window.__xss = 1</script> and <img src=x onerror="window.__xss = 2"> end'
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+def login(browser, url, user, password):
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(url)
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("#status", state="visible")
+    return page
+
+
+def saved_count(page) -> int:
+    import re
+
+    match = re.search(r"Labeled today: (\d+)", page.locator("#status").inner_text())
+    return int(match.group(1)) if match else -1
+
+
+def wait_saved(page, n):
+    page.wait_for_function(f"() => /Labeled today: {n}\\b/.test(document.querySelector('#status').innerText)")
+
+
+def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser):
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    store.add_labeler("boss", "pw-boss", role="admin")
+    hostile = record(0, chosen=HOSTILE)
+    store.add_records([hostile, *[record(i) for i in range(1, 8)]])
+    server.start()
+
+    page = login(browser, server.url, "ann", "pw-ann")
+    # The first pair holds the hostile response: shown as text, never run.
+    panes = page.locator("#response-left").inner_text() + page.locator("#response-right").inner_text()
+    assert "<script>window.__xss = 1</script>" in panes and "onerror=" in panes
+    assert page.evaluate("() => window.__xss") is None
+    page.screenshot(path=str(server.folder / "labeling.png"), full_page=True)
+    assert page.locator("#admin").is_hidden()                     # a labeler has no admin view
+    assert "Nothing left" not in page.locator("#status").inner_text()
+
+    for i, (choice, strength) in enumerate([("A is better (1)", "better (e)"), ("B is better (2)", "slightly better (w)"),
+                                            ("Tie (3)", None)]):
+        page.locator("#choice").get_by_text(choice, exact=True).click()
+        if strength:
+            page.locator("#strength").get_by_text(strength, exact=True).click()
+        page.locator("#submit-btn").click()
+        wait_saved(page, i + 1)
+    for i, keys in enumerate([("2", "r"), ("1", "q"), ("4",)]):
+        page.locator("#status").click()                              # focus outside any text box
+        for key in keys:
+            page.keyboard.press(key)
+        page.keyboard.press("Enter")
+        wait_saved(page, i + 4)
+    page.locator("#status").click()
+    page.keyboard.press("u")                                         # undo the "both bad"
+    wait_saved(page, 5)
+    assert page.evaluate("() => window.__xss") is None
+
+    labels = store.labels()
+    assert [(lab.shown_choice, lab.strength) for lab in labels] == [
+        ("A", 3), ("B", 2), ("tie", 1), ("B", 4), ("A", 1)]
+    assert len(store.labels(include_retracted=True)) == 6 and len(store.retracted_ids()) == 1
+    assert all(lab.labeler == "ann" for lab in labels)
+
+    admin = login(browser, server.url, "boss", "pw-boss")
+    admin.wait_for_selector("#admin", state="visible")
+    assert "**" not in admin.locator("#admin-summary").inner_text()
+    assert "5" in admin.locator("#admin-summary").inner_text()

@@ -1,0 +1,121 @@
+"""The labeling app as a real server process: the CLI, the API through gradio_client, 20 concurrent
+simulated labelers, and a kill -9 in the middle of their submits."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from labeling_app import LabelStore, simulate
+from labeling_app.client import LabelingClient
+from labeling_app.errors import AuthError
+from reward.judges import vader_judge
+
+
+def align(*args, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "align.cli", *args], input=stdin, capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_cli_and_api(label_server, tmp_path, hh_file):
+    server = label_server(k=2)
+    store = server.store_url
+    assert align("label", "add-user", "ann", "--store", store, stdin="pw-ann\n").returncode == 0
+    assert align("label", "add-user", "boss", "--role", "admin", "--store", store, stdin="pw-boss\n").returncode == 0
+    dup = align("label", "add-user", "ann", "--store", store, stdin="pw-other\n")
+    assert dup.returncode == 1 and "exists already" in dup.stderr
+    out = align("label", "import", str(hh_file), "--format", "hh", "--store", store)
+    assert out.returncode == 0 and "imported 1200 pairs" in out.stdout, out.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: a", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: b"}\n'
+                   '{"chosen": 3}\n')
+    out = align("label", "import", str(bad), "--store", store)
+    assert out.returncode == 1 and "bad.jsonl, line 2" in out.stderr
+    server.start()
+
+    from gradio_client import Client
+
+    client = Client(server.url, auth=("ann", "pw-ann"), verbose=False)
+    pair = client.predict(api_name="/next_pair")
+    assert set(pair) == {"pair_id", "prompt", "response_a", "response_b"}
+    assert pair["prompt"][0]["role"] == "user" and isinstance(pair["response_a"], str)
+    ack = client.predict(pair["pair_id"], "B", 4, "the other is rude", api_name="/submit_label")
+    assert ack["stored"] is True
+    label = LabelStore(store).labels()[0]
+    assert label.id == ack["label_id"] and label.labeler == "ann" and label.shown_choice == "B"
+    assert label.rationale == "the other is rude" and label.strength == 4
+    with pytest.raises(Exception, match="not assigned to 'ann'"):
+        client.predict("0000000000000000", "A", 3, "", api_name="/submit_label")
+    # A labeler cannot reach admin functions: the admin endpoints refuse them.
+    with pytest.raises(Exception, match="needs an admin account"):
+        client.predict(api_name="/on_refresh")
+    with pytest.raises(Exception, match="needs an admin account"):
+        client.predict(api_name="/on_export")
+    admin = Client(server.url, auth=("boss", "pw-boss"), verbose=False)
+    summary, per_labeler, _ = admin.predict(api_name="/on_refresh")
+    assert "**1** labels" in summary and per_labeler["data"][0][0] == "ann"
+    with pytest.raises(AuthError):
+        LabelingClient(server.url, "ann", "wrong")
+    with pytest.raises(Exception):
+        Client(server.url, auth=("nobody", "x"), verbose=False)
+
+    stats = json.loads(align("label", "stats", "--json", "--store", store).stdout)
+    assert stats["labels"] == 1 and stats["pairs"] == 1200 and stats["labelers"] == 1
+    assert "krippendorff_alpha" in stats
+    out = align("label", "export", "--out", str(tmp_path / "export"), "--store", store)
+    assert out.returncode == 0 and "exported 1 preferences" in out.stdout
+
+
+def _judge_fast(prompt, a, b):
+    return ("A", 3) if len(a) >= len(b) else ("B", 2)
+
+
+def test_twenty_labelers_concurrently(label_server, tmp_path):
+    server = label_server(k=3)
+    store = LabelStore(server.store_url, k=3)
+    from tests.test_label_store import record
+
+    store.add_records([record(i) for i in range(40)])
+    accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(20)]
+    for name, pw in accounts:
+        store.add_labeler(name, pw)
+    server.start()
+    result = simulate(server.url, accounts, _judge_fast)
+    assert not result.errors
+    labels = store.labels()
+    assert len(result.acknowledged) == len(labels) == 120          # every pair got exactly k
+    assert {lab.id for lab in labels} == {ack[2] for ack in result.acknowledged}
+    assert max(store.label_counts().values()) == 3
+    assert len({(lab.labeler, lab.pair_id) for lab in labels}) == 120   # no labeler twice on a pair
+
+
+def test_kill_9_loses_no_acknowledged_label(label_server, tmp_path):
+    server = label_server(k=3)
+    store = LabelStore(server.store_url, k=3)
+    from tests.test_label_store import record
+
+    store.add_records([record(i) for i in range(400)])
+    accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(10)]
+    for name, pw in accounts:
+        store.add_labeler(name, pw)
+    server.start()
+    box = {}
+    runner = threading.Thread(target=lambda: box.update(result=simulate(server.url, accounts, vader_judge)))
+    runner.start()
+    deadline = time.time() + 60
+    while len(store.labels()) < 150 and time.time() < deadline:
+        time.sleep(0.05)
+    server.kill()                                                    # mid-submit, no warning
+    runner.join(60)
+    result = box["result"]
+    assert len(result.acknowledged) >= 150 and result.errors         # the clients saw the server die
+    server.start()                                                   # restart on the same store
+    after = LabelStore(server.store_url)
+    assert after.integrity_check() == "ok"
+    stored = {lab.id for lab in after.labels()}
+    assert {ack[2] for ack in result.acknowledged} <= stored
+    client = LabelingClient(server.url, *accounts[0])                # and labeling goes on
+    assert client.next_pair() is not None
