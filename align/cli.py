@@ -30,6 +30,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                         "Supervised fine-tuning of a policy on chat or preference data (LoRA/QLoRA)."),
     "dpo": TrainCommand("align.dpo.config:DPOConfig", "align.dpo.trainer:train_dpo",
                         "Direct preference optimisation of a LoRA policy (sigmoid, ipo, robust, hinge, ...)."),
+    "ppo": TrainCommand("align.ppo.config:PPOConfig", "align.ppo.trainer:train_ppo",
+                        "PPO of a LoRA policy against a reward model or function (one base, 4-bit ok)."),
     "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",
                                  "Train a Bradley-Terry reward model (margins, ties; --ensemble N)."),
 }

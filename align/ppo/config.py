@@ -1,0 +1,70 @@
+"""`PPOConfig`: what `align ppo` takes (YAML recipe keys and `--field value` flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from reward.configuration import check
+from reward.options import ModelOptions, TrainOptions
+
+__all__ = ["PPOConfig"]
+
+
+@dataclass
+class PPOConfig(ModelOptions, TrainOptions):
+    """PPO on a LoRA policy. One base model holds everything: the policy is a LoRA adapter, the value
+    function a head on the policy's last hidden state, and the reference the base with the adapter
+    disabled; the base may be 4-bit (QLoRA)."""
+
+    prompts: str | None = field(default=None, metadata={
+        "help": "Prompts: .txt (one per line), JSONL with `prompt`, or a preference file (its prompts)."})
+    reward_model: str = field(default="vader", metadata={
+        "help": "A reward-model folder (`align reward train`), `vader` (VADER sentiment), or module:function "
+                "taking (prompts, responses) and returning a list of floats."})
+    output_dir: str = field(default="outputs/ppo", metadata={"help": "Where checkpoints, metrics and the adapter go."})
+    max_steps: int = field(default=100, metadata={"help": "PPO updates (each: one batch of rollouts)."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Prompts (rollouts) per PPO update."})
+    mini_batch_size: int = field(default=8, metadata={"help": "Rollouts per gradient step within an update."})
+    ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts."})
+    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate (LoRA and value head)."})
+    lora_dropout: float = field(default=0.0, metadata={
+        "help": "Dropout off by default: PPO's ratios need the same network for rollout and update."})
+    max_new_tokens: int = field(default=48, metadata={"help": "Longest response sampled."})
+    max_prompt_length: int = field(default=256, metadata={"help": "Prompts longer than this lose their start."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (also used in the update)."})
+    missing_eos_penalty: float = field(default=0.0, metadata={
+        "help": "Subtracted from the score of a response cut at max_new_tokens (e.g. 1.0)."})
+    kl_coef: float = field(default=0.05, metadata={"help": "Initial β of the per-token KL penalty."})
+    adaptive_kl: bool = field(default=True, metadata={"help": "Adapt β towards target_kl (Ziegler et al. 2019)."})
+    target_kl: float = field(default=6.0, metadata={"help": "KL (nats per response) the adaptive controller aims at."})
+    kl_horizon: float = field(default=10000.0, metadata={"help": "Horizon of the adaptive KL controller (samples)."})
+    kl_stop: float | None = field(default=None, metadata={
+        "help": "Stop early (saving a checkpoint) when the mean KL per response passes this bound."})
+    gamma: float = field(default=1.0, metadata={"help": "Discount."})
+    lam: float = field(default=0.95, metadata={"help": "GAE λ."})
+    cliprange: float = field(default=0.2, metadata={"help": "PPO policy clip ε."})
+    cliprange_value: float = field(default=0.2, metadata={"help": "Value clip ε."})
+    vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss."})
+    whiten_rewards: bool = field(default=False, metadata={"help": "Whiten per-token rewards (keeping their mean)."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    save_steps: int = field(default=25, metadata={"help": "Save a checkpoint every N updates."})
+    logging_steps: int = field(default=1, metadata={"help": "Log metrics every N updates."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (oldest deleted)."})
+    value_head_lr_scale: float = field(default=10.0, metadata={
+        "help": "The value head is new: its learning rate is learning_rate × this."})
+    score_batch_size: int = field(default=16, metadata={"help": "Batch size of the reward model."})
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(default="no", metadata={
+        "help": "Autocast: no (fp32, exact resume) by default for PPO; bf16 is faster on CPUs and GPUs that have it."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.prompts is not None, "prompts", self.prompts, "must name a prompts file (--prompts FILE)")
+        check(self.per_device_train_batch_size % self.mini_batch_size == 0, "mini_batch_size", self.mini_batch_size,
+              f"must divide per_device_train_batch_size ({self.per_device_train_batch_size})")
+        check(self.lora, "lora", self.lora, "must be true: PPO trains an adapter so that the base is the reference")
+        check(self.max_steps > 0, "max_steps", self.max_steps, "must be positive")
+        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, "must be non-negative")
+        check(self.target_kl > 0, "target_kl", self.target_kl, "must be positive")
+        check(0 < self.cliprange < 1, "cliprange", self.cliprange, "must be in (0, 1)")
+        check(self.temperature > 0, "temperature", self.temperature, "must be positive (PPO samples)")

@@ -1,0 +1,379 @@
+"""`align ppo`: our PPO for LoRA policies (TRL removed its PPOTrainer in 1.13).
+
+One base model holds everything (`PolicyWithValue`): the policy is a LoRA adapter, the value function
+a linear head on the policy's last hidden state, the reference the same base with the adapter
+disabled. Each update: sample a batch of responses (left-padded prompts, stop at EOS) → score them
+(a reward model's text-level `score`, so its tokenizer may differ, or any `f(prompts, responses)`)
+→ per-token KL-penalised rewards → GAE → `ppo_epochs` passes of clipped policy + value losses over
+minibatches. Checkpoints hold adapter, value head, optimizer, KL controller, RNG states and step, so
+that a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from align.ppo.config import PPOConfig
+from align.ppo.loss import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae,
+                            kl_penalized_rewards, masked_mean, policy_loss, value_loss, whiten)
+from reward.errors import AlignError
+
+__all__ = ["PPOTrainer", "PolicyWithValue", "train_ppo", "TrainingStopped"]
+
+
+class TrainingStopped(AlignError):
+    """Training stopped on a guard (non-finite loss, KL bound); the message says which and where the
+    last good checkpoint is."""
+
+
+class PolicyWithValue(torch.nn.Module):
+    """A peft LoRA causal LM plus a value head on its last hidden state (one base for everything)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        hidden = model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config") \
+            else model.config.hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+        self.value_head.to(next(model.parameters()).device)
+
+    def forward(self, input_ids, attention_mask, *, with_values: bool = True):
+        """(logits (B, L, V), values (B, L) or None)."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         output_hidden_states=with_values, use_cache=False)
+        values = None
+        if with_values:
+            h = out.hidden_states[-1]
+            values = self.value_head(h.to(self.value_head.weight.dtype)).squeeze(-1)
+        return out.logits, values
+
+    def reference(self):
+        """Context in which the model is the reference (the base, adapter disabled)."""
+        return self.model.disable_adapter()
+
+
+def _response_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, start: int, temperature: float):
+    """Log-probs (B, T) of the response tokens input_ids[:, start:] and the logits that predict them."""
+    logits = logits[:, start - 1:-1].float() / temperature                       # (B, T, V)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
+    return logp, logits
+
+
+class PPOTrainer:
+    def __init__(self, config: PPOConfig, *, reward_fn: Callable | None = None, prompts: list | None = None):
+        from transformers import set_seed
+
+        from align.policy import load_policy
+        from reward.candidates import read_prompts
+        from reward.judges import load_reward_function
+
+        self.config = config
+        set_seed(config.seed)                           # before the adapter and the value head are made
+        model, self.tokenizer = load_policy(config, padding_side="left")
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.policy = PolicyWithValue(model)
+        self.device = next(model.parameters()).device
+        self.reward_fn = reward_fn or load_reward_function(config.reward_model)
+        self.prompts = prompts if prompts is not None else read_prompts(config.prompts)
+        if len(self.prompts) < config.per_device_train_batch_size:
+            raise AlignError(f"{config.prompts}: {len(self.prompts)} prompts, fewer than one batch "
+                             f"(per_device_train_batch_size = {config.per_device_train_batch_size}).")
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW([
+            {"params": trainable, "lr": config.learning_rate},
+            {"params": list(self.policy.value_head.parameters()),
+             "lr": config.learning_rate * config.value_head_lr_scale}], eps=1e-5)
+        self.kl_ctl = AdaptiveKLController(config.kl_coef, config.target_kl, config.kl_horizon) \
+            if config.adaptive_kl else FixedKLController(config.kl_coef)
+        self.step = 0
+        eos = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(model.generation_config, "eos_token_id", None)
+        eos |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+        self.eos_ids = sorted(e for e in eos if e is not None)
+        self.history: list[dict] = []
+        self._writer = None
+
+    # -- data -------------------------------------------------------------------------------------
+
+    def _batch_prompts(self, step: int) -> list:
+        """The prompts of update `step`: a seeded shuffle per pass over the prompts, so that a resumed
+        run draws exactly the same batches."""
+        b = self.config.per_device_train_batch_size
+        per_epoch = len(self.prompts) // b
+        epoch, index = divmod(step, per_epoch)
+        order = list(range(len(self.prompts)))
+        random.Random(self.config.seed + epoch).shuffle(order)
+        return [self.prompts[i] for i in order[index * b:(index + 1) * b]]
+
+    def _encode_prompts(self, prompts: list) -> dict:
+        tok = self.tokenizer
+        texts = [tok.apply_chat_template([{"role": "user", "content": p}] if isinstance(p, str) else list(p),
+                                         tokenize=False, add_generation_prompt=True) for p in prompts]
+        tok.padding_side, tok.truncation_side = "left", "left"
+        return tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_length,
+                   add_special_tokens=False).to(self.device)
+
+    def _autocast(self):
+        mp = self.config.mixed_precision
+        if mp in ("bf16", "fp16") or (mp == "auto" and self.device.type == "cpu"):
+            dtype = torch.float16 if mp == "fp16" else torch.bfloat16
+            return torch.autocast(self.device.type, dtype=dtype)
+        return nullcontext()
+
+    # -- one update -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def rollout(self, prompts: list) -> dict:
+        """Sample, score, and compute old log-probs, reference log-probs and values."""
+        from reward.judges import text_of
+
+        cfg, tok = self.config, self.tokenizer
+        batch = self._encode_prompts(prompts)
+        P = batch["input_ids"].shape[1]
+        self.policy.eval()
+        with self._autocast():
+            out = self.policy.model.generate(**batch, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
+                                             max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
+                                             eos_token_id=self.eos_ids)
+        response = out[:, P:]                                                    # (B, T)
+        is_eos = torch.isin(response, torch.tensor(self.eos_ids, device=response.device))
+        # Mask: tokens up to and including the first EOS.
+        after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0
+        mask = (~after_eos).float()
+        finished = is_eos.any(1)
+        response = response.masked_fill(after_eos, tok.pad_token_id)
+        texts = [tok.decode(r[m.bool()], skip_special_tokens=True).strip() for r, m in zip(response, mask)]
+        scores = torch.tensor([float(s) for s in self.reward_fn(prompts, texts)], dtype=torch.float32)
+        if len(scores) != len(texts):
+            raise AlignError(f"the reward function returned {len(scores)} scores for {len(texts)} responses.")
+        scores = scores.to(self.device) - cfg.missing_eos_penalty * (~finished).float()
+        input_ids = torch.cat([batch["input_ids"], response], 1)
+        attention = torch.cat([batch["attention_mask"], mask.long()], 1)
+        with self._autocast():
+            logits, values = self.policy(input_ids, attention)
+            logprobs, _ = _response_logprobs(logits, input_ids, P, cfg.temperature)
+            with self.policy.reference():
+                ref_logits, _ = self.policy(input_ids, attention, with_values=False)
+                ref_logprobs, _ = _response_logprobs(ref_logits, input_ids, P, cfg.temperature)
+        values = values[:, P - 1:-1].float()
+        rewards, kl = kl_penalized_rewards(scores, logprobs.float(), ref_logprobs.float(), mask, self.kl_ctl.value)
+        if cfg.whiten_rewards:
+            rewards = whiten(rewards, mask, shift_mean=False)
+        advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
+        advantages = whiten(advantages, mask)
+        return {"input_ids": input_ids, "attention_mask": attention, "prompt_length": P, "mask": mask,
+                "logprobs": logprobs.float() * mask, "values": values * mask, "advantages": advantages,
+                "returns": returns, "scores": scores, "kl": kl, "rewards": rewards, "finished": finished,
+                "texts": texts}
+
+    def update(self, data: dict) -> dict:
+        """`ppo_epochs` passes of minibatch gradient steps over one rollout batch."""
+        cfg = self.config
+        B, P = data["input_ids"].shape[0], data["prompt_length"]
+        stats: dict[str, list[float]] = {}
+        self.policy.eval()          # dropout stays off: the update sees the network that sampled
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        for _ in range(cfg.ppo_epochs):
+            for idx in torch.randperm(B, generator=gen).split(cfg.mini_batch_size):
+                idx = idx.to(self.device)
+                mask = data["mask"][idx]
+                with self._autocast():
+                    logits, values = self.policy(data["input_ids"][idx], data["attention_mask"][idx])
+                    logprobs, resp_logits = _response_logprobs(logits, data["input_ids"][idx], P, cfg.temperature)
+                values = values[:, P - 1:-1].float()
+                pg, pg_stats = policy_loss(logprobs.float(), data["logprobs"][idx], data["advantages"][idx], mask,
+                                           cfg.cliprange)
+                vf, vf_stats = value_loss(values, data["values"][idx], data["returns"][idx], mask, cfg.cliprange_value)
+                loss = pg + cfg.vf_coef * vf
+                if not torch.isfinite(loss):
+                    raise TrainingStopped(f"non-finite loss ({loss.item()}) at update {self.step + 1}: policy loss "
+                                          f"{pg.item()}, value loss {vf.item()}. Nothing of this update was applied; "
+                                          f"the last good checkpoint is {self.last_checkpoint() or 'none yet'}. "
+                                          f"Lower learning_rate, or check the reward function's outputs.")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                               cfg.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    entropy = masked_mean(entropy_from_logits(resp_logits.float()), mask)
+                for name, value in (("loss/policy", pg), ("loss/value", vf), ("policy/clipfrac", pg_stats["clipfrac"]),
+                                    ("policy/approxkl", pg_stats["approxkl"]), ("val/clipfrac", vf_stats["clipfrac"]),
+                                    ("val/error", vf_stats["error"]), ("objective/entropy", entropy)):
+                    stats.setdefault(name, []).append(float(value.detach()))
+        return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    def train_step(self) -> dict:
+        cfg = self.config
+        data = self.rollout(self._batch_prompts(self.step))
+        if not torch.isfinite(data["scores"]).all():
+            raise TrainingStopped(f"the reward function returned a non-finite score at update {self.step + 1}; "
+                                  f"the last good checkpoint is {self.last_checkpoint() or 'none yet'}.")
+        metrics = self.update(data)
+        mask = data["mask"]
+        kl_per_seq = data["kl"].sum(1).mean().item()
+        metrics.update({
+            "objective/kl": kl_per_seq,
+            "objective/kl_coef": self.kl_ctl.value,
+            "objective/non_score_reward": (-self.kl_ctl.value * data["kl"]).sum(1).mean().item(),
+            "objective/scores": data["scores"].mean().item(),
+            "rewards/mean": data["scores"].mean().item(),
+            "rewards/std": data["scores"].std().item() if len(data["scores"]) > 1 else 0.0,
+            "val/vpred": masked_mean(data["values"], mask).item(),
+            "val/returns": masked_mean(data["returns"], mask).item(),
+            "response/length": mask.sum(1).mean().item(),
+            "response/eos_rate": data["finished"].float().mean().item(),
+        })
+        self.kl_ctl.update(kl_per_seq, cfg.per_device_train_batch_size)
+        self.step += 1
+        metrics["step"] = self.step
+        metrics["sample"] = data["texts"][0][:200]
+        return metrics
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def last_checkpoint(self) -> str | None:
+        found = sorted(Path(self.config.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        found = [p for p in found if (p / "trainer_state.json").is_file()]
+        return str(found[-1]) if found else None
+
+    def save_checkpoint(self) -> str:
+        out = Path(self.config.output_dir)
+        final = out / f"checkpoint-{self.step}"
+        tmp = out / f".tmp-checkpoint-{self.step}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.policy.model.save_pretrained(tmp)
+        torch.save(self.policy.value_head.state_dict(), tmp / "value_head.pt")
+        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        import numpy as np
+
+        torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps({"step": self.step, "kl_controller": self.kl_ctl.state_dict(),
+                                                            "history": self.history}))
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)                            # a checkpoint is complete or absent, never half-written
+        kept = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in kept[:-self.config.save_total_limit]:
+            shutil.rmtree(old, ignore_errors=True)
+        return str(final)
+
+    def load_checkpoint(self, path: str) -> None:
+        import numpy as np
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        set_peft_model_state_dict(self.policy.model, load_file(str(path / "adapter_model.safetensors")))
+        self.policy.value_head.load_state_dict(torch.load(path / "value_head.pt"))
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt"))
+        state = json.loads((path / "trainer_state.json").read_text())
+        self.step, self.history = state["step"], state["history"]
+        self.kl_ctl.load_state_dict(state["kl_controller"])
+        rng = torch.load(path / "rng.pt", weights_only=False)
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _log(self, metrics: dict) -> None:
+        cfg = self.config
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
+        if cfg.report_to == "tensorboard":
+            if self._writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(Path(cfg.output_dir) / "runs"))
+            for k, v in scalars.items():
+                self._writer.add_scalar(k, v, self.step)
+        elif cfg.report_to == "wandb":
+            import wandb
+
+            if wandb.run is None:
+                wandb.init(project="align-toolkit", config=asdict(cfg))
+            wandb.log(scalars, step=self.step)
+
+    def train(self) -> str:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        out = Path(cfg.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and (ckpt := self.last_checkpoint()):
+            self.load_checkpoint(ckpt)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="ppo", unit="update")
+        stopped = None
+        while self.step < cfg.max_steps:
+            metrics = self.train_step()
+            self.history.append({k: v for k, v in metrics.items() if k != "sample"})
+            if self.step % cfg.logging_steps == 0:
+                self._log(metrics)
+            bar.set_postfix(reward=f"{metrics['rewards/mean']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
+            bar.update(1)
+            if cfg.kl_stop is not None and metrics["objective/kl"] > cfg.kl_stop:
+                stopped = (f"KL {metrics['objective/kl']:.2f} passed kl_stop = {cfg.kl_stop} at update {self.step}; "
+                           f"stopped early")
+                break
+            if self.step % cfg.save_steps == 0 or self.step == cfg.max_steps:
+                self.save_checkpoint()
+        bar.close()
+        if self._writer is not None:
+            self._writer.close()
+        self.save_checkpoint()
+        self.save(out)
+        (out / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in self.history))
+        plot_history(self.history, out / "ppo_curves.png")
+        if stopped:
+            print(f"align ppo: {stopped}; checkpoint and adapter saved in {out}")
+        return str(out)
+
+    def save(self, directory: str | Path) -> None:
+        """The adapter (and tokenizer, value head) in `directory`: `Policy.from_pretrained(directory)` loads it."""
+        from reward.training_args import record_base_model
+
+        self.policy.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        torch.save(self.policy.value_head.state_dict(), Path(directory) / "value_head.pt")
+        record_base_model(str(directory), self.config.model)
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    if not history:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, key, title in zip(axes, ("rewards/mean", "objective/kl", "objective/entropy"),
+                              ("mean reward", "KL(policy ‖ reference) per response", "entropy per token")):
+        ax.plot(steps, [h.get(key, math.nan) for h in history], marker=".")
+        ax.set_title(title)
+        ax.set_xlabel("PPO update")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def train_ppo(config: PPOConfig) -> str:
+    return PPOTrainer(config).train()
