@@ -32,6 +32,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                         "Direct preference optimisation of a LoRA policy (sigmoid, ipo, robust, hinge, ...)."),
     "ppo": TrainCommand("align.ppo.config:PPOConfig", "align.ppo.trainer:train_ppo",
                         "PPO of a LoRA policy against a reward model or function (one base, 4-bit ok)."),
+    "loop": TrainCommand("align.loop:LoopConfig", "align.loop:run_loop",
+                         "The whole loop in rounds: candidates -> labels (app) -> reward model -> DPO/PPO -> report."),
     "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",
                                  "Train a Bradley-Terry reward model (margins, ties; --ensemble N)."),
 }
@@ -98,7 +100,8 @@ def run_training(name: str, argv: list[str]) -> int:
             i += 1
     config = load_config(config_cls, config_path, parse_flags(rest, config_cls))
     out = _load(command.run)(config)
-    print(f"align {name}: done; output in {out}")
+    if out is not None:   # the loop prints its own summary as its last line
+        print(f"align {name}: done; output in {out}")
     return 0
 
 
