@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m align.demo
+	HF_HUB_OFFLINE=1 $(BIN)/align loop --config recipes/demo.yaml
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -q

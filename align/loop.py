@@ -55,7 +55,9 @@ class LoopConfig:
     reward_epochs: float = field(default=4.0, metadata={"help": "Reward-model epochs over the labels so far."})
     method: Literal["dpo", "ppo"] = field(default="dpo", metadata={
         "help": "dpo: DPO on the labels; ppo: PPO against the reward model."})
-    policy_steps: int = field(default=24, metadata={"help": "DPO steps, or PPO updates, per round."})
+    policy_steps: int | None = field(default=None, metadata={
+        "help": "DPO steps, or PPO updates, per round (default: policy_epochs over the labels for DPO, 20 for PPO)."})
+    policy_epochs: float = field(default=3.0, metadata={"help": "DPO epochs over the labels so far, each round."})
     policy_learning_rate: float = field(default=2e-4, metadata={"help": "Learning rate of the policy's LoRA."})
     beta: float = field(default=0.1, metadata={"help": "DPO β."})
     max_new_tokens: int = field(default=48, metadata={"help": "Longest response sampled."})
@@ -278,10 +280,14 @@ class Loop:
     def policy(self, r: int) -> None:
         cfg = self.config
         if cfg.method == "dpo":
+            import math
+
             from align.dpo import DPOConfig, train_dpo
 
+            steps = cfg.policy_steps or math.ceil(cfg.policy_epochs * self._round(r)["reward"]["train_records"] / 4)
+
             out = train_dpo(DPOConfig(model=cfg.model, data=str(self._dir(r) / "preferences.jsonl"),
-                                      output_dir=str(self._dir(r) / "dpo"), max_steps=cfg.policy_steps,
+                                      output_dir=str(self._dir(r) / "dpo"), max_steps=steps,
                                       per_device_train_batch_size=4, learning_rate=cfg.policy_learning_rate,
                                       beta=cfg.beta, max_length=192, save_steps=10**6, logging_steps=4,
                                       seed=cfg.seed))
@@ -291,7 +297,7 @@ class Loop:
             prompts = self._dir(r) / "prompts.jsonl"
             prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in self.train_prompts))
             out = train_ppo(PPOConfig(model=cfg.model, prompts=str(prompts), reward_model=self._round(r)["reward_model"],
-                                      output_dir=str(self._dir(r) / "ppo"), max_steps=cfg.policy_steps,
+                                      output_dir=str(self._dir(r) / "ppo"), max_steps=cfg.policy_steps or 20,
                                       per_device_train_batch_size=16, mini_batch_size=8,
                                       learning_rate=cfg.policy_learning_rate / 4, max_new_tokens=cfg.max_new_tokens,
                                       seed=cfg.seed, save_steps=10**6))
