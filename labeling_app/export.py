@@ -85,7 +85,9 @@ def export_dataset(store: LabelStore, out_dir: str | Path, *, min_labels: int = 
     prefs = [r for r in records if not r.tie]
     ties = [r for r in records if r.tie]
     write_jsonl(records, out / "preferences.jsonl")
-    DatasetDict({"train": to_hf_dataset(prefs), "ties": to_hf_dataset(ties)}).save_to_disk(str(out / "dataset"))
+    # One shard per split even when a split is empty (datasets cannot load a split saved with 0 shards).
+    DatasetDict({"train": to_hf_dataset(prefs), "ties": to_hf_dataset(ties)}).save_to_disk(
+        str(out / "dataset"), num_shards={"train": 1, "ties": 1})
     wanted = {p.pair_id for p in store.pairs(batch=batch)}
     write_json_lines(({"id": lab.id, "pair_id": lab.pair_id, "labeler": lab.labeler, "choice": lab.choice,
                        "strength": lab.strength, "rationale": lab.rationale, "shown_order": lab.shown_order,

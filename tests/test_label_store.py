@@ -285,3 +285,29 @@ def test_handlers_and_escaping(store):
     assert "<script>" not in escaped.split("`")[0] and "&lt;script&gt;" in escaped
     assert "&lt;img src=x onerror=alert(2)&gt;" in escaped
     assert "`<b>code</b>`" in escaped and "```\n<i>x</i>\n```" in escaped   # code is escaped by the renderer
+
+
+def test_export_trains_unchanged_in_trl(tmp_path, tiny_llama):
+    """The exported dataset goes straight into TRL's DPOTrainer and RewardTrainer (no conversion)."""
+    import trl
+    from datasets import load_from_disk
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    s = LabelStore(f"sqlite:///{tmp_path}/t.db", k=1, seed=0)
+    s.add_labeler("ann", "pw-ann")
+    s.add_records([record(i) for i in range(6)])
+    label_all(s, "ann", choice="A", strength=4)
+    export_dataset(s, tmp_path / "out")
+    train = load_from_disk(str(tmp_path / "out" / "dataset"))["train"]
+    assert train.num_rows == 6 and {"prompt", "chosen", "rejected", "margin"} <= set(train.column_names)
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    common = dict(max_steps=1, per_device_train_batch_size=2, report_to=[], use_cpu=True, bf16=False,
+                  gradient_checkpointing=False, save_strategy="no")
+    dpo = trl.DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_llama), processing_class=tok,
+                         args=trl.DPOConfig(output_dir=str(tmp_path / "dpo"), **common), train_dataset=train)
+    assert dpo.train().training_loss > 0
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny_llama, num_labels=1)
+    rm.config.pad_token_id = tok.pad_token_id
+    reward = trl.RewardTrainer(model=rm, processing_class=tok, train_dataset=train,
+                               args=trl.RewardConfig(output_dir=str(tmp_path / "rm"), **common))
+    assert reward.train().training_loss > 0
