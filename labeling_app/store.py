@@ -345,6 +345,8 @@ class LabelStore:
 
     _LOAD = ("(SELECT COUNT(*) FROM assignments x WHERE x.pair_seq = p.seq AND "
              "(x.status = 'done' OR (x.status = 'open' AND x.expires_at > :now)))")
+    # An assignment `a` on pair `p` still holds if unexpired, or if the pair still has room, or if gold.
+    _HELD = f"(a.expires_at > :now OR {_LOAD} < :k OR p.gold_choice IS NOT NULL)"
 
     def next_assignment(self, labeler: str, *, batch: str | None = None) -> Assignment | None:
         """The labeler's open claim if any, else a new claim on the next pair (gold at `gold_rate`,
@@ -356,8 +358,7 @@ class LabelStore:
         now = time.time()
         with self._write() as conn:
             open_row = conn.execute(
-                f"SELECT a.id, a.expires_at > :now OR {self._LOAD} < :k OR p.gold_choice IS NOT NULL "
-                "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
+                f"SELECT a.id, {self._HELD} FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
                 "WHERE a.labeler = :who AND a.status = 'open' ORDER BY a.id LIMIT 1",
                 {"now": now, "k": self.k, "who": labeler}).fetchone()
             if open_row:
@@ -400,8 +401,8 @@ class LabelStore:
         now = time.time()
         with self._write() as conn:
             row = conn.execute(
-                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, a.expires_at > :now OR {self._LOAD} < :k "
-                "OR p.gold_choice IS NOT NULL FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
+                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, {self._HELD} "
+                "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
                 "WHERE p.pair_id = :pair AND a.labeler = :who",
                 {"now": now, "k": self.k, "pair": pair_id, "who": labeler}).fetchone()
             if row is None:

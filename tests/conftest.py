@@ -64,21 +64,26 @@ def _wordpiece_tokenizer():
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory) -> str:
+def make_tiny_llama(folder: Path, *, initializer_range: float = 0.02) -> str:
+    """A 2-layer Llama-like causal LM (hidden 32) with the ChatML BPE tokenizer, saved in `folder`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-llama")
     tokenizer = _chat_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+                         initializer_range=initializer_range)
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> str:
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture(scope="session")

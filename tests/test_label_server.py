@@ -73,16 +73,22 @@ def _judge_fast(prompt, a, b):
     return ("A", 3) if len(a) >= len(b) else ("B", 2)
 
 
-def test_twenty_labelers_concurrently(label_server, tmp_path):
-    server = label_server(k=3)
-    store = LabelStore(server.store_url, k=3)
+def started(label_server, pairs: int, labelers: int):
+    """A running server over a k = 3 store with `pairs` pairs and `labelers` accounts."""
     from tests.test_label_store import record
 
-    store.add_records([record(i) for i in range(40)])
-    accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(20)]
+    server = label_server(k=3)
+    store = LabelStore(server.store_url, k=3)
+    store.add_records([record(i) for i in range(pairs)])
+    accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(labelers)]
     for name, pw in accounts:
         store.add_labeler(name, pw)
     server.start()
+    return server, store, accounts
+
+
+def test_twenty_labelers_concurrently(label_server):
+    server, store, accounts = started(label_server, pairs=40, labelers=20)
     result = simulate(server.url, accounts, _judge_fast)
     assert not result.errors
     labels = store.labels()
@@ -92,16 +98,8 @@ def test_twenty_labelers_concurrently(label_server, tmp_path):
     assert len({(lab.labeler, lab.pair_id) for lab in labels}) == 120   # no labeler twice on a pair
 
 
-def test_kill_9_loses_no_acknowledged_label(label_server, tmp_path):
-    server = label_server(k=3)
-    store = LabelStore(server.store_url, k=3)
-    from tests.test_label_store import record
-
-    store.add_records([record(i) for i in range(400)])
-    accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(10)]
-    for name, pw in accounts:
-        store.add_labeler(name, pw)
-    server.start()
+def test_kill_9_loses_no_acknowledged_label(label_server):
+    server, store, accounts = started(label_server, pairs=400, labelers=10)
     box = {}
     runner = threading.Thread(target=lambda: box.update(result=simulate(server.url, accounts, vader_judge)))
     runner.start()

@@ -29,20 +29,9 @@ def nan_reward(prompts, responses):
 def ppo_model(tmp_path_factory) -> str:
     """A tiny Llama with a larger init than `tiny_llama`, so that its outputs are not near-uniform and
     a LoRA adapter can move them within a few dozen updates."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tests.conftest import make_tiny_llama
 
-    from tests.conftest import _chat_tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-llama-ppo")
-    tok = _chat_tokenizer()
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                         tie_word_embeddings=False, initializer_range=0.3)
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return str(folder)
+    return make_tiny_llama(tmp_path_factory.mktemp("tiny-llama-ppo"), initializer_range=0.3)
 
 
 @pytest.fixture(scope="module")
