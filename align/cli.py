@@ -32,6 +32,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                         "Direct preference optimisation of a LoRA policy (sigmoid, ipo, robust, hinge, ...)."),
     "ppo": TrainCommand("align.ppo.config:PPOConfig", "align.ppo.trainer:train_ppo",
                         "PPO of a LoRA policy against a reward model or function (one base, 4-bit ok)."),
+    "grpo": TrainCommand("align.grpo.config:GRPOConfig", "align.grpo.trainer:train_grpo",
+                         "GRPO (or --algorithm rloo) of a LoRA policy on TRL, with our reward model or function."),
     "loop": TrainCommand("align.loop:LoopConfig", "align.loop:run_loop",
                          "The whole loop in rounds: candidates -> labels (app) -> reward model -> DPO/PPO -> report."),
     "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",

@@ -110,3 +110,29 @@ def test_guards(ppo_model, prompts_file, tmp_path):
         config(ppo_model, prompts_file, tmp_path, mini_batch_size=5)
     with pytest.raises(ConfigError, match="prompts"):
         PPOConfig(prompts=None)
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_grpo_and_rloo_through_trl_with_our_reward(ppo_model, prompts_file, tmp_path, algorithm):
+    from align.grpo import GRPOConfig, train_grpo
+
+    out = train_grpo(GRPOConfig(algorithm=algorithm, model=ppo_model, prompts=prompts_file,
+                                reward_model="tests.test_ppo:letters_share", output_dir=str(tmp_path / algorithm),
+                                max_steps=2, per_device_train_batch_size=4, num_generations=2,
+                                max_completion_length=8, save_steps=100, logging_steps=1))
+    assert (Path(out) / "adapter_model.safetensors").is_file()
+    state = json.loads(next(Path(out).glob("checkpoint-*/trainer_state.json")).read_text()) \
+        if list(Path(out).glob("checkpoint-*")) else None
+    assert state is None or state["global_step"] == 2
+
+
+def test_ppo_on_a_4bit_base(ppo_model, prompts_file, tmp_path):
+    """QLoRA PPO: the one base is 4-bit (bitsandbytes' CPU backend); the adapter and value head train."""
+    trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "q", max_steps=2, quantization="4bit",
+                                per_device_train_batch_size=8, mini_batch_size=4), reward_fn=letters_share)
+    before = {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if "lora_B" in n}
+    metrics = trainer.train_step()
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics.items() if isinstance(v, float))
+    moved = [n for n, p in trainer.policy.model.named_parameters() if "lora_B" in n and not torch.equal(p, before[n])]
+    assert moved
+    assert "Linear4bit" in {type(m).__name__ for m in trainer.policy.model.modules()}

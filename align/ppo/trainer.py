@@ -85,6 +85,13 @@ class PPOTrainer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.policy = PolicyWithValue(model)
+        # Dropout off, and the modules left in training mode for good: PPO's ratios need the network that
+        # sampled to be the one that is updated, and bitsandbytes' CPU backend repacks 4-bit weights
+        # for inference on an eval-mode no-grad forward, after which a training forward fails.
+        for module in self.policy.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        self.policy.train()
         self.device = next(model.parameters()).device
         self.reward_fn = reward_fn or load_reward_function(config.reward_model)
         self.prompts = prompts if prompts is not None else read_prompts(config.prompts)
@@ -143,7 +150,6 @@ class PPOTrainer:
         cfg, tok = self.config, self.tokenizer
         batch = self._encode_prompts(prompts)
         P = batch["input_ids"].shape[1]
-        self.policy.eval()
         with self._autocast():
             out = self.policy.model.generate(**batch, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
                                              max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
@@ -184,7 +190,6 @@ class PPOTrainer:
         cfg = self.config
         B, P = data["input_ids"].shape[0], data["prompt_length"]
         stats: dict[str, list[float]] = {}
-        self.policy.eval()          # dropout stays off: the update sees the network that sampled
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         for _ in range(cfg.ppo_epochs):
             for idx in torch.randperm(B, generator=gen).split(cfg.mini_batch_size):
