@@ -17,7 +17,7 @@ from reward.loss import bradley_terry_loss
 from reward.model import RewardModel, encode_pair_side, right_pad
 from reward.readers import read_preferences
 from reward.records import PreferenceRecord
-from reward.training_args import last_checkpoint, seeded_length_grouped_sampler, trainer_arguments
+from reward.training_args import is_main_process, last_checkpoint, seeded_length_grouped_sampler, trainer_arguments
 
 __all__ = ["train_reward", "encode_pairs", "PairCollator"]
 
@@ -89,6 +89,8 @@ def train_reward(config: RewardConfig) -> str:
     for k in range(config.ensemble):
         member_dir = out if config.ensemble == 1 else out / f"member-{k}"
         summaries.append(train_one(config, records, str(member_dir), config.seed + k))
+    if not is_main_process():             # rank 0 writes the ensemble index and the report
+        return str(out)
     if config.ensemble > 1:
         (out / "ensemble.json").write_text(json.dumps({"members": [f"member-{k}" for k in range(config.ensemble)]}))
     report = {"data": data.summary(), "members": summaries}
@@ -127,7 +129,8 @@ def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir:
                                data_collator=PairCollator(tokenizer.pad_token_id))
     trainer.center_coefficient = config.center_rewards_coefficient
     result = trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if config.resume else None)
-    RewardModel(trainer.model, tokenizer, config.max_length).save_pretrained(output_dir)
+    if trainer.is_world_process_zero():
+        RewardModel(trainer.model, tokenizer, config.max_length).save_pretrained(output_dir)
     return {"output_dir": output_dir, "seed": seed, "pairs": len(enc.rows), "truncated": enc.truncated,
             "train_loss": result.training_loss, "steps": result.global_step,
             "train_seconds": result.metrics.get("train_runtime")}

@@ -84,14 +84,26 @@ def seeded_length_grouped_sampler(trainer, dataset):
 
     args = trainer.args
     seed = args.data_seed if args.data_seed is not None else args.seed
-    return SeededLengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps,
+    # Group by the global batch (all processes, all accumulation steps), so that 2 processes × batch 4
+    # see the same examples per optimizer step as 1 process × batch 4 × 2 accumulation steps.
+    return SeededLengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
                                       dataset[args.length_column_name], seed)
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of a distributed run (torchrun / accelerate launch), and in a plain run."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def save_trained(trainer, tokenizer, config) -> str:
     """Save what a run produced into `config.output_dir`: the model (or adapter), the tokenizer, the
-    loss history (`trainer_state.json`), and the base model's own name in an adapter's config."""
-    trainer.save_model(config.output_dir)
+    loss history (`trainer_state.json`), and the base model's own name in an adapter's config.
+    In a distributed run only rank 0 writes."""
+    trainer.save_model(config.output_dir)      # the Trainer writes on rank 0 only
+    if not trainer.is_world_process_zero():
+        return config.output_dir
     trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")
     tokenizer.save_pretrained(config.output_dir)
     record_base_model(config.output_dir, config.model)

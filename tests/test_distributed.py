@@ -1,0 +1,75 @@
+"""Two data-parallel processes on this CPU (gloo) through `accelerate launch`: the reward and DPO
+trainers give what one process gives with the same global batch (2 × 4 against 1 × 4 with 2
+accumulation steps), and only rank 0 writes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from reward.records import PreferenceRecord, write_jsonl
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "recipes" / "accelerate" / "cpu-2proc.yaml"
+
+
+@pytest.fixture(scope="module")
+def prefs(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("dist") / "prefs.jsonl"
+    write_jsonl([PreferenceRecord(prompt=[{"role": "user", "content": f"Review item {i}"}],
+                                  chosen=[{"role": "assistant", "content": "I love this product, it is great " * (1 + i % 3)}],
+                                  rejected=[{"role": "assistant", "content": "terrible, I hate waiting " * (1 + i % 2)}])
+                 for i in range(16)], path)
+    return str(path)
+
+
+def launch(out: Path, processes: int, command: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    if processes == 2:
+        env["ACCELERATE_USE_CPU"] = "1"
+        import socket
+
+        with socket.socket() as sock:                   # a free rendezvous port: runs never collide
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIG),
+               "--main_process_port", str(port), "-m", "align.cli"]
+        extra = ["--per_device_train_batch_size", "4"]
+    else:
+        cmd = [sys.executable, "-m", "align.cli"]
+        extra = ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"]
+    result = subprocess.run([*cmd, *command, *extra, "--output_dir", str(out)], env=env, capture_output=True,
+                            text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, "\n".join(line for line in result.stderr.splitlines() if "Error" in line or "error" in line)[-3000:]
+    return result
+
+
+def weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {k: v for f in sorted(folder.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
+
+
+@pytest.mark.parametrize("trainer", ["reward", "dpo"])
+def test_two_processes_match_one(trainer, prefs, tiny_bert, tiny_llama, tmp_path):
+    if trainer == "reward":
+        command = ["reward", "train", "--model", tiny_bert, "--data", prefs, "--max_steps", "2", "--seed", "1",
+                   "--mixed_precision", "no", "--learning_rate", "1e-3", "--save_steps", "100"]
+    else:
+        command = ["dpo", "--model", tiny_llama, "--data", prefs, "--max_steps", "2", "--seed", "1",
+                   "--mixed_precision", "no", "--learning_rate", "1e-3", "--save_steps", "100", "--max_length", "64"]
+    launch(tmp_path / "one", 1, command)
+    two = launch(tmp_path / "two", 2, command)
+    assert two.stdout.count("done; output in") == 1 or two.stdout.count("done; output in") == 2
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert a.keys() == b.keys() and a
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=2e-5, rtol=1e-4), (name, (a[name] - b[name]).abs().max())
+    if trainer == "reward":                 # the backbone moved (DPO saves only the adapter: its B starts at 0)
+        base = {f"bert.{k}": v for k, v in weights(Path(tiny_bert)).items()}
+        assert sum(not torch.equal(a[n], base[n]) for n in a if n in base) > 10
+    else:
+        assert any(a[n].abs().sum() > 0 for n in a if "lora_B" in n)
