@@ -72,3 +72,27 @@ def test_mixed_precision_reaches_the_trainer_arguments():
 
     if not torch.cuda.is_available():  # auto on a CPU: bf16 autocast over fp32 weights
         assert trainer_arguments(SFTConfig(data="d"))["bf16"] is True
+
+
+def test_every_recipe_loads_into_its_command_config():
+    """Each recipe in recipes/ is valid for the command its README row names (no unknown keys)."""
+    from pathlib import Path
+
+    from align.cli import TRAIN_COMMANDS, _load
+    from reward.configuration import load_config
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    table = (recipes / "README.md").read_text()
+    required = {"data": "x.jsonl", "prompts": "x.txt"}
+    checked = 0
+    for path in sorted(recipes.glob("*.yaml")):
+        row = next(line for line in table.splitlines() if f"`{path.name}`" in line)
+        command = row.split("`align ")[1].split("`")[0]
+        cls = _load(TRAIN_COMMANDS[command].config)
+        fields = set(cls.__dataclass_fields__)
+        import yaml
+
+        keys = set(yaml.safe_load(path.read_text()) or {})
+        load_config(cls, path, {k: v for k, v in required.items() if k in fields and k not in keys})
+        checked += 1
+    assert checked >= 10

@@ -1,0 +1,141 @@
+"""Our PPO against trl 1.12's PPOTrainer (the last TRL with one; installed apart), same run shape.
+
+    pip install --no-deps --target /tmp/trl112 trl==1.12.0
+    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 3
+
+Both: builtin SmolLM2-135M-Instruct + LoRA r=16 on the 20 review prompts, 8 rollouts per update,
+one minibatch of 8, 4 PPO epochs, 40 new tokens, fp32, a reward model = SmolLM2 with a scalar head
+(same weights, seed 0). TRL holds policy (LoRA; reference = adapter disabled), a separate value model
+and the reward model; ours holds one base (policy adapter + value head + disabled-adapter reference)
+and scores through the same reward model. Each side runs in its own process (peak RSS by wait4);
+seconds per update exclude loading and the first update (warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+MODEL = "builtin:smollm2-135m-instruct"
+ROLLOUTS, NEW_TOKENS, EPOCHS = 8, 40, 4
+
+
+def reward_model():
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from reward.hub import load_tokenizer, resolve_model
+
+    torch.manual_seed(0)
+    rm = AutoModelForSequenceClassification.from_pretrained(resolve_model(MODEL), num_labels=1)
+    tok = load_tokenizer(MODEL, padding_side="right")
+    rm.config.pad_token_id = tok.pad_token_id
+    return rm.eval(), tok
+
+
+def run_ours(steps: int) -> dict:
+    import torch
+
+    from align.demo import review_prompts
+    from align.ppo.config import PPOConfig
+    from align.ppo.trainer import PPOTrainer
+
+    rm, tok = reward_model()
+
+    @torch.no_grad()
+    def score(prompts, responses):
+        texts = [tok.apply_chat_template([*p, {"role": "assistant", "content": r}], tokenize=False)
+                 for p, r in zip(prompts, responses)]
+        batch = tok(texts, return_tensors="pt", padding=True)
+        return rm(**batch).logits[:, 0].tolist()
+
+    config = PPOConfig(model=MODEL, prompts="unused", output_dir="/tmp/ppo-bench-ours", max_steps=steps,
+                       per_device_train_batch_size=ROLLOUTS, mini_batch_size=ROLLOUTS, ppo_epochs=EPOCHS,
+                       max_new_tokens=NEW_TOKENS, mixed_precision="no", save_steps=10**6)
+    trainer = PPOTrainer(config, reward_fn=score,
+                         prompts=[[{"role": "user", "content": p}] for p in review_prompts()[0]])
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        trainer.train_step()
+        times.append(time.perf_counter() - t)
+    return {"side": "ours", "seconds_per_update": times}
+
+
+def run_trl(steps: int, trl_dir: str) -> dict:
+    sys.path.insert(0, trl_dir)
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainerCallback
+
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    from align.demo import review_prompts
+    from reward.hub import load_tokenizer, resolve_model
+
+    path = resolve_model(MODEL)
+    tok = load_tokenizer(MODEL, padding_side="left")
+    rm, _ = reward_model()
+    torch.manual_seed(0)
+    value = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    value.config.pad_token_id = tok.pad_token_id
+    policy = AutoModelForCausalLM.from_pretrained(path)
+    prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+               for p in review_prompts()[0]]
+    ds = Dataset.from_dict({"input_ids": [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]})
+    times, last = [], [None]
+
+    class Timer(TrainerCallback):   # PPOTrainer 1.12 runs its own loop: it calls on_step_end only
+        def on_train_begin(self, args, state, control, **kw):
+            last[0] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            now = time.perf_counter()
+            times.append(now - last[0])
+            last[0] = now
+
+    args = PPOConfig(output_dir="/tmp/ppo-bench-trl", per_device_train_batch_size=ROLLOUTS, num_mini_batches=1,
+                     num_ppo_epochs=EPOCHS, response_length=NEW_TOKENS, total_episodes=ROLLOUTS * steps,
+                     local_rollout_forward_batch_size=ROLLOUTS, stop_token="eos", bf16=False, use_cpu=True,
+                     report_to=[], save_strategy="no", num_sample_generations=0, learning_rate=3e-5,
+                     gradient_checkpointing=False)
+    trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=rm,
+                         value_model=value, train_dataset=ds, peft_config=LoraConfig(
+                             r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
+                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"]), callbacks=[Timer()])
+    trainer.train()
+    return {"side": "trl-1.12", "seconds_per_update": times}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--trl112", default="/tmp/trl112")
+    parser.add_argument("--side", choices=["ours", "trl"], help="(internal) run one side in this process")
+    args = parser.parse_args()
+    if args.side:
+        out = run_ours(args.steps) if args.side == "ours" else run_trl(args.steps, args.trl112)
+        print("RESULT " + json.dumps(out))
+        return
+    from benchmarks.runner import run_once
+
+    rows = {}
+    for side in ("trl", "ours"):
+        run = run_once(f"{sys.executable} -m benchmarks.ppo_vs_trl --side {side} --steps {args.steps} "
+                       f"--trl112 {args.trl112}", env={"HF_HUB_OFFLINE": "1"})
+        result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
+        steady = result["seconds_per_update"][1:] or result["seconds_per_update"]
+        rows[side] = {"seconds_per_update": round(sum(steady) / len(steady), 2), "peak_rss_mb": round(run.peak_rss_mb),
+                      "all_updates": [round(x, 2) for x in result["seconds_per_update"]]}
+        print(json.dumps({side: rows[side]}), flush=True)
+    print(json.dumps({"time_ratio_ours_over_trl": round(rows["ours"]["seconds_per_update"] /
+                                                        rows["trl"]["seconds_per_update"], 2),
+                      "memory_ratio_ours_over_trl": round(rows["ours"]["peak_rss_mb"] / rows["trl"]["peak_rss_mb"], 2)}))
+
+
+if __name__ == "__main__":
+    main()
