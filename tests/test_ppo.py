@@ -136,3 +136,21 @@ def test_ppo_on_a_4bit_base(ppo_model, prompts_file, tmp_path):
     moved = [n for n, p in trainer.policy.model.named_parameters() if "lora_B" in n and not torch.equal(p, before[n])]
     assert moved
     assert "Linear4bit" in {type(m).__name__ for m in trainer.policy.model.modules()}
+
+
+def test_separate_value_model_trains_and_resumes(ppo_model, prompts_file, tmp_path):
+    cfg = config(ppo_model, prompts_file, tmp_path / "sep", max_steps=2, value_model="separate",
+                 per_device_train_batch_size=8, mini_batch_size=4)
+    trainer = PPOTrainer(cfg, reward_fn=letters_share)
+    assert trainer.policy.value_backbone is not None and trainer.policy.value_backbone is not trainer.policy.model
+    before = {n: p.detach().clone() for n, p in trainer.policy.value_backbone.named_parameters() if "lora_B" in n}
+    trainer.train()
+    assert any(not torch.equal(p, before[n]) for n, p in trainer.policy.value_backbone.named_parameters()
+               if "lora_B" in n)                                          # the value adapter learned
+    assert (tmp_path / "sep" / "checkpoint-2" / "value_adapter" / "adapter_model.safetensors").is_file()
+    resumed = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "sep", max_steps=2, value_model="separate",
+                                per_device_train_batch_size=8, mini_batch_size=4, resume=True), reward_fn=letters_share)
+    resumed.load_checkpoint(resumed.last_checkpoint())
+    for (n, a), (_, b) in zip(trainer.policy.value_backbone.named_parameters(),
+                              resumed.policy.value_backbone.named_parameters()):
+        assert torch.equal(a, b), n

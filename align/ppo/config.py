@@ -45,6 +45,9 @@ class PPOConfig(ModelOptions, TrainOptions):
     lam: float = field(default=0.95, metadata={"help": "GAE λ."})
     cliprange: float = field(default=0.2, metadata={"help": "PPO policy clip ε."})
     cliprange_value: float = field(default=0.2, metadata={"help": "Value clip ε."})
+    value_model: Literal["shared", "separate"] = field(default="shared", metadata={
+        "help": "shared: the value head sits on the policy's hidden states (one base); separate: a second copy "
+                "of the base with its own adapter under the head (more memory; no policy/value interference)."})
     vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss."})
     whiten_rewards: bool = field(default=False, metadata={"help": "Whiten per-token rewards (keeping their mean)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})

@@ -38,9 +38,12 @@ class TrainingStopped(AlignError):
 class PolicyWithValue(torch.nn.Module):
     """A peft LoRA causal LM plus a value head on its last hidden state (one base for everything)."""
 
-    def __init__(self, model):
+    def __init__(self, model, value_backbone=None):
+        """`value_backbone`: a separate model (with its own adapter) under the value head; None puts the
+        head on the policy's own hidden states (one base for everything)."""
         super().__init__()
         self.model = model
+        self.value_backbone = value_backbone
         hidden = model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config") \
             else model.config.hidden_size
         self.value_head = torch.nn.Linear(hidden, 1)
@@ -56,6 +59,9 @@ class PolicyWithValue(torch.nn.Module):
         values = None
         if with_values:
             h = out.hidden_states[-1]
+            if self.value_backbone is not None:
+                h = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                        output_hidden_states=True, use_cache=False).hidden_states[-1]
             values = self.value_head(h.to(self.value_head.weight.dtype)).squeeze(-1)
         return out.logits, values
 
@@ -84,7 +90,8 @@ class PPOTrainer:
         model, self.tokenizer = load_policy(config, padding_side="left")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.policy = PolicyWithValue(model)
+        value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
+        self.policy = PolicyWithValue(model, value_backbone)
         # Dropout off, and the modules left in training mode for good: PPO's ratios need the network that
         # sampled to be the one that is updated, and bitsandbytes' CPU backend repacks 4-bit weights
         # for inference on an eval-mode no-grad forward, after which a training forward fails.
@@ -98,7 +105,7 @@ class PPOTrainer:
         if len(self.prompts) < config.per_device_train_batch_size:
             raise AlignError(f"{config.prompts}: {len(self.prompts)} prompts, fewer than one batch "
                              f"(per_device_train_batch_size = {config.per_device_train_batch_size}).")
-        trainable = [p for p in model.parameters() if p.requires_grad]
+        trainable = [p for m in (model, value_backbone) if m is not None for p in m.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW([
             {"params": trainable, "lr": config.learning_rate},
             {"params": list(self.policy.value_head.parameters()),
@@ -263,6 +270,8 @@ class PPOTrainer:
         tmp.mkdir(parents=True)
         self.policy.model.save_pretrained(tmp)
         torch.save(self.policy.value_head.state_dict(), tmp / "value_head.pt")
+        if self.policy.value_backbone is not None:
+            self.policy.value_backbone.save_pretrained(tmp / "value_adapter")
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         import numpy as np
 
@@ -285,6 +294,9 @@ class PPOTrainer:
         path = Path(path)
         set_peft_model_state_dict(self.policy.model, load_file(str(path / "adapter_model.safetensors")))
         self.policy.value_head.load_state_dict(torch.load(path / "value_head.pt"))
+        if self.policy.value_backbone is not None:
+            set_peft_model_state_dict(self.policy.value_backbone,
+                                      load_file(str(path / "value_adapter" / "adapter_model.safetensors")))
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt"))
         state = json.loads((path / "trainer_state.json").read_text())
         self.step, self.history = state["step"], state["history"]
