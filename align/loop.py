@@ -207,7 +207,7 @@ class Loop:
         app.launch(server_name=cfg.host, server_port=port, prevent_thread_lock=True, quiet=True,
                    **launch_options(self.store))
         url = f"http://{cfg.host}:{port}"
-        batches = [b for b in (f"round-{r}/active", f"round-{r}/random")]
+        batches = (f"round-{r}/active", f"round-{r}/random")
         remaining = lambda: sum(self.store.remaining(batch=b) for b in batches)  # noqa: E731
         try:
             if cfg.labelers > 0:

@@ -89,7 +89,7 @@ class PairView:
     status: str
 
     @classmethod
-    def of(cls, a: Assignment | None, store: LabelStore, user: str, note: str = "", batch: str | None = None):
+    def of(cls, a: Assignment | None, store: LabelStore, user: str, note: str = ""):
         done, left = store.progress(user)
         status = f"{note + ' · ' if note else ''}Labeled today: **{done}** · left in the queue: **{left}**"
         if a is None:
@@ -206,7 +206,7 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
             gr.Markdown(f"## {html.escape(config.title)}")
             who = gr.Markdown("", elem_id="who")
         status = gr.Markdown("", elem_id="status")
-        with gr.Column(visible=True, elem_id="labeling") as labeling:
+        with gr.Column(visible=True, elem_id="labeling"):
             with gr.Accordion("Guidelines", open=False):
                 gr.Markdown(config.guidelines)
             gr.Markdown(SHORTCUTS)

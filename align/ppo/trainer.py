@@ -152,8 +152,6 @@ class PPOTrainer:
     @torch.no_grad()
     def rollout(self, prompts: list) -> dict:
         """Sample, score, and compute old log-probs, reference log-probs and values."""
-        from reward.judges import text_of
-
         cfg, tok = self.config, self.tokenizer
         batch = self._encode_prompts(prompts)
         P = batch["input_ids"].shape[1]
