@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml Makefile
 	HF_HUB_OFFLINE=1 $(BIN)/align models prepare builtin:smollm2-135m-instruct builtin:minilm-l6
 	# The browser tests drive Debian's chromium through Playwright (Playwright cannot download its own
 	# here); without root or apt the browser tests skip with a reason.
-	command -v chromium >/dev/null || ($$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq --no-install-recommends \
-		chromium chromium-driver) || echo "warning: chromium not installed; browser tests will skip"
+	command -v chromium >/dev/null || (SUDO=$$(command -v sudo >/dev/null && echo "sudo -n"); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver) \
+		|| echo "warning: chromium not installed; browser tests will skip"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
