@@ -102,7 +102,9 @@ def run_training(name: str, argv: list[str]) -> int:
             i += 1
     config = load_config(config_cls, config_path, parse_flags(rest, config_cls))
     out = _load(command.run)(config)
-    if out is not None:   # the loop prints its own summary as its last line
+    from reward.training_args import is_main_process
+
+    if out is not None and is_main_process():   # the loop prints its own summary; one line per run, not per rank
         print(f"align {name}: done; output in {out}")
     return 0
 

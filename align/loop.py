@@ -157,42 +157,39 @@ class Loop:
     def select(self, r: int) -> None:
         """Choose the round's pairs: all at random in round 1; from round 2, the most uncertain for
         the last reward model, plus a random slice for comparison. Import them into the store."""
-        from itertools import combinations
-
         from labeling_app.priority import uncertainty_priority
-        from labeling_app.store import Pair
+        from labeling_app.store import Pair, candidate_pairs, pair_key
         from reward.candidates import read_candidates
 
         cfg = self.config
         rng = random.Random(cfg.seed * 7919 + r)
-        pool = []
-        for s in read_candidates(self._dir(r) / "candidates.jsonl"):
-            texts = list(dict.fromkeys(c.content for c in s.responses if c.content.strip()))
-            for a, b in combinations(texts, 2):
-                pool.append(Pair(f"{s.prompt_id}", s.prompt, [{"role": "assistant", "content": a}],
-                                 [{"role": "assistant", "content": b}]))
+        pool = candidate_pairs(read_candidates(self._dir(r) / "candidates.jsonl"), source=f"loop round {r}")
         rng.shuffle(pool)
         n = min(cfg.pairs_per_round, len(pool))
         info = {"pool": len(pool)}
         if r == 1 or cfg.random_share >= 1.0:
             chosen = {"random": pool[:n]}
         else:
-            rm = self._reward_model(r - 1)
-            scores = uncertainty_priority(rm)(pool)
+            # Each pair is scored once; the same scores then order the labelers' queue.
+            scores = uncertainty_priority(self._reward_model(r - 1))(
+                [Pair(pair_key(p["prompt"], p["response_a"], p["response_b"]), p["prompt"], p["response_a"],
+                      p["response_b"]) for p in pool])
             n_random = round(n * cfg.random_share)
             ranked = sorted(range(len(pool)), key=lambda i: -scores[i])
             active = ranked[: n - n_random]
-            rest = [i for i in range(len(pool)) if i not in set(active)]
-            chosen = {"active": [pool[i] for i in active], "random": [pool[i] for i in rest[:n_random]]}
+            taken = set(active)
+            random_slice = [i for i in range(len(pool)) if i not in taken][:n_random]   # the pool is shuffled
+            chosen = {"active": [pool[i] for i in active], "random": [pool[i] for i in random_slice]}
+            by_key = {pair_key(pool[i]["prompt"], pool[i]["response_a"], pool[i]["response_b"]): scores[i]
+                      for i in active}
             info["uncertainty"] = {"active": statistics.fmean(scores[i] for i in active),
-                                   "random": statistics.fmean(scores[i] for i in rest[:n_random]) if n_random else None}
-        for slice_name, pairs in chosen.items():
+                                   "random": statistics.fmean(scores[i] for i in random_slice) if n_random else None}
+        for slice_name, items in chosen.items():
             batch = f"round-{r}/{slice_name}"
-            self.store.add_pairs(({"prompt": p.prompt, "response_a": p.response_a, "response_b": p.response_b,
-                                   "source": f"loop round {r}", "where": p.pair_id} for p in pairs), batch=batch)
+            self.store.add_pairs(items, batch=batch)
             if slice_name == "active":
-                self.store.prioritize(uncertainty_priority(self._reward_model(r - 1)), batch=batch)
-            info[slice_name] = len(pairs)
+                self.store.prioritize(lambda pairs: [by_key[p.pair_id] for p in pairs], batch=batch)
+            info[slice_name] = len(items)
         self._round(r)["select"] = info
 
     def label(self, r: int) -> None:
@@ -200,9 +197,10 @@ class Loop:
         from labeling_app.app import build_app, launch_options
         from labeling_app.client import simulate
         from labeling_app.config import AppConfig
+        from reward.judges import load_judge
 
         cfg = self.config
-        app = build_app(self.store, AppConfig(k=cfg.k))
+        app = build_app(self.store, AppConfig())   # k lives in the store
         port = cfg.port or _free_port()
         app.launch(server_name=cfg.host, server_port=port, prevent_thread_lock=True, quiet=True,
                    **launch_options(self.store))
@@ -216,7 +214,8 @@ class Loop:
                 for name, password in accounts:
                     if name not in known:
                         self.store.add_labeler(name, password)
-                result = simulate(url, accounts, self.judge, seed=cfg.seed + r, temperature=cfg.judge_temperature)
+                labelers = load_judge(cfg.judge, temperature=cfg.judge_temperature)   # noisy, unlike the gold judge
+                result = simulate(url, accounts, labelers, seed=cfg.seed + r)
                 if remaining():
                     raise RuntimeError(f"the simulated labelers stopped with {remaining()} labels missing: "
                                        f"{result.errors[:3]}")
@@ -260,13 +259,13 @@ class Loop:
         cfg = self.config
         info = {}
         if r > 1:
+            from reward.evaluate import evaluate_records
+
             rm = self._reward_model(r - 1)
             for slice_name in ("active", "random"):
                 recs = [x for x in self._records(r, slice_name) if not x.tie]
                 if recs:
-                    chosen = rm.score([x.prompt for x in recs], [x.chosen for x in recs])
-                    rejected = rm.score([x.prompt for x in recs], [x.rejected for x in recs])
-                    info[f"fresh_accuracy_{slice_name}"] = statistics.fmean(c > j for c, j in zip(chosen, rejected))
+                    info[f"fresh_accuracy_{slice_name}"] = evaluate_records(rm, recs)["accuracy"]
         data = self._dir(r) / "preferences.jsonl"
         records = self._records()
         write_jsonl(records, data)
@@ -308,13 +307,16 @@ class Loop:
         from align.policy import Policy
 
         new = Policy.from_pretrained(self.policy_path(r))
+        rm = self._reward_model(r)
+        sampling = {"temperature": 0.7, "max_new_tokens": self.config.max_new_tokens, "seed": 1}
+        # The new policy answers once; both comparisons judge the same answers.
+        samples = [g[0] for g in new.generate(self.heldout, **sampling)]
         result = {}
         for name, against in (("initial", 0), ("previous", r - 1)):
             if name == "previous" and r == 1:
                 continue
             report = evaluate_policy(new, Policy.from_pretrained(self.policy_path(against)), self.heldout,
-                                     reward_model=self._reward_model(r), judge=self.judge, temperature=0.7,
-                                     max_new_tokens=self.config.max_new_tokens, seed=1)
+                                     reward_model=rm, judge=self.judge, policy_samples=samples, **sampling)
             result[name] = {"judge_win_rate": report["judge"]["win_rate"], "reward_win_rate": report["reward"]["win_rate"],
                             "reward_policy": report["reward"]["policy_mean"],
                             "reward_reference": report["reward"]["reference_mean"], "kl": report["kl"],

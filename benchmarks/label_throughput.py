@@ -108,6 +108,21 @@ def run(side: str, labelers: int, seconds: float, pairs: int, k: int, port: int)
                 "integrity": store.integrity_check()}
 
 
+def store_only(pairs: int, labels: int, k: int, synchronous: str) -> dict:
+    """The store without the server: claim + submit per label, one thread, on a fresh file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        accounts = [(f"l{i:02d}", "password") for i in range(k)]
+        url = make_store(Path(tmp), accounts, pairs, k) + f"?synchronous={synchronous}"
+        store = LabelStore(url)
+        start = time.perf_counter()
+        for i in range(labels):
+            who = accounts[i % k][0]
+            a = store.next_assignment(who)
+            store.submit(who, a.pair_id, "A", 2)
+        return {"side": f"store only, synchronous={synchronous}",
+                "ms_per_label": round(1000 * (time.perf_counter() - start) / labels, 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labelers", type=int, default=50)
@@ -116,7 +131,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--port", type=int, default=7871)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--store-only", action="store_true", help="Time LabelStore claim + submit alone.")
     args = parser.parse_args()
+    if args.store_only:
+        for sync in ("full", "normal"):
+            print(json.dumps(store_only(args.pairs, 3000, args.k, sync)))
+        return
     rows = [run("ours", args.labelers, args.seconds, args.pairs, args.k, args.port)]
     if not args.skip_baseline:
         rows.append(run("gradio_client", args.labelers, args.seconds, args.pairs, args.k, args.port + 1))

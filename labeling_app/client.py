@@ -90,11 +90,11 @@ def simulated_accounts(n: int, prefix: str = "sim") -> list[str]:
 
 
 def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, duration: float | None = None,
-             max_labels: int | None = None, seed: int = 0, think_time: float = 0.0, temperature: float = 0.1,
+             max_labels: int | None = None, seed: int = 0, think_time: float = 0.0,
              progress: Callable[[int], None] | None = None) -> SimulationResult:
     """Each account labels in its own thread until its queue is empty, `duration` seconds pass, or
-    `max_labels` labels are in (all labelers together). The built-in VADER judge draws its choice with
-    Bradley-Terry noise of `temperature` (0: always the more positive response)."""
+    `max_labels` labels are in (all labelers together). A noisy judge (e.g. `load_judge("vader",
+    temperature=0.1)`) brings its own noise; `seed` drives the think times."""
     result = SimulationResult()
     lock = threading.Lock()
     stop = threading.Event()
@@ -119,7 +119,7 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
                 pair = client.next_pair()
                 if pair is None:
                     break
-                choice, strength = _judge(judge, pair, rng, temperature)
+                choice, strength = _judge(judge, pair)
                 if think_time:
                     time.sleep(rng.expovariate(1 / think_time))
                 t0 = time.perf_counter()
@@ -154,11 +154,7 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
     return result
 
 
-def _judge(judge: Callable, pair: dict, rng: random.Random, temperature: float) -> tuple[str, int]:
-    from reward.judges import vader_judge
-
-    if judge is vader_judge:
-        return vader_judge(pair["prompt"], pair["response_a"], pair["response_b"], temperature=temperature, rng=rng)
+def _judge(judge: Callable, pair: dict) -> tuple[str, int]:
     out = judge(pair["prompt"], pair["response_a"], pair["response_b"])
     choice, strength = out if isinstance(out, (tuple, list)) else (out, 3)
     if choice not in ("A", "B", "tie", "both_bad"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 from typing import Callable, Sequence
 
 from labeling_app.store import Pair
@@ -23,8 +22,9 @@ def _sigmoid(x: float) -> float:
 
 def uncertainty_priority(scorer, *, batch_size: int = 16) -> Callable[[list[Pair]], list[float]]:
     """`scorer`: a `RewardModel` or `RewardEnsemble` (anything with `score(prompts, responses)`; an
-    ensemble's `score_members` is used when present). Score = 1 − |2·P̄(A ≻ B) − 1| + std of P across
-    members, in [0, 2]: higher is more informative to label."""
+    ensemble's `score_members` is used when present). Each pair scores `reward.ensemble.uncertainty_of`
+    its members' P(A ≻ B), batched over all pairs: higher is more informative to label."""
+    from reward.ensemble import uncertainty_of
 
     def score(pairs: Sequence[Pair]) -> list[float]:
         prompts = [p.prompt for p in pairs] * 2
@@ -34,11 +34,7 @@ def uncertainty_priority(scorer, *, batch_size: int = 16) -> Callable[[list[Pair
         else:
             members = [scorer.score(prompts, responses, batch_size=batch_size)]
         n = len(pairs)
-        out = []
-        for i in range(n):
-            probs = [_sigmoid(m[i] - m[n + i]) for m in members]
-            out.append(1.0 - abs(2 * statistics.fmean(probs) - 1) + statistics.pstdev(probs))
-        return out
+        return [uncertainty_of([_sigmoid(m[i] - m[n + i]) for m in members]) for i in range(n)]
 
     return score
 

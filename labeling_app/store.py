@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
-from labeling_app.schema import SCHEMA_VERSION, migrate
+from labeling_app.schema import migrate
 from reward.errors import ConfigError
 from reward.records import Message
 
@@ -164,16 +164,13 @@ class LabelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.migrated_from, _ = migrate(self._conn())
         with self._write() as conn:
-            for key, value, default in (("k", k, 3), ("gold_rate", gold_rate, 0.0)):
-                stored = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-                if value is None:
-                    value = type(default)(stored[0]) if stored else default
-                if stored is None or str(value) != stored[0]:
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
-                    if key == "k":
-                        self.k = value
-                        self._mark_completed(conn, None)
-                setattr(self, key, value)
+            stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('k', 'gold_rate')").fetchall())
+            self.k = k if k is not None else int(stored.get("k", 3))
+            self.gold_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             [("k", str(self.k)), ("gold_rate", str(self.gold_rate))])
+            if stored.get("k") != str(self.k):
+                self._mark_completed(conn, None)   # a new k: pairs may have become complete, or open again
 
     def _mark_completed(self, conn: sqlite3.Connection, pair_seq: int | None) -> None:
         """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
@@ -220,10 +217,6 @@ class LabelStore:
 
     def integrity_check(self) -> str:
         return self._read("PRAGMA integrity_check")[0][0]
-
-    @property
-    def schema_version(self) -> int:
-        return SCHEMA_VERSION
 
     # -- labelers ---------------------------------------------------------------------------------
 
@@ -317,19 +310,7 @@ class LabelStore:
     def add_candidates(self, sets, *, batch: str | None = None, pairs_per_prompt: int | None = None) -> tuple[int, int]:
         """Pairs from candidate sets (K responses per prompt, with provenance): every two distinct
         responses, or the first `pairs_per_prompt` of those combinations."""
-        from itertools import combinations
-
-        items = []
-        for s in sets:
-            cands = [c for i, c in enumerate(s.responses)
-                     if c.content.strip() and all(c.content != d.content for d in s.responses[:i])]
-            combos = list(combinations(cands, 2))[:pairs_per_prompt]
-            for a, b in combos:
-                items.append({"prompt": s.prompt, "where": f"prompt {s.prompt_id}", "source": "candidates",
-                              "response_a": [{"role": "assistant", "content": a.content}],
-                              "response_b": [{"role": "assistant", "content": b.content}],
-                              "provenance_a": _provenance(a), "provenance_b": _provenance(b)})
-        return self.add_pairs(items, batch=batch)
+        return self.add_pairs(candidate_pairs(sets, pairs_per_prompt=pairs_per_prompt), batch=batch)
 
     # -- the queue --------------------------------------------------------------------------------
 
@@ -516,6 +497,23 @@ class LabelStore:
             conn.executemany("UPDATE pairs SET priority = ? WHERE pair_id = ?",
                              [(s, p.pair_id) for s, p in zip(scores, todo)])
         return len(todo)
+
+
+def candidate_pairs(sets, *, pairs_per_prompt: int | None = None, source: str = "candidates") -> list[dict]:
+    """`add_pairs` items from candidate sets: every two distinct non-empty responses of a prompt (or
+    the first `pairs_per_prompt` of those combinations), with their provenance."""
+    from itertools import combinations
+
+    items = []
+    for s in sets:
+        cands = [c for i, c in enumerate(s.responses)
+                 if c.content.strip() and all(c.content != d.content for d in s.responses[:i])]
+        for a, b in list(combinations(cands, 2))[:pairs_per_prompt]:
+            items.append({"prompt": s.prompt, "where": f"prompt {s.prompt_id}", "source": source,
+                          "response_a": [{"role": "assistant", "content": a.content}],
+                          "response_b": [{"role": "assistant", "content": b.content}],
+                          "provenance_a": _provenance(a), "provenance_b": _provenance(b)})
+    return items
 
 
 def _provenance(candidate) -> dict:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from reward.model import RewardModel
 
-__all__ = ["RewardEnsemble", "load_scorer"]
+__all__ = ["RewardEnsemble", "load_scorer", "uncertainty_of"]
 
 
 class RewardEnsemble:
@@ -43,17 +43,24 @@ class RewardEnsemble:
         per = self.score_members(prompts, responses, batch_size)
         return [(statistics.fmean(col), statistics.pstdev(col)) for col in zip(*per)]
 
+    def _probs(self, prompt, a, b) -> list[float]:
+        """Each member's P(a ≻ b) = σ(r_a − r_b)."""
+        return [1 / (1 + math.exp(-(ra - rb))) for ra, rb in self.score_members([prompt, prompt], [a, b])]
+
     def preference(self, prompt, a, b) -> tuple[float, float]:
         """(mean, std across members) of P(a ≻ b)."""
-        per = self.score_members([prompt, prompt], [a, b])
-        probs = [1 / (1 + math.exp(-(ra - rb))) for ra, rb in per]
+        probs = self._probs(prompt, a, b)
         return statistics.fmean(probs), statistics.pstdev(probs)
 
     def uncertainty(self, prompt, a, b) -> float:
-        """In [0, 1]: 1 − |2·P̄ − 1| (1 when the mean P(a ≻ b) is ½) plus the members' std of P, capped.
-        Higher means more worth a human label."""
-        mean, std = self.preference(prompt, a, b)
-        return min(1.0, 1.0 - abs(2 * mean - 1) + std)
+        """`uncertainty_of` the members' P(a ≻ b): higher means more worth a human label."""
+        return uncertainty_of(self._probs(prompt, a, b))
+
+
+def uncertainty_of(probs: Sequence[float]) -> float:
+    """In [0, 1]: 1 − |2·P̄ − 1| (1 when the mean P(a ≻ b) is ½) plus the std of P across ensemble
+    members (0 for one model), capped at 1."""
+    return min(1.0, 1.0 - abs(2 * statistics.fmean(probs) - 1) + statistics.pstdev(probs))
 
 
 def load_scorer(directory: str):

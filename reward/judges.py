@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import math
 import random
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Callable
 
 from reward.errors import ConfigError
@@ -70,9 +70,12 @@ def _import(spec: str, what: str) -> Callable:
     return fn
 
 
-def load_judge(spec: str) -> Callable:
-    """`vader` or `module:function`."""
-    return vader_judge if spec == "vader" else _import(spec, "judge")
+def load_judge(spec: str, *, temperature: float = 0.0) -> Callable:
+    """`vader` (with Bradley-Terry noise of `temperature`, like a noisy labeler; 0: deterministic) or
+    `module:function` (used as it is)."""
+    if spec == "vader":
+        return vader_judge if temperature == 0 else partial(vader_judge, temperature=temperature)
+    return _import(spec, "judge")
 
 
 def load_reward_function(spec: str) -> Callable:

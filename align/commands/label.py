@@ -166,7 +166,7 @@ def simulate(args) -> int:
     from labeling_app.client import simulate as run, simulated_accounts
     from reward.judges import load_judge
 
-    judge = load_judge(args.judge)
+    judge = load_judge(args.judge, temperature=args.temperature)
     names = simulated_accounts(args.labelers)
     store = _store(args)
     existing = {name for name, _ in store.labelers()}
@@ -177,7 +177,7 @@ def simulate(args) -> int:
 
     with tqdm(desc="labels", unit="label", total=args.max_labels) as bar:
         result = run(args.url, [(n, args.password) for n in names], judge, duration=args.duration,
-                     max_labels=args.max_labels, seed=args.seed, temperature=args.temperature,
+                     max_labels=args.max_labels, seed=args.seed,
                      progress=lambda n: bar.update(n - bar.n))
     summary = result.summary()
     print(json.dumps(summary))

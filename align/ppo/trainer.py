@@ -345,13 +345,13 @@ class PPOTrainer:
             if cfg.kl_stop is not None and metrics["objective/kl"] > cfg.kl_stop:
                 stopped = (f"KL {metrics['objective/kl']:.2f} passed kl_stop = {cfg.kl_stop} at update {self.step}; "
                            f"stopped early")
-                break
-            if self.step % cfg.save_steps == 0 or self.step == cfg.max_steps:
+            if stopped or self.step % cfg.save_steps == 0 or self.step == cfg.max_steps:
                 self.save_checkpoint()
+            if stopped:
+                break
         bar.close()
         if self._writer is not None:
             self._writer.close()
-        self.save_checkpoint()
         self.save(out)
         (out / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in self.history))
         plot_history(self.history, out / "ppo_curves.png")
