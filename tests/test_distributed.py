@@ -1,6 +1,6 @@
-"""Two data-parallel processes on this CPU (gloo) through `accelerate launch`: the reward and DPO
-trainers give what one process gives with the same global batch (2 × 4 against 1 × 4 with 2
-accumulation steps), and only rank 0 writes."""
+"""Two data-parallel processes on this CPU (gloo) through `accelerate launch`: the reward, DPO and PPO
+trainers give what one process gives with the same global batch (reward, DPO: 2 × 4 against 1 × 4 with
+2 accumulation steps; PPO: 2 × 2 rollouts against 1 × 4 sampled in chunks of 2), and only rank 0 writes."""
 
 import os
 import subprocess
@@ -26,7 +26,7 @@ def prefs(tmp_path_factory) -> str:
     return str(path)
 
 
-def launch(out: Path, processes: int, command: list[str]) -> None:
+def launch(out: Path, processes: int, command: list[str], extra: list[str] | None = None) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     if processes == 2:
         env["ACCELERATE_USE_CPU"] = "1"
@@ -37,10 +37,10 @@ def launch(out: Path, processes: int, command: list[str]) -> None:
             port = sock.getsockname()[1]
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIG),
                "--main_process_port", str(port), "-m", "align.cli"]
-        extra = ["--per_device_train_batch_size", "4"]
+        extra = ["--per_device_train_batch_size", "4"] if extra is None else extra
     else:
         cmd = [sys.executable, "-m", "align.cli"]
-        extra = ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"]
+        extra = ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"] if extra is None else extra
     result = subprocess.run([*cmd, *command, *extra, "--output_dir", str(out)], env=env, capture_output=True,
                             text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, "\n".join(line for line in result.stderr.splitlines() if "Error" in line or "error" in line)[-3000:]
@@ -74,3 +74,33 @@ def test_two_processes_match_one(trainer, prefs, tiny_bert, tiny_llama, tmp_path
         assert sum(not torch.equal(a[n], base[n]) for n in a if n in base) > 10
     else:
         assert any(a[n].abs().sum() > 0 for n in a if "lora_B" in n)
+
+
+def test_ppo_two_processes_match_one(tiny_llama, tmp_path):
+    """Each process samples and scores its half of the update's rollouts (sampling seeded per chunk),
+    every process gets all of them back for the whitening and the minibatches, and gradients are
+    summed: 2 processes × 2 rollouts give the adapter and value head that 1 process × 4 gives."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write about topic {i}{' and more' * (i % 3)}\n" for i in range(16)))
+    command = ["ppo", "--model", tiny_llama, "--prompts", str(prompts), "--reward_model",
+               "tests.test_ppo:letters_share", "--max_steps", "3", "--seed", "1", "--learning_rate", "1e-2",
+               "--max_new_tokens", "8", "--ppo_epochs", "2", "--save_steps", "100", "--generation_batch_size", "2"]
+    one = launch(tmp_path / "one", 1, command, ["--per_device_train_batch_size", "4", "--mini_batch_size", "2"])
+    two = launch(tmp_path / "two", 2, command, ["--per_device_train_batch_size", "2", "--mini_batch_size", "1"])
+    assert one.stdout.count("done; output in") == 1 and two.stdout.count("done; output in") == 1
+    a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert a.keys() == b.keys() and any(a[n].abs().sum() > 0 for n in a if "lora_B" in n)
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-4), (name, (a[name] - b[name]).abs().max())
+    head_a, head_b = (torch.load(tmp_path / side / "value_head.pt") for side in ("one", "two"))
+    assert head_a["weight"].abs().sum() > 0
+    for name in head_a:
+        assert torch.allclose(head_a[name], head_b[name], atol=1e-5, rtol=1e-4), name
+    import json
+
+    metrics = [[json.loads(line) for line in (tmp_path / side / "metrics.jsonl").open()] for side in ("one", "two")]
+    assert len(metrics[0]) == len(metrics[1]) == 3
+    for m1, m2 in zip(*metrics):             # the same rollouts: the same rewards and KL, update by update
+        assert m1["rewards/mean"] == pytest.approx(m2["rewards/mean"], abs=1e-6)
+        assert m1["objective/kl"] == pytest.approx(m2["objective/kl"], abs=1e-4)
+    assert sorted(p.name for p in (tmp_path / "two").glob("checkpoint-*")) == ["checkpoint-3"]

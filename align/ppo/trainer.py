@@ -51,47 +51,83 @@ class PolicyWithValue(torch.nn.Module):
         torch.nn.init.zeros_(self.value_head.bias)
         self.value_head.to(next(model.parameters()).device)
 
-    def forward(self, input_ids, attention_mask, *, with_values: bool = True):
-        """(logits (B, L, V), values (B, L) or None)."""
+    def forward(self, input_ids, attention_mask, start: int, *, with_values: bool = True):
+        """(logits (B, T, V) that predict the tokens input_ids[:, start:], values (B, T) of the states
+        before each of them, or None). Logits are computed for those T positions only (`logits_to_keep`):
+        the prompt's would cost a fifth of the forward and a copy of (B, P, V) floats for nothing."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        T = input_ids.shape[1] - start
+        shared = with_values and self.value_backbone is None
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                         output_hidden_states=with_values, use_cache=False)
+                         output_hidden_states=shared, use_cache=False, logits_to_keep=T + 1)
         values = None
         if with_values:
-            h = out.hidden_states[-1]
-            if self.value_backbone is not None:
-                h = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                        output_hidden_states=True, use_cache=False).hidden_states[-1]
-            values = self.value_head(h.to(self.value_head.weight.dtype)).squeeze(-1)
-        return out.logits, values
+            h = out.hidden_states[-1] if shared else self.value_backbone(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                output_hidden_states=True, use_cache=False, logits_to_keep=1).hidden_states[-1]
+            values = self.values_of(h[:, start - 1:-1])
+        return out.logits[:, :-1], values
+
+    def values_of(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The value head on last-layer hidden states (..., H) -> (...)."""
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
 
     def reference(self):
         """Context in which the model is the reference (the base, adapter disabled)."""
         return self.model.disable_adapter()
 
 
-def _response_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, start: int, temperature: float):
-    """Log-probs (B, T) of the response tokens input_ids[:, start:] and the logits that predict them."""
-    logits = logits[:, start - 1:-1].float() / temperature                       # (B, T, V)
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, start:].unsqueeze(-1)).squeeze(-1)
-    return logp, logits
+def _logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log π(token) (B, T) from the logits (B, T, V) that predict `tokens` (B, T), at the sampling temperature."""
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def _stack(chunks: list[dict], pad_id: int, device) -> dict:
+    """One batch from rollout chunks of different prompt and response lengths: prompts left-padded and
+    responses right-padded to the longest (padding is masked out)."""
+    import torch.nn.functional as F
+
+    P = max(c["prompt_ids"].shape[1] for c in chunks)
+    T = max(c["response"].shape[1] for c in chunks)
+    out = {}
+    for key in chunks[0]:
+        if key == "texts":
+            out[key] = [t for c in chunks for t in c[key]]
+            continue
+        parts = []
+        for c in chunks:
+            x = c[key].to(device)
+            if key.startswith("prompt_"):
+                x = F.pad(x, (P - x.shape[1], 0), value=pad_id if key == "prompt_ids" else 0)
+            elif x.dim() == 2:
+                x = F.pad(x, (0, T - x.shape[1]), value=pad_id if key == "response" else 0)
+            parts.append(x)
+        out[key] = torch.cat(parts)
+    return out
 
 
 class PPOTrainer:
     def __init__(self, config: PPOConfig, *, reward_fn: Callable | None = None, prompts: list | None = None):
         from transformers import set_seed
 
+        from align.distributed import Processes
         from align.policy import load_policy
         from reward.candidates import read_prompts
         from reward.judges import load_reward_function
 
         self.config = config
+        self.processes = Processes()
         set_seed(config.seed)                           # before the adapter and the value head are made
         model, self.tokenizer = load_policy(config, padding_side="left")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
         self.policy = PolicyWithValue(model, value_backbone)
+        if config.quantization == "none":               # a quantized base is placed by its loader
+            self.policy.to(self.processes.device)
         # Dropout off, and the modules left in training mode for good: PPO's ratios need the network that
         # sampled to be the one that is updated, and bitsandbytes' CPU backend repacks 4-bit weights
         # for inference on an eval-mode no-grad forward, after which a training forward fails.
@@ -102,10 +138,14 @@ class PPOTrainer:
         self.device = next(model.parameters()).device
         self.reward_fn = reward_fn or load_reward_function(config.reward_model)
         self.prompts = prompts if prompts is not None else read_prompts(config.prompts)
-        if len(self.prompts) < config.per_device_train_batch_size:
-            raise AlignError(f"{config.prompts}: {len(self.prompts)} prompts, fewer than one batch "
-                             f"(per_device_train_batch_size = {config.per_device_train_batch_size}).")
+        world = self.processes.world
+        if len(self.prompts) < config.per_device_train_batch_size * world:
+            raise AlignError(f"{config.prompts}: {len(self.prompts)} prompts, fewer than one update's "
+                             f"{config.per_device_train_batch_size * world} (per_device_train_batch_size = "
+                             f"{config.per_device_train_batch_size} × {world} processes).")
         trainable = [p for m in (model, value_backbone) if m is not None for p in m.parameters() if p.requires_grad]
+        self.trainable = trainable + list(self.policy.value_head.parameters())
+        self.processes.broadcast(self.trainable)        # every process starts from rank 0's adapter and head
         self.optimizer = torch.optim.AdamW([
             {"params": trainable, "lr": config.learning_rate},
             {"params": list(self.policy.value_head.parameters()),
@@ -123,9 +163,9 @@ class PPOTrainer:
     # -- data -------------------------------------------------------------------------------------
 
     def _batch_prompts(self, step: int) -> list:
-        """The prompts of update `step`: a seeded shuffle per pass over the prompts, so that a resumed
-        run draws exactly the same batches."""
-        b = self.config.per_device_train_batch_size
+        """The prompts of update `step` (all processes'): a seeded shuffle per pass over the prompts, so
+        that a resumed run draws exactly the same batches."""
+        b = self.config.per_device_train_batch_size * self.processes.world
         per_epoch = len(self.prompts) // b
         epoch, index = divmod(step, per_epoch)
         order = list(range(len(self.prompts)))
@@ -151,18 +191,47 @@ class PPOTrainer:
 
     @torch.no_grad()
     def rollout(self, prompts: list) -> dict:
-        """Sample, score, and compute old log-probs, reference log-probs and values."""
+        """Sample and score the update's `prompts` (all processes'): this process takes its share, in
+        chunks of `generation_batch_size`, and every process gets every rollout back; then KL-penalised
+        rewards, advantages (GAE) and returns, whitened over the whole update."""
+        cfg, processes = self.config, self.processes
+        size = cfg.generation_batch_size or cfg.per_device_train_batch_size
+        share = len(prompts) // processes.world
+        first = processes.rank * share
+        chunks = [self._rollout_chunk(prompts[i:i + size], chunk=i // size)
+                  for i in range(first, first + share, size)]
+        data = _stack(processes.gather(chunks), self.tokenizer.pad_token_id, self.device)
+        mask = data["mask"]
+        rewards, kl = kl_penalized_rewards(data["scores"], data["logprobs"], data["ref_logprobs"], mask,
+                                           self.kl_ctl.value)
+        if cfg.whiten_rewards:
+            rewards = whiten(rewards, mask, shift_mean=False)
+        advantages, returns = gae(rewards, data["values"], mask, cfg.gamma, cfg.lam)
+        data.update(input_ids=torch.cat([data["prompt_ids"], data["response"]], 1),
+                    attention_mask=torch.cat([data["prompt_mask"], mask.long()], 1),
+                    prompt_length=data["prompt_ids"].shape[1], advantages=whiten(advantages, mask),
+                    returns=returns, kl=kl, rewards=rewards)
+        return data
+
+    def _rollout_chunk(self, prompts: list, chunk: int) -> dict:
+        """Sample responses to `prompts`, score them, and keep what the update needs: the sampling
+        policy's log-probs and values (read off the generation itself: no second forward), and the
+        reference's log-probs. Sampling is seeded by (seed, update, chunk), so that the rollouts do not
+        depend on how many processes share the update, nor on what ran before a resume."""
         cfg, tok = self.config, self.tokenizer
         batch = self._encode_prompts(prompts)
         P = batch["input_ids"].shape[1]
-        with self._autocast():
-            out = self.policy.model.generate(**batch, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
-                                             max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
-                                             eos_token_id=self.eos_ids)
-        response = out[:, P:]                                                    # (B, T)
+        shared_value = self.policy.value_backbone is None
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), self._autocast():
+            torch.manual_seed(((cfg.seed * 1_000_003 + self.step) * 10_007 + chunk) % 2**63)
+            out = self.policy.model.generate(
+                **batch, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
+                max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=self.eos_ids,
+                return_dict_in_generate=True, output_logits=True, output_hidden_states=shared_value)
+        response = out.sequences[:, P:]                                          # (b, T)
         is_eos = torch.isin(response, torch.tensor(self.eos_ids, device=response.device))
-        # Mask: tokens up to and including the first EOS.
-        after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0
+        after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0                       # past the first EOS
         mask = (~after_eos).float()
         finished = is_eos.any(1)
         response = response.masked_fill(after_eos, tok.pad_token_id)
@@ -171,60 +240,70 @@ class PPOTrainer:
         if len(scores) != len(texts):
             raise AlignError(f"the reward function returned {len(scores)} scores for {len(texts)} responses.")
         scores = scores.to(self.device) - cfg.missing_eos_penalty * (~finished).float()
+        logprobs = _logprobs(torch.stack(out.logits, 1), response, cfg.temperature)
         input_ids = torch.cat([batch["input_ids"], response], 1)
         attention = torch.cat([batch["attention_mask"], mask.long()], 1)
         with self._autocast():
-            logits, values = self.policy(input_ids, attention)
-            logprobs, _ = _response_logprobs(logits, input_ids, P, cfg.temperature)
+            if shared_value:            # step t's last hidden state is the state before response token t
+                values = self.policy.values_of(torch.stack([h[-1][:, -1] for h in out.hidden_states], 1))
+            else:
+                values = self.policy(input_ids, attention, P)[1]
             with self.policy.reference():
-                ref_logits, _ = self.policy(input_ids, attention, with_values=False)
-                ref_logprobs, _ = _response_logprobs(ref_logits, input_ids, P, cfg.temperature)
-        values = values[:, P - 1:-1].float()
-        rewards, kl = kl_penalized_rewards(scores, logprobs.float(), ref_logprobs.float(), mask, self.kl_ctl.value)
-        if cfg.whiten_rewards:
-            rewards = whiten(rewards, mask, shift_mean=False)
-        advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
-        advantages = whiten(advantages, mask)
-        return {"input_ids": input_ids, "attention_mask": attention, "prompt_length": P, "mask": mask,
-                "logprobs": logprobs.float() * mask, "values": values * mask, "advantages": advantages,
-                "returns": returns, "scores": scores, "kl": kl, "rewards": rewards, "finished": finished,
-                "texts": texts}
+                ref_logprobs = _logprobs(self.policy(input_ids, attention, P, with_values=False)[0], response,
+                                         cfg.temperature)
+        return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"], "response": response,
+                "mask": mask, "logprobs": logprobs * mask, "ref_logprobs": ref_logprobs.float() * mask,
+                "values": values.float() * mask, "scores": scores, "finished": finished, "texts": texts}
+
+    _TRACKED = ("loss/total", "loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac",
+                "val/error", "objective/entropy")
 
     def update(self, data: dict) -> dict:
-        """`ppo_epochs` passes of minibatch gradient steps over one rollout batch."""
-        cfg = self.config
-        B, P = data["input_ids"].shape[0], data["prompt_length"]
-        stats: dict[str, list[float]] = {}
+        """`ppo_epochs` passes of minibatch gradient steps over one update's rollouts. Each process takes
+        its share of every minibatch, in micro-batches whose token-mean losses are weighted by their
+        share of the minibatch's tokens; gradients are accumulated and summed over processes, so the
+        step is the one-process, one-forward step whatever the layout."""
+        cfg, processes = self.config, self.processes
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        totals = []
         for _ in range(cfg.ppo_epochs):
-            for idx in torch.randperm(B, generator=gen).split(cfg.mini_batch_size):
-                idx = idx.to(self.device)
-                mask = data["mask"][idx]
-                with self._autocast():
-                    logits, values = self.policy(data["input_ids"][idx], data["attention_mask"][idx])
-                    logprobs, resp_logits = _response_logprobs(logits, data["input_ids"][idx], P, cfg.temperature)
-                values = values[:, P - 1:-1].float()
-                pg, pg_stats = policy_loss(logprobs.float(), data["logprobs"][idx], data["advantages"][idx], mask,
-                                           cfg.cliprange)
-                vf, vf_stats = value_loss(values, data["values"][idx], data["returns"][idx], mask, cfg.cliprange_value)
-                loss = pg + cfg.vf_coef * vf
-                if not torch.isfinite(loss):
-                    raise TrainingStopped(f"non-finite loss ({loss.item()}) at update {self.step + 1}: policy loss "
-                                          f"{pg.item()}, value loss {vf.item()}. Nothing of this update was applied; "
-                                          f"the last good checkpoint is {self.last_checkpoint() or 'none yet'}. "
-                                          f"Lower learning_rate, or check the reward function's outputs.")
+            for minibatch in torch.randperm(len(data["mask"]), generator=gen).split(cfg.mini_batch_size * processes.world):
+                minibatch = minibatch.to(self.device)
+                tokens = data["mask"][minibatch].sum().clamp(min=1)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                               cfg.max_grad_norm)
+                tracked = sum(self._micro_step(data, idx, tokens) for idx in
+                              minibatch.tensor_split(processes.world)[processes.rank].split(cfg.micro_batch_size))
+                tracked = processes.sum_gradients(self.trainable, tracked)
+                if not torch.isfinite(tracked[0]):
+                    raise TrainingStopped(f"non-finite loss ({tracked[0].item()}) at update {self.step + 1}: policy "
+                                          f"loss {tracked[1].item()}, value loss {tracked[2].item()}. Nothing of this "
+                                          f"update was applied; the last good checkpoint is "
+                                          f"{self.last_checkpoint() or 'none yet'}. Lower learning_rate, or check "
+                                          f"the reward function's outputs.")
+                torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
                 self.optimizer.step()
-                with torch.no_grad():
-                    entropy = masked_mean(entropy_from_logits(resp_logits.float()), mask)
-                for name, value in (("loss/policy", pg), ("loss/value", vf), ("policy/clipfrac", pg_stats["clipfrac"]),
-                                    ("policy/approxkl", pg_stats["approxkl"]), ("val/clipfrac", vf_stats["clipfrac"]),
-                                    ("val/error", vf_stats["error"]), ("objective/entropy", entropy)):
-                    stats.setdefault(name, []).append(float(value.detach()))
-        return {k: sum(v) / len(v) for k, v in stats.items()}
+                totals.append(tracked.cpu())
+        means = torch.stack(totals).mean(0)
+        return {name: float(v) for name, v in zip(self._TRACKED, means) if name != "loss/total"}
+
+    def _micro_step(self, data: dict, idx: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Forward and backward of the rollouts `idx`, weighted by their share of the minibatch's `tokens`;
+        returns the weighted losses and statistics (`_TRACKED`)."""
+        cfg, P = self.config, data["prompt_length"]
+        mask = data["mask"][idx]
+        weight = mask.sum() / tokens
+        with self._autocast():
+            logits, values = self.policy(data["input_ids"][idx], data["attention_mask"][idx], P)
+        logprobs = _logprobs(logits, data["input_ids"][idx, P:], cfg.temperature)
+        with torch.no_grad():
+            entropy = masked_mean(entropy_from_logits(logits.float()), mask)
+        del logits
+        pg, pg_stats = policy_loss(logprobs, data["logprobs"][idx], data["advantages"][idx], mask, cfg.cliprange)
+        vf, vf_stats = value_loss(values.float(), data["values"][idx], data["returns"][idx], mask, cfg.cliprange_value)
+        loss = pg + cfg.vf_coef * vf
+        (loss * weight).backward()
+        return torch.stack([loss, pg, vf, pg_stats["clipfrac"], pg_stats["approxkl"], vf_stats["clipfrac"],
+                            vf_stats["error"], entropy]).detach() * weight
 
     def train_step(self) -> dict:
         cfg = self.config
@@ -247,7 +326,7 @@ class PPOTrainer:
             "response/length": mask.sum(1).mean().item(),
             "response/eos_rate": data["finished"].float().mean().item(),
         })
-        self.kl_ctl.update(kl_per_seq, cfg.per_device_train_batch_size)
+        self.kl_ctl.update(kl_per_seq, len(data["scores"]))
         self.step += 1
         metrics["step"] = self.step
         metrics["sample"] = data["texts"][0][:200]
@@ -333,30 +412,33 @@ class PPOTrainer:
         out.mkdir(parents=True, exist_ok=True)
         if cfg.resume and (ckpt := self.last_checkpoint()):
             self.load_checkpoint(ckpt)
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="ppo", unit="update")
+        main = self.processes.is_main                   # only rank 0 writes; every rank trains
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="ppo", unit="update", disable=not main)
         stopped = None
         while self.step < cfg.max_steps:
-            metrics = self.train_step()
+            metrics = self.train_step()                 # the same metrics on every rank (whole-update data)
             self.history.append({k: v for k, v in metrics.items() if k != "sample"})
-            if self.step % cfg.logging_steps == 0:
+            if main and self.step % cfg.logging_steps == 0:
                 self._log(metrics)
             bar.set_postfix(reward=f"{metrics['rewards/mean']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
             bar.update(1)
             if cfg.kl_stop is not None and metrics["objective/kl"] > cfg.kl_stop:
                 stopped = (f"KL {metrics['objective/kl']:.2f} passed kl_stop = {cfg.kl_stop} at update {self.step}; "
                            f"stopped early")
-            if stopped or self.step % cfg.save_steps == 0 or self.step == cfg.max_steps:
+            if main and (stopped or self.step % cfg.save_steps == 0 or self.step == cfg.max_steps):
                 self.save_checkpoint()
             if stopped:
                 break
         bar.close()
-        if self._writer is not None:
-            self._writer.close()
-        self.save(out)
-        (out / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in self.history))
-        plot_history(self.history, out / "ppo_curves.png")
-        if stopped:
-            print(f"align ppo: {stopped}; checkpoint and adapter saved in {out}")
+        if main:
+            if self._writer is not None:
+                self._writer.close()
+            self.save(out)
+            (out / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in self.history))
+            plot_history(self.history, out / "ppo_curves.png")
+            if stopped:
+                print(f"align ppo: {stopped}; checkpoint and adapter saved in {out}")
+        self.processes.barrier()                        # no rank returns before rank 0 has written
         return str(out)
 
     def save(self, directory: str | Path) -> None:
