@@ -27,6 +27,9 @@ from reward.configuration import check
 __all__ = ["LoopConfig", "run_loop"]
 
 STAGES = ("generate", "select", "label", "reward", "policy", "evaluate")
+# Under `accelerate launch` every process trains (these stages); rank 0 alone samples, serves the app,
+# owns the store, evaluates and writes the state and the report, while the others wait for it.
+TRAINING_STAGES = ("reward", "policy")
 
 
 @dataclass
@@ -95,14 +98,16 @@ def _free_port() -> int:
 
 class Loop:
     def __init__(self, config: LoopConfig):
+        from align.distributed import Processes
         from labeling_app.store import LabelStore
         from reward.judges import load_judge
 
         self.config = config
+        self.processes = Processes()
         self.out = Path(config.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.store = LabelStore(config.store or f"sqlite:///{self.out.resolve()}/labels.db", k=config.k,
-                                seed=config.seed)
+                                seed=config.seed) if self.processes.is_main else None
         self.judge = load_judge(config.judge)
         as_chat = lambda ps: [[{"role": "user", "content": p}] if isinstance(p, str) else p for p in ps]  # noqa: E731
         self.train_prompts = as_chat(_prompts(config.prompts, held_out=False))
@@ -114,7 +119,7 @@ class Loop:
             self.train_prompts, self.heldout = self.train_prompts[:cut], self.train_prompts[cut:]
         self.state_path = self.out / "loop_state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"rounds": {}}
-        if self.state.get("config") and self.state["config"] != asdict(config):
+        if self.processes.is_main and self.state.get("config") and self.state["config"] != asdict(config):
             changed = sorted(k for k, v in asdict(config).items() if self.state["config"].get(k) != v)
             print(f"align loop: resuming {self.out} with changed settings: {', '.join(changed)}")
         self.state["config"] = asdict(config)
@@ -257,19 +262,21 @@ class Loop:
         from reward.trainer import train_reward
 
         cfg = self.config
-        info = {}
-        if r > 1:
-            from reward.evaluate import evaluate_records
-
-            rm = self._reward_model(r - 1)
-            for slice_name in ("active", "random"):
-                recs = [x for x in self._records(r, slice_name) if not x.tie]
-                if recs:
-                    info[f"fresh_accuracy_{slice_name}"] = evaluate_records(rm, recs)["accuracy"]
         data = self._dir(r) / "preferences.jsonl"
-        records = self._records()
-        write_jsonl(records, data)
-        info["train_records"] = len(records)
+        info = {}
+        if self.processes.is_main:
+            if r > 1:
+                from reward.evaluate import evaluate_records
+
+                rm = self._reward_model(r - 1)
+                for slice_name in ("active", "random"):
+                    recs = [x for x in self._records(r, slice_name) if not x.tie]
+                    if recs:
+                        info[f"fresh_accuracy_{slice_name}"] = evaluate_records(rm, recs)["accuracy"]
+            records = self._records()
+            write_jsonl(records, data)
+            info["train_records"] = len(records)
+        self.processes.barrier()                    # the data is written before anyone trains on it
         info["reward_model"] = self._round(r)["reward_model"] = train_reward(RewardConfig(
             model=cfg.reward_model, data=str(data), output_dir=str(self._dir(r) / "reward"),
             num_train_epochs=cfg.reward_epochs, per_device_train_batch_size=8, learning_rate=5e-5, max_length=192,
@@ -283,7 +290,8 @@ class Loop:
 
             from align.dpo import DPOConfig, train_dpo
 
-            steps = cfg.policy_steps or math.ceil(cfg.policy_epochs * self._round(r)["reward"]["train_records"] / 4)
+            records = sum(1 for _ in (self._dir(r) / "preferences.jsonl").open())
+            steps = cfg.policy_steps or math.ceil(cfg.policy_epochs * records / 4)
 
             out = train_dpo(DPOConfig(model=cfg.model, data=str(self._dir(r) / "preferences.jsonl"),
                                       output_dir=str(self._dir(r) / "dpo"), max_steps=steps,
@@ -294,10 +302,13 @@ class Loop:
             from align.ppo import PPOConfig, train_ppo
 
             prompts = self._dir(r) / "prompts.jsonl"
-            prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in self.train_prompts))
+            batch = 2 * max(1, min(8, len(self.train_prompts) // (2 * self.processes.world)))   # 16 or fewer
+            if self.processes.is_main:
+                prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in self.train_prompts))
+            self.processes.barrier()
             out = train_ppo(PPOConfig(model=cfg.model, prompts=str(prompts), reward_model=self._round(r)["reward_model"],
                                       output_dir=str(self._dir(r) / "ppo"), max_steps=cfg.policy_steps or 20,
-                                      per_device_train_batch_size=16, mini_batch_size=8,
+                                      per_device_train_batch_size=batch, mini_batch_size=batch // 2 or 1,
                                       learning_rate=cfg.policy_learning_rate / 4, max_new_tokens=cfg.max_new_tokens,
                                       seed=cfg.seed, save_steps=10**6))
         self._round(r)["policy"] = out
@@ -328,23 +339,40 @@ class Loop:
 
     def run(self) -> dict:
         t0 = time.perf_counter()
+        main = self.processes.is_main
         for r in range(1, self.config.rounds + 1):
             state = self._round(r)
             for i, stage in enumerate(STAGES):
                 if stage in state["done"]:
                     continue
                 start = time.perf_counter()
-                getattr(self, stage)(r)
+                if main or stage in TRAINING_STAGES:
+                    getattr(self, stage)(r)
+                if not main:
+                    state = self._wait_for(r, stage)
+                    continue
                 state["done"].append(stage)
                 state.setdefault("seconds", {})[stage] = round(time.perf_counter() - start, 1)
                 self._save()
                 print(f"[round {r}/{self.config.rounds}] {i + 1}/{len(STAGES)} {stage}: "
                       f"{_describe(stage, state)} ({state['seconds'][stage]:.0f} s)", flush=True)
-            write_report(self.state, self.out)
+            if main:
+                write_report(self.state, self.out)
         final = self._round(self.config.rounds)["evaluation"]["initial"]
-        print(f"align loop: report in {self.out / 'report.md'} ({time.perf_counter() - t0:.0f} s this run)")
+        if main:
+            print(f"align loop: report in {self.out / 'report.md'} ({time.perf_counter() - t0:.0f} s this run)")
         return final
 
+    def _wait_for(self, r: int, stage: str) -> dict:
+        """(Ranks other than 0) wait until rank 0 has recorded `stage` of round `r`, then take its state.
+        A file, not a barrier: labeling by people can outlast any collective's timeout."""
+        while True:
+            if self.state_path.exists():
+                state = json.loads(self.state_path.read_text())
+                if stage in state["rounds"].get(str(r), {}).get("done", []):
+                    self.state = state
+                    return self._round(r)
+            time.sleep(1.0)
 
 def _describe(stage: str, state: dict) -> str:
     if stage == "select":
@@ -453,6 +481,8 @@ Example (held-out): **{example.get('prompt', '')}**
 
 
 def run_loop(config: LoopConfig) -> None:
-    final = Loop(config).run()
-    print(f"align loop: final policy vs initial on held-out prompts: gold judge ({config.judge}) "
-          f"win rate {final['judge_win_rate']:.2f}")
+    loop = Loop(config)
+    final = loop.run()
+    if loop.processes.is_main:
+        print(f"align loop: final policy vs initial on held-out prompts: gold judge ({config.judge}) "
+              f"win rate {final['judge_win_rate']:.2f}")

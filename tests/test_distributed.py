@@ -104,3 +104,30 @@ def test_ppo_two_processes_match_one(tiny_llama, tmp_path):
         assert m1["rewards/mean"] == pytest.approx(m2["rewards/mean"], abs=1e-6)
         assert m1["objective/kl"] == pytest.approx(m2["objective/kl"], abs=1e-4)
     assert sorted(p.name for p in (tmp_path / "two").glob("checkpoint-*")) == ["checkpoint-3"]
+
+
+def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
+    """`align loop` with PPO under `accelerate launch`: both processes train the reward model and the
+    policy; rank 0 alone samples, serves the app, owns the store, evaluates and reports."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(12)))
+    out = tmp_path / "loop"
+    command = ["loop", "--model", tiny_llama, "--prompts", str(prompts), "--reward_model", tiny_bert,
+               "--judge", "tests.test_loop:longer_judge", "--rounds", "1", "--candidates_per_prompt", "2",
+               "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--policy_steps", "2", "--method", "ppo",
+               "--max_new_tokens", "8", "--reward_epochs", "1", "--output_dir", str(out)]
+    result = launch(out, 2, command[:-2], [])
+    lines = result.stdout.strip().splitlines()
+    assert sum(line.startswith("align loop: final") for line in lines) == 1                # rank 0 only
+    assert "win rate" in lines[-1]
+    assert sum(line.startswith("[round 1/1]") for line in lines) == 6
+    import json
+
+    from labeling_app import LabelStore
+
+    state = json.loads((out / "loop_state.json").read_text())
+    assert state["rounds"]["1"]["done"] == ["generate", "select", "label", "reward", "policy", "evaluate"]
+    assert len(LabelStore(f"sqlite:///{out}/labels.db").labels()) == 4                   # no pair labeled twice
+    assert (out / "round-1" / "ppo" / "adapter_model.safetensors").exists()
+    assert len(list((out / "round-1" / "ppo").glob("checkpoint-*"))) == 1
+    assert (out / "report.md").exists()

@@ -87,3 +87,74 @@ def test_implicit_reward_accuracy_rises_after_dpo(tiny_llama, tmp_path):
     assert before["accuracy"] == 0.0 and before["mean_margin"] == 0.0 and before["pairs"] == 16
     after = implicit_reward_accuracy(Policy.from_pretrained(str(out)), records)
     assert after["accuracy"] == 1.0 and after["mean_margin"] > 0
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_prefix_sharing_gives_the_two_row_log_probs_and_gradients(attention, tiny_llama):
+    """One packed row per pair (prompt · chosen · x · rejected, 4-D mask) against TRL's two rows: the same
+    per-token log-probs in TRL's layout, the same gradients, with and without truncation."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+    from trl.trainer.utils import add_fused_lm_head
+
+    from align.dpo.prefix_sharing import PrefixSharingCollator, share_prefixes
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, attn_implementation=attention)
+    add_fused_lm_head(model)
+    model = get_peft_model(model, LoraConfig(r=4, task_type="CAUSAL_LM", target_modules=["q_proj", "v_proj"]))
+    for name, p in model.named_parameters():       # B = 0 at init would hide the adapter's gradient path
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    g = torch.Generator().manual_seed(0)
+    ids = lambda n: torch.randint(5, 90, (n,), generator=g).tolist()  # noqa: E731
+    examples = [{"prompt_ids": ids(p), "chosen_ids": ids(c), "rejected_ids": ids(r)}
+                for p, c, r in [(7, 5, 3), (12, 2, 9), (3, 10, 10), (30, 1, 4)]]
+
+    def run(batch, shared):
+        handles = share_prefixes(model) if shared else []
+        model.zero_grad()
+        kwargs = {k: v for k, v in batch.items() if k != "completion_mask"}
+        labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
+        out = model(**kwargs, labels=labels, fused_lm_head=True, use_cache=False)
+        (out.log_probs * torch.linspace(1, 2, out.log_probs.shape[0]).unsqueeze(1)).sum().backward()
+        for h in handles:
+            h.remove()
+        return out.log_probs.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    for max_length in (None, 20):
+        two_rows = DataCollatorForPreference(pad_token_id=0, max_length=max_length)(examples)
+        packed = PrefixSharingCollator(pad_token_id=0, max_length=max_length)(examples)
+        assert packed["packed_input_ids"].shape[0] == 4 and two_rows["input_ids"].shape[0] == 8
+        lp_a, grads_a = run(two_rows, shared=False)
+        lp_b, grads_b = run(packed, shared=True)
+        assert lp_a.shape == lp_b.shape and (lp_a != 0).sum() == (lp_b != 0).sum() > 20
+        assert torch.allclose(lp_a, lp_b, atol=1e-5), (lp_a - lp_b).abs().max()
+        for a, b in zip(grads_a, grads_b):
+            assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
+def test_dpo_with_and_without_prefix_sharing_trains_the_same_adapter(tiny_llama, tmp_path):
+    import torch
+
+    data = str(_prefs(tmp_path))
+    adapters = []
+    for shared in ("true", "false"):
+        out = tmp_path / f"dpo-{shared}"
+        assert main(["dpo", "--model", tiny_llama, "--data", data, "--output_dir", str(out), "--max_steps", "3",
+                     "--per_device_train_batch_size", "4", "--lora_r", "4", "--learning_rate", "1e-2",
+                     "--mixed_precision", "no", "--prefix_sharing", shared, "--save_steps", "100"]) == 0
+        adapters.append(_adapter(out))
+    assert adapters[0].keys() == adapters[1].keys()
+    assert any("lora_B" in n and t.abs().sum() > 0 for n, t in adapters[0].items())
+    for name in adapters[0]:
+        assert torch.allclose(adapters[0][name], adapters[1][name], atol=2e-5, rtol=1e-4), name
+    # ...and the shared run did pack: TRL's batches carry the packed rows and the model runs them.
+    from align.dpo.trainer import build_dpo_trainer
+
+    trainer, _ = build_dpo_trainer(DPOConfig(model=tiny_llama, data=data, output_dir=str(tmp_path / "x"), lora_r=4))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert batch["packed_input_ids"].shape[0] == 4 and batch["input_ids"].shape[0] == 8
+    assert len(trainer.model._forward_pre_hooks) == 1

@@ -4,6 +4,7 @@
 - Reference log-probs are computed once before training when every pair is seen at least twice,
   instead of one extra reference forward per step.
 - Pairs of similar length are batched together (length-grouped sampling), so little compute goes to padding.
+- The prompt of a pair is forwarded once for both responses (prefix sharing, `align.dpo.prefix_sharing`).
 - Ties are dropped (or kept) and pairs below `min_margin` filtered, as configured.
 """
 
@@ -85,10 +86,19 @@ def build_dpo_trainer(config: DPOConfig):
         precompute_ref_log_probs=precompute, train_sampling_strategy="group_by_length", length_column_name="length")
     trainer = _grouped_dpo_trainer()(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                      processing_class=tokenizer)
-    # The sampler groups by this column: the longer side of each tokenized pair.
+    # The sampler groups by this column: the tokens of each pair's forward (one packed row with prefix
+    # sharing, else its longer side).
     ds = trainer.train_dataset
     trainer.train_dataset = ds.add_column("length", [
-        len(p) + max(len(c), len(r)) for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])])
+        len(p) + (len(c) + len(r) + 1 if config.prefix_sharing else max(len(c), len(r)))
+        for p, c, r in zip(ds["prompt_ids"], ds["chosen_ids"], ds["rejected_ids"])])
+    if config.prefix_sharing:
+        from align.dpo.prefix_sharing import PrefixSharingCollator, share_prefixes
+
+        collator = trainer.data_collator
+        trainer.data_collator = PrefixSharingCollator(pad_token_id=collator.pad_token_id, max_length=collator.max_length,
+                                                      pad_to_multiple_of=collator.pad_to_multiple_of)
+        share_prefixes(trainer.model)
     return trainer, tokenizer
 
 
