@@ -21,7 +21,7 @@ HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/
 MODEL = "builtin:smollm2-135m-instruct"
 
 
-def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path) -> dict:
+def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dict | None = None) -> dict:
     import time
 
     from reward.readers import read_preferences
@@ -35,7 +35,7 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path) -> dict:
 
         config = DPOConfig(model=MODEL, data=str(data), output_dir=str(out / "ours"), max_steps=steps,
                            per_device_train_batch_size=batch, max_length=256, learning_rate=5e-5,
-                           logging_steps=1, save_steps=10**6, lora_r=16, lora_alpha=32)
+                           logging_steps=1, save_steps=10**6, lora_r=16, lora_alpha=32, **(ours or {}))
         start = time.perf_counter()
         trainer, _ = build_dpo_trainer(config)   # tokenization (and any reference pass) counts too
         trainer.train()
@@ -80,18 +80,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", default="outputs/bench-dpo-vs-trl")
+    parser.add_argument("--ours", default="{}", help="JSON of DPOConfig fields for our side, e.g. "
+                        "'{\"prefix_sharing\": false}' or '{\"gradient_checkpointing\": true}'")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.impl:
-        print(json.dumps(run_side(args.impl, args.pairs, args.steps, args.batch, out)))
+        print(json.dumps(run_side(args.impl, args.pairs, args.steps, args.batch, out, json.loads(args.ours))))
         return 0
     import statistics
 
     from benchmarks.runner import alternate_sides
 
     side = (f"{shlex.quote(sys.executable)} -m benchmarks.dpo_vs_trl --pairs {args.pairs} --steps {args.steps} "
-            f"--batch {args.batch} --out {shlex.quote(str(out))} --impl")
+            f"--batch {args.batch} --out {shlex.quote(str(out))} --ours {shlex.quote(args.ours)} --impl")
     results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("seconds_per_step",),
                                    env={"HF_HUB_OFFLINE": "1"})
     for k, m in med.items():

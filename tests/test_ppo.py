@@ -155,3 +155,39 @@ def test_separate_value_model_trains_and_resumes(ppo_model, prompts_file, tmp_pa
     for (n, a), (_, b) in zip(trainer.policy.value_backbone.named_parameters(),
                               resumed.policy.value_backbone.named_parameters()):
         assert torch.equal(a, b), n
+
+
+def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
+    """Rows whose prompts start with the same tokens: the prefix goes through the model once (a KV cache
+    every row attends to); logits, values and gradients are those of the plain forward."""
+    from align.ppo.trainer import PolicyWithValue, _common_prefix
+    from align.policy import load_policy
+
+    model, tok = load_policy(config(ppo_model, "unused", "unused"), padding_side="left")
+    torch.manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    plain, shared = PolicyWithValue(model, share_prefix=False), PolicyWithValue(model, share_prefix=True)
+    torch.nn.init.normal_(plain.value_head.weight)
+    shared.value_head = plain.value_head
+    prefix = list(range(10, 30))                                   # 20 shared tokens, then different prompts
+    prompts = [prefix + [40, 41, 42], prefix + [50], prefix + [60, 61, 62, 63, 64]]
+    P = max(map(len, prompts))
+    ids = torch.tensor([[tok.pad_token_id] * (P - len(p)) + p + [70 + i, 71, 72, 73] for i, p in enumerate(prompts)])
+    mask = torch.tensor([[0] * (P - len(p)) + [1] * (len(p) + 4) for p in prompts])
+    mask[1, -1] = 0                                                 # a response that ended early
+    assert _common_prefix(ids, mask, P) == 20
+    results = []
+    for policy in (plain, shared):
+        model.zero_grad()
+        plain.value_head.zero_grad()
+        logits, values = policy(ids, mask, P)
+        (logits.log_softmax(-1)[..., :5].sum() + values.sum()).backward()
+        grads = [p.grad.clone() for p in [*model.parameters(), *plain.value_head.parameters()] if p.requires_grad]
+        results.append((logits.detach(), values.detach(), grads))
+    (la, va, ga), (lb, vb, gb) = results
+    assert torch.allclose(la, lb, atol=1e-5) and torch.allclose(va, vb, atol=1e-5)
+    worst = max(float((a - b).norm() / b.norm().clamp(min=1e-12)) for a, b in zip(ga, gb))   # float rounding only
+    assert worst < 1e-5, worst
+    assert sum(g.abs().sum() > 0 for g in ga) > 10

