@@ -302,13 +302,15 @@ class Loop:
             from align.ppo import PPOConfig, train_ppo
 
             prompts = self._dir(r) / "prompts.jsonl"
-            batch = 2 * max(1, min(8, len(self.train_prompts) // (2 * self.processes.world)))   # 16 or fewer
+            # 16 rollouts an update (fewer with fewer prompts), shared among the processes
+            batch = max(1, min(16, len(self.train_prompts)) // self.processes.world)
             if self.processes.is_main:
                 prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in self.train_prompts))
             self.processes.barrier()
             out = train_ppo(PPOConfig(model=cfg.model, prompts=str(prompts), reward_model=self._round(r)["reward_model"],
                                       output_dir=str(self._dir(r) / "ppo"), max_steps=cfg.policy_steps or 20,
-                                      per_device_train_batch_size=batch, mini_batch_size=batch // 2 or 1,
+                                      per_device_train_batch_size=batch,
+                                      mini_batch_size=batch // 2 if batch % 2 == 0 else batch,
                                       learning_rate=cfg.policy_learning_rate / 4, max_new_tokens=cfg.max_new_tokens,
                                       seed=cfg.seed, save_steps=10**6))
         self._round(r)["policy"] = out

@@ -90,15 +90,16 @@ def pack_pairs(examples: list[dict], max_length: int | None, pad_id: int, two_ro
 def share_prefixes(model) -> list:
     """Hooks on `model` (the PEFT model TRL trains) that run a call carrying packed rows on those rows
     and return its per-token outputs in TRL's two-row layout. Returns the hook handles."""
-    pending: list[dict] = []
+    current: dict = {}                  # the packed rows of the call in flight (TRL's calls never nest)
 
     def before(module, args, kwargs):
+        current.clear()                 # a call that raised must not leave its rows to the next one
         if "packed_input_ids" not in kwargs:
             return None
         packed = {k: kwargs.pop(k) for k in PACKED_KEYS}
         if not kwargs.get("fused_lm_head"):
             raise ValueError("prefix sharing needs TRL's fused LM head (fused_lm_head=True)")
-        pending.append(packed)
+        current.update(packed)
         attention = packed["packed_attention_mask"]
         if getattr(_config(module), "_attn_implementation", "sdpa") == "eager":
             attention = torch.zeros(attention.shape, dtype=torch.float32, device=attention.device).masked_fill(
@@ -109,12 +110,13 @@ def share_prefixes(model) -> list:
         return args, kwargs
 
     def after(module, args, kwargs, output):
-        if not pending:
+        if not current:
             return None
-        packed = pending.pop()
-        rows, cols, valid = packed["packed_rows"], packed["packed_cols"], packed["packed_valid"]
+        rows, cols, valid = current["packed_rows"], current["packed_cols"], current["packed_valid"]
+        shape = current["packed_input_ids"].shape
+        current.clear()
         for name, value in list(output.items()):
-            if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == packed["packed_input_ids"].shape:
+            if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == shape:
                 output[name] = torch.where(valid, value[rows, cols], torch.zeros((), dtype=value.dtype,
                                                                                  device=value.device))
         return output
