@@ -191,3 +191,18 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
     worst = max(float((a - b).norm() / b.norm().clamp(min=1e-12)) for a, b in zip(ga, gb))   # float rounding only
     assert worst < 1e-5, worst
     assert sum(g.abs().sum() > 0 for g in ga) > 10
+
+
+def test_micro_batches_accumulate_to_the_minibatch_step(ppo_model, prompts_file, tmp_path):
+    """One gradient step over a minibatch of 8 taken in micro-batches of 3 (token-weighted, accumulated)
+    has the gradient of one forward of all 8 (no clipping, one epoch: the gradient is left in .grad)."""
+    grads = []
+    for micro in (8, 3):
+        trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"m{micro}", per_device_train_batch_size=8,
+                                    mini_batch_size=8, micro_batch_size=micro, ppo_epochs=1, max_grad_norm=1e9,
+                                    max_new_tokens=6), reward_fn=letters_share)
+        trainer.update(trainer.rollout(trainer._batch_prompts(0)))
+        grads.append([p.grad.clone() for p in trainer.trainable])
+    assert sum(g.abs().sum() > 0 for g in grads[0]) > 2
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-4), (a - b).abs().max()
