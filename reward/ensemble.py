@@ -29,6 +29,11 @@ class RewardEnsemble:
         meta = json.loads((Path(directory) / "ensemble.json").read_text())
         return cls([RewardModel.from_pretrained(str(Path(directory) / m)) for m in meta["members"]])
 
+    def to(self, device) -> "RewardEnsemble":
+        for member in self.members:
+            member.to(device)
+        return self
+
     def score_members(self, prompts, responses, batch_size: int = 16) -> list[list[float]]:
         """(members, N) rewards."""
         return [m.score(prompts, responses, batch_size=batch_size) for m in self.members]

@@ -78,8 +78,9 @@ def load_judge(spec: str, *, temperature: float = 0.0) -> Callable:
     return _import(spec, "judge")
 
 
-def load_reward_function(spec: str) -> Callable:
-    """`vader`, `module:function`, or a reward-model folder (its `score` is used)."""
+def load_reward_function(spec: str, device=None) -> Callable:
+    """`vader`, `module:function`, or a reward-model folder (its `score` is used; its model on `device`,
+    e.g. the training process's GPU)."""
     from pathlib import Path
 
     if spec == "vader":
@@ -88,5 +89,7 @@ def load_reward_function(spec: str) -> Callable:
         from reward.ensemble import load_scorer
 
         scorer = load_scorer(spec)
+        if device is not None:
+            scorer.to(device)
         return lambda prompts, responses: scorer.score(prompts, responses)
     return _import(spec, "reward function")

@@ -114,6 +114,12 @@ class RewardModel:
         self.tokenizer.save_pretrained(directory)
         (directory / REWARD_CONFIG).write_text(json.dumps({"max_length": self.max_length}, indent=2))
 
+    def to(self, device) -> "RewardModel":
+        """Move the model to `device` (a quantized model stays where its loader placed it)."""
+        if not (getattr(self.model, "is_loaded_in_4bit", False) or getattr(self.model, "is_loaded_in_8bit", False)):
+            self.model.to(device)
+        return self
+
     # ------------------------------------------------------------------------------------- scoring
     @property
     def device(self):

@@ -38,7 +38,8 @@ def train_grpo(config: GRPOConfig) -> str:
     args = args_cls(**trainer_arguments(config), num_generations=config.num_generations,
                     max_completion_length=config.max_completion_length, temperature=config.temperature,
                     beta=config.beta, logging_strategy="steps")
-    trainer = trainer_cls(model=model, reward_funcs=as_trl_reward(load_reward_function(config.reward_model)),
-                          args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    reward = load_reward_function(config.reward_model, device=args.device)   # the process's device
+    trainer = trainer_cls(model=model, reward_funcs=as_trl_reward(reward), args=args,
+                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_trained(trainer, tokenizer, config)

@@ -203,7 +203,7 @@ class PPOTrainer:
                 module.p = 0.0
         self.policy.train()
         self.device = next(model.parameters()).device
-        self.reward_fn = reward_fn or load_reward_function(config.reward_model)
+        self.reward_fn = reward_fn or load_reward_function(config.reward_model, device=self.device)
         self.prompts = prompts if prompts is not None else read_prompts(config.prompts)
         world = self.processes.world
         if len(self.prompts) < config.per_device_train_batch_size * world:
