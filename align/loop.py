@@ -290,8 +290,8 @@ class Loop:
 
             from align.dpo import DPOConfig, train_dpo
 
-            records = sum(1 for _ in (self._dir(r) / "preferences.jsonl").open())
-            steps = cfg.policy_steps or math.ceil(cfg.policy_epochs * records / 4)
+            # every rank has rank 0's state of the reward stage (`_wait_for`)
+            steps = cfg.policy_steps or math.ceil(cfg.policy_epochs * self._round(r)["reward"]["train_records"] / 4)
 
             out = train_dpo(DPOConfig(model=cfg.model, data=str(self._dir(r) / "preferences.jsonl"),
                                       output_dir=str(self._dir(r) / "dpo"), max_steps=steps,

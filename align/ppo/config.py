@@ -30,8 +30,8 @@ class PPOConfig(ModelOptions, TrainOptions):
         "help": "Rollouts per gradient step within an update, per process."})
     micro_batch_size: int = field(default=8, metadata={
         "help": "Rollouts per forward/backward (gradients accumulate to mini_batch_size). Peak memory grows with "
-                "it: measured on CPU (SmolLM2-135M, 80 tokens), 8 took 4.2 GB and 4 took 2.6 GB when prompts share "
-                "no prefix, and 2.6 vs 2.4 GB when they share a system prompt (then 8 is 10% faster)."})
+                "it: measured on CPU (SmolLM2-135M, 80 tokens), 8 took 4.2 GB and 4 took 2.6 GB without the "
+                "shared-prefix forward, and 2.6 vs 2.4 GB with it (then 8 is 10% faster)."})
     share_prompt_prefix: bool = field(default=True, metadata={
         "help": "Forward the tokens that all prompts of a batch start with (a system prompt, an instruction) once "
                 "per batch instead of once per rollout, in the reference pass and every update. Same result."})

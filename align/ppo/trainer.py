@@ -402,9 +402,10 @@ class PPOTrainer:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def last_checkpoint(self) -> str | None:
-        found = sorted(Path(self.config.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        found = [p for p in found if (p / "trainer_state.json").is_file()]
-        return str(found[-1]) if found else None
+        """The newest checkpoint (complete by construction: `save_checkpoint` renames a finished folder)."""
+        from reward.training_args import last_checkpoint
+
+        return last_checkpoint(self.config.output_dir)
 
     def save_checkpoint(self) -> str:
         out = Path(self.config.output_dir)
