@@ -4,8 +4,8 @@ Importing this package is light: torch and the training libraries load inside th
 """
 
 from align.dpo import DPOConfig, train_dpo
-from align.policy import Generation, Policy, load_policy
 from align.grpo import GRPOConfig, train_grpo
+from align.policy import Generation, Policy, load_policy
 from align.ppo import PPOConfig, train_ppo
 from align.sft import SFTConfig, train_sft
 

@@ -1,7 +1,7 @@
 """The `align` command: one entry point, one subcommand per stage.
 
 Training commands take `--config recipe.yaml` and `--field value` overrides, parsed into the
-command's config dataclass by `reward.configuration`. Heavy libraries (torch, transformers, trl) are
+command's config dataclass by `foundation.recipe`. Heavy libraries (torch, transformers, trl) are
 imported inside the commands, so `align --help` answers at once.
 """
 
@@ -12,7 +12,7 @@ import importlib
 import sys
 from dataclasses import dataclass
 
-from reward.errors import AlignError, ConfigError
+from foundation.errors import AlignError, ConfigError
 
 __all__ = ["main"]
 
@@ -34,7 +34,7 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
                         "PPO of a LoRA policy against a reward model or function (one base, 4-bit ok)."),
     "grpo": TrainCommand("align.grpo.config:GRPOConfig", "align.grpo.trainer:train_grpo",
                          "GRPO (or --algorithm rloo) of a LoRA policy on TRL, with our reward model or function."),
-    "loop": TrainCommand("align.loop:LoopConfig", "align.loop:run_loop",
+    "loop": TrainCommand("align.loop.config:LoopConfig", "align.loop.run:run_loop",
                          "The whole loop in rounds: candidates -> labels (app) -> reward model -> DPO/PPO -> report."),
     "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",
                                  "Train a Bradley-Terry reward model (margins, ties; --ensemble N)."),
@@ -82,12 +82,12 @@ def run_training(name: str, argv: list[str]) -> int:
     command = TRAIN_COMMANDS[name]
     config_cls = _load(command.config)
     if any(a in ("-h", "--help") for a in argv):
-        from reward.configuration import config_help
+        from foundation.recipe import config_help
 
         print(f"usage: align {name} [--config recipe.yaml] [--field value ...]\n\n{command.summary}\n"
               f"{(config_cls.__doc__ or '').strip()}\n\nFields (YAML keys or --flags):\n{config_help(config_cls)}")
         return 0
-    from reward.configuration import load_config, parse_flags
+    from foundation.recipe import load_config, parse_flags
 
     config_path = None
     rest = []
@@ -102,7 +102,7 @@ def run_training(name: str, argv: list[str]) -> int:
             i += 1
     config = load_config(config_cls, config_path, parse_flags(rest, config_cls))
     out = _load(command.run)(config)
-    from reward.training_args import is_main_process
+    from foundation.training import is_main_process
 
     if out is not None and is_main_process():   # the loop prints its own summary; one line per run, not per rank
         print(f"align {name}: done; output in {out}")

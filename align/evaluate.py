@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Sequence
 
 from align.policy import Generation, Policy
+from foundation.records import Message
 from reward.model import prompt_response_ids, right_pad
-from reward.records import Message
 
 __all__ = ["sequence_logprobs", "evaluate_policy", "win_rate_from_judge", "plot_report"]
 
@@ -31,6 +31,7 @@ def sequence_logprobs(policy: Policy, prompts: Sequence[Sequence[Message]], resp
     if max_prompt_tokens:
         prompt_ids = [p[-max_prompt_tokens:] for p in prompt_ids]
     out = []
+    was_training = policy.model.training
     policy.model.eval()
     for start in range(0, len(prompt_ids), batch_size):
         # right padding: positions stay aligned with the unpadded sequence
@@ -41,6 +42,7 @@ def sequence_logprobs(policy: Policy, prompts: Sequence[Sequence[Message]], resp
         logp = logits[:, :-1].float().log_softmax(-1).gather(-1, ids[:, 1:].unsqueeze(-1).to(logits.device)).squeeze(-1)  # (B, T-1)
         for i, (p, r) in enumerate(zip(prompt_ids[start: start + batch_size], responses[start: start + batch_size])):
             out.append(logp[i, len(p) - 1: len(p) - 1 + len(r)].sum().item())
+    policy.model.train(was_training)
     return out
 
 

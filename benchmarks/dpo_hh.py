@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from align.dpo.trainer import train_dpo
     from align.evaluate import implicit_reward_accuracy
     from align.policy import Policy
-    from reward.readers import read_preferences
-    from reward.records import write_jsonl
+    from foundation.readers import read_preferences
+    from foundation.records import write_jsonl
 
     out = Path(args.out)
     records = read_preferences(HH).records

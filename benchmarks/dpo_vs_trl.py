@@ -24,8 +24,8 @@ MODEL = "builtin:smollm2-135m-instruct"
 def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dict | None = None) -> dict:
     import time
 
-    from reward.readers import read_preferences
-    from reward.records import write_jsonl
+    from foundation.readers import read_preferences
+    from foundation.records import write_jsonl
 
     data = out / "train.jsonl"
     write_jsonl(read_preferences(HH).records[:pairs], data)
@@ -48,7 +48,7 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dic
         from peft import LoraConfig
         from transformers import AutoModelForCausalLM, set_seed
 
-        from reward.hub import load_tokenizer, resolve_model
+        from foundation.models import load_tokenizer, resolve_model
 
         set_seed(42)
         tok = load_tokenizer(MODEL)

@@ -20,11 +20,11 @@ import threading
 import time
 from pathlib import Path
 
+from foundation.judges import vader_judge
+from foundation.readers import read_preferences
+from foundation.records import PreferenceRecord
 from labeling_app import LabelStore, simulate
 from labeling_app.client import SimulationResult
-from reward.judges import vader_judge
-from reward.readers import read_preferences
-from reward.records import PreferenceRecord
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless" / "harmless-base-test-part1.jsonl.gz"
 

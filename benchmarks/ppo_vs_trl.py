@@ -26,7 +26,7 @@ def reward_model():
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from reward.hub import load_tokenizer, resolve_model
+    from foundation.models import load_tokenizer, resolve_model
 
     torch.manual_seed(0)
     rm = AutoModelForSequenceClassification.from_pretrained(resolve_model(MODEL), num_labels=1)
@@ -38,7 +38,7 @@ def reward_model():
 def run_ours(steps: int) -> dict:
     import torch
 
-    from align.demo import review_prompts
+    from align.loop.prompts import review_prompts
     from align.ppo.config import PPOConfig
     from align.ppo.trainer import PPOTrainer
 
@@ -70,11 +70,10 @@ def run_trl(steps: int, trl_dir: str) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainerCallback
-
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
-    from align.demo import review_prompts
-    from reward.hub import load_tokenizer, resolve_model
+    from align.loop.prompts import review_prompts
+    from foundation.models import load_tokenizer, resolve_model
 
     path = resolve_model(MODEL)
     tok = load_tokenizer(MODEL, padding_side="left")

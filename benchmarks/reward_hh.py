@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from align.cli import main as align_main
-from reward.readers import read_preferences
-from reward.records import write_jsonl
+from foundation.readers import read_preferences
+from foundation.records import write_jsonl
 
 HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz"
 

@@ -20,8 +20,8 @@ HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/
 
 
 def _split(out: Path):
-    from reward.readers import read_preferences
-    from reward.records import write_jsonl
+    from foundation.readers import read_preferences
+    from foundation.records import write_jsonl
 
     records = read_preferences(HH).records
     write_jsonl(records[:1000], out / "train.jsonl")
@@ -31,9 +31,9 @@ def _split(out: Path):
 def run_side(impl: str, steps: int, batch: int, max_length: int, lr: float, out: Path) -> dict:
     import torch
 
+    from foundation.readers import read_preferences
     from reward.evaluate import evaluate_records
     from reward.model import RewardModel
-    from reward.readers import read_preferences
 
     torch.manual_seed(0)
     model_dir = out / f"model-{impl}"
@@ -51,8 +51,8 @@ def run_side(impl: str, steps: int, batch: int, max_length: int, lr: float, out:
         import trl
         from datasets import Dataset
 
+        from foundation.options import ModelOptions
         from reward.backbone import load_reward_backbone
-        from reward.options import ModelOptions
 
         model, tok = load_reward_backbone(ModelOptions(model="builtin:minilm-l6", lora=False))
         rows = [{"prompt": r.prompt, "chosen": r.chosen, "rejected": r.rejected}

@@ -18,6 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import gradio as gr
@@ -177,119 +178,145 @@ def export_zip(store: LabelStore, user: str, min_labels: int = 1) -> str:
 
 # -- layout ---------------------------------------------------------------------------------------
 
+def _user_of(request: Optional[gr.Request]) -> str:
+    user = getattr(request, "username", None)
+    if not user:
+        raise gr.Error("Please log in.")
+    return user
+
+
+def _guarded(fn):
+    """Run a handler; a refusal from the store becomes a message on screen, never a crash."""
+    try:
+        return fn()
+    except LabelingError as e:
+        raise gr.Error(str(e), print_exception=False) from None
+
+
+def _page(view: PairView):
+    """The labeling panel's outputs for one view (`LabelingPanel.outputs` order)."""
+    has = view.pair_id is not None
+    return (view.pair_id, view.conversation, view.left, view.right, view.status,
+            gr.update(visible=has), gr.update(value=None), gr.update(value=None), gr.update(value=""))
+
+
+def _response_column(title: str, elem_id: str):
+    with gr.Column():
+        gr.Markdown(f"### {title}")
+        return gr.Markdown(elem_id=elem_id, max_height=480, sanitize_html=True, latex_delimiters=[])
+
+
+def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
+    """The labeling page: guidelines, the conversation, responses A and B, the choice, strength,
+    rationale and the buttons. Returns its components; `status` is the page's status line."""
+    ui = SimpleNamespace(pair_id=gr.State(None))
+    with gr.Column(visible=True, elem_id="labeling"):
+        with gr.Accordion("Guidelines", open=False):
+            gr.Markdown(config.guidelines)
+        gr.Markdown(SHORTCUTS)
+        with gr.Column(elem_id="pair") as ui.pair_box:
+            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260, max_height=420,
+                                         resizable=True, sanitize_html=True, allow_tags=False, latex_delimiters=[],
+                                         buttons=[], feedback_options=None, group_consecutive_messages=False)
+            with gr.Row(equal_height=False):
+                ui.left = _response_column("Response A", "response-left")
+                ui.right = _response_column("Response B", "response-right")
+            ui.choice = gr.Radio([(v, k) for k, v in CHOICE_LABELS.items()], label="Which is better?",
+                                 elem_id="choice")
+            ui.strength = gr.Radio([(v, k) for k, v in STRENGTH_LABELS.items()], label="How much better?",
+                                   elem_id="strength")
+            ui.rationale = gr.Textbox(label="Rationale (optional)", lines=2, max_lines=6, elem_id="rationale")
+            with gr.Row():
+                ui.submit = gr.Button("Submit (Enter)", variant="primary", elem_id="submit-btn")
+                ui.skip = gr.Button("Skip (s)", elem_id="skip-btn")
+                ui.undo = gr.Button("Undo last (u)", elem_id="undo-btn")
+    ui.outputs = [ui.pair_id, ui.conversation, ui.left, ui.right, status, ui.pair_box, ui.choice, ui.strength,
+                  ui.rationale]
+    return ui
+
+
+def admin_panel() -> SimpleNamespace:
+    """The admin view (shown to admins only): summary, per-labeler and per-hour tables, export."""
+    ui = SimpleNamespace()
+    with gr.Column(visible=False, elem_id="admin") as ui.column:
+        gr.Markdown("## Admin")
+        ui.summary = gr.Markdown(elem_id="admin-summary")
+        ui.per_labeler = gr.Dataframe(headers=["labeler", "labels", "median s", "agreement with majority",
+                                               "gold accuracy"], interactive=False, label="Per labeler")
+        ui.per_hour = gr.Dataframe(headers=["hour", "labels"], interactive=False, label="Labels per hour")
+        with gr.Row():
+            ui.refresh = gr.Button("Refresh", elem_id="admin-refresh")
+            ui.export = gr.Button("Export dataset", elem_id="admin-export")
+        ui.export_file = gr.File(label="Export (Hugging Face dataset + JSONL + card, zipped)")
+    ui.outputs = [ui.summary, ui.per_labeler, ui.per_hour]
+    return ui
+
+
+def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace, admin: SimpleNamespace,
+                who) -> None:
+    """Connect the buttons and the page load to the handlers (`record_preference`, `undo_last`, ...)."""
+    quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
+
+    def on_load(request: gr.Request):
+        user = _user_of(request)
+        is_admin = store.role(user) == "admin"
+        view = _guarded(lambda: show_next(store, config, user))
+        stats = admin_view(store, user) if is_admin else ("", [], [])
+        return (*_page(view), f"Signed in as **{html.escape(user)}** ({'admin' if is_admin else 'labeler'}) · "
+                              f"[log out](/logout)", gr.update(visible=is_admin), *stats)
+
+    def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str], request: gr.Request):
+        return _page(_guarded(lambda: record_preference(store, config, _user_of(request), p, c, st, r)))
+
+    def on_undo(request: gr.Request):
+        return _page(_guarded(lambda: undo_last(store, config, _user_of(request))))
+
+    def on_skip(p: Optional[str], request: gr.Request):
+        return _page(_guarded(lambda: skip_pair(store, config, _user_of(request), p)))
+
+    def on_refresh(request: gr.Request):
+        return _guarded(lambda: admin_view(store, _user_of(request)))
+
+    def on_export(request: gr.Request):
+        return _guarded(lambda: export_zip(store, _user_of(request)))
+
+    app.load(on_load, None, [*page.outputs, who, admin.column, *admin.outputs], **quick)
+    page.submit.click(on_submit, [page.pair_id, page.choice, page.strength, page.rationale], page.outputs, **quick)
+    page.undo.click(on_undo, None, page.outputs, **quick)
+    page.skip.click(on_skip, [page.pair_id], page.outputs, **quick)
+    admin.refresh.click(on_refresh, None, admin.outputs, **quick)
+    admin.export.click(on_export, None, admin.export_file, **quick)
+
+
+def register_api(store: LabelStore, config: AppConfig) -> None:
+    """The two named endpoints for tools and simulated labelers: `/next_pair` and `/submit_label`."""
+    # Async: the store calls take well under a millisecond, and running them on the event loop
+    # saves a thread hop per request (about a third of the server's time at 50 labelers).
+    async def next_pair(request: gr.Request) -> Optional[dict]:
+        """The next pair for the signed-in labeler, as shown to them, or None when none is left."""
+        return _guarded(lambda: next_pair_api(store, config, _user_of(request)))
+
+    async def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
+                           request: Optional[gr.Request] = None) -> dict:
+        """Store a label (choice as shown: A = left); returns once it is committed."""
+        return _guarded(lambda: submit_label_api(store, _user_of(request), pair_id, choice, strength, rationale))
+
+    gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)
+    gr.api(submit_label, api_name="submit_label", queue=False, concurrency_limit=None)
+
+
 def build_app(store: LabelStore, config: AppConfig | None = None):
     """The Gradio Blocks app over `store`. Launch with `app.launch(**launch_options(store, config))`."""
-
     config = config or AppConfig()
-
-    def user_of(request: Optional[gr.Request]) -> str:
-        user = getattr(request, "username", None)
-        if not user:
-            raise gr.Error("Please log in.")
-        return user
-
-    def guarded(fn):
-        """Run a handler; a refusal from the store becomes a message on screen, never a crash."""
-        try:
-            return fn()
-        except LabelingError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-
-    def page(view: PairView):
-        has = view.pair_id is not None
-        return (view.pair_id, view.conversation, view.left, view.right, view.status,
-                gr.update(visible=has), gr.update(value=None), gr.update(value=None), gr.update(value=""))
-
     with gr.Blocks(title=config.title) as app:
-        pair_id = gr.State(None)
         with gr.Row():
             gr.Markdown(f"## {html.escape(config.title)}")
             who = gr.Markdown("", elem_id="who")
         status = gr.Markdown("", elem_id="status")
-        with gr.Column(visible=True, elem_id="labeling"):
-            with gr.Accordion("Guidelines", open=False):
-                gr.Markdown(config.guidelines)
-            gr.Markdown(SHORTCUTS)
-            with gr.Column(elem_id="pair") as pair_box:
-                conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260, max_height=420,
-                                          resizable=True, sanitize_html=True, allow_tags=False, latex_delimiters=[],
-                                          buttons=[], feedback_options=None, group_consecutive_messages=False)
-                with gr.Row(equal_height=False):
-                    with gr.Column():
-                        gr.Markdown("### Response A")
-                        left = gr.Markdown(elem_id="response-left", max_height=480, sanitize_html=True,
-                                           latex_delimiters=[])
-                    with gr.Column():
-                        gr.Markdown("### Response B")
-                        right = gr.Markdown(elem_id="response-right", max_height=480, sanitize_html=True,
-                                            latex_delimiters=[])
-                choice = gr.Radio([(v, k) for k, v in CHOICE_LABELS.items()], label="Which is better?",
-                                  elem_id="choice")
-                strength = gr.Radio([(v, k) for k, v in STRENGTH_LABELS.items()], label="How much better?",
-                                    elem_id="strength")
-                rationale = gr.Textbox(label="Rationale (optional)", lines=2, max_lines=6, elem_id="rationale")
-                with gr.Row():
-                    submit = gr.Button("Submit (Enter)", variant="primary", elem_id="submit-btn")
-                    skip = gr.Button("Skip (s)", elem_id="skip-btn")
-                    undo = gr.Button("Undo last (u)", elem_id="undo-btn")
-        with gr.Column(visible=False, elem_id="admin") as admin:
-            gr.Markdown("## Admin")
-            admin_summary = gr.Markdown(elem_id="admin-summary")
-            per_labeler = gr.Dataframe(headers=["labeler", "labels", "median s", "agreement with majority",
-                                                "gold accuracy"], interactive=False, label="Per labeler")
-            per_hour = gr.Dataframe(headers=["hour", "labels"], interactive=False, label="Labels per hour")
-            with gr.Row():
-                refresh = gr.Button("Refresh", elem_id="admin-refresh")
-                export = gr.Button("Export dataset", elem_id="admin-export")
-            export_file = gr.File(label="Export (Hugging Face dataset + JSONL + card, zipped)")
-
-        outputs = [pair_id, conversation, left, right, status, pair_box, choice, strength, rationale]
-        admin_outputs = [admin_summary, per_labeler, per_hour]
-        quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
-
-        def on_load(request: gr.Request):
-            user = user_of(request)
-            is_admin = store.role(user) == "admin"
-            view = guarded(lambda: show_next(store, config, user))
-            stats = admin_view(store, user) if is_admin else ("", [], [])
-            return (*page(view), f"Signed in as **{html.escape(user)}** ({'admin' if is_admin else 'labeler'}) · "
-                                 f"[log out](/logout)", gr.update(visible=is_admin), *stats)
-
-        def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str], request: gr.Request):
-            return page(guarded(lambda: record_preference(store, config, user_of(request), p, c, st, r)))
-
-        def on_undo(request: gr.Request):
-            return page(guarded(lambda: undo_last(store, config, user_of(request))))
-
-        def on_skip(p: Optional[str], request: gr.Request):
-            return page(guarded(lambda: skip_pair(store, config, user_of(request), p)))
-
-        def on_refresh(request: gr.Request):
-            return guarded(lambda: admin_view(store, user_of(request)))
-
-        def on_export(request: gr.Request):
-            return guarded(lambda: export_zip(store, user_of(request)))
-
-        app.load(on_load, None, [*outputs, who, admin, *admin_outputs], **quick)
-        submit.click(on_submit, [pair_id, choice, strength, rationale], outputs, **quick)
-        undo.click(on_undo, None, outputs, **quick)
-        skip.click(on_skip, [pair_id], outputs, **quick)
-        refresh.click(on_refresh, None, admin_outputs, **quick)
-        export.click(on_export, None, export_file, **quick)
-
-        # Async: the store calls take well under a millisecond, and running them on the event loop
-        # saves a thread hop per request (about a third of the server's time at 50 labelers).
-        async def next_pair(request: gr.Request) -> Optional[dict]:
-            """The next pair for the signed-in labeler, as shown to them, or None when none is left."""
-            return guarded(lambda: next_pair_api(store, config, user_of(request)))
-
-        async def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
-                         request: Optional[gr.Request] = None) -> dict:
-            """Store a label (choice as shown: A = left); returns once it is committed."""
-            return guarded(lambda: submit_label_api(store, user_of(request), pair_id, choice, strength, rationale))
-
-        gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)
-        gr.api(submit_label, api_name="submit_label", queue=False, concurrency_limit=None)
+        page = labeling_panel(config, status)
+        admin = admin_panel()
+        wire_events(app, store, config, page, admin, who)
+        register_api(store, config)
     app.queue(default_concurrency_limit=None)
     return app
 

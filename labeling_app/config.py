@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reward.configuration import check
+from foundation.recipe import check
 
 __all__ = ["AppConfig", "DEFAULT_GUIDELINES"]
 

@@ -1,12 +1,12 @@
 """The labeling app's exceptions:
 
-    AlignError (reward.errors)
+    AlignError (foundation.errors)
      └── LabelingError          anything the store refuses; the message says what to do
           ├── NotAssignedError  a label for a pair that is not assigned to that labeler
           └── AuthError         unknown user, wrong password, or a role that may not do this
 """
 
-from reward.errors import AlignError
+from foundation.errors import AlignError
 
 
 class LabelingError(AlignError):

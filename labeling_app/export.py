@@ -8,7 +8,7 @@
 
 Aggregation: the majority choice among a pair's live labels (a level top two: the pair is left out);
 "both_bad" majorities are left out (no preference to learn); margin = the mean, over the labels that
-agree with the majority, of the strength mapped to [0, 1] (`reward.records.STRENGTH_MARGINS`).
+agree with the majority, of the strength mapped to [0, 1] (`foundation.records.STRENGTH_MARGINS`).
 The A/B order shown to each labeler is undone: choices are stored in the pair's own order.
 """
 
@@ -19,9 +19,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from foundation.records import (
+    STRENGTH_MARGINS,
+    PreferenceRecord,
+    to_hf_dataset,
+    write_json_lines,
+    write_jsonl,
+)
 from labeling_app.quality import label_stats, majority
 from labeling_app.store import Label, LabelStore
-from reward.records import STRENGTH_MARGINS, PreferenceRecord, to_hf_dataset, write_json_lines, write_jsonl
 
 __all__ = ["aggregate", "export_dataset", "ExportSummary"]
 

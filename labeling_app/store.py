@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+from foundation.errors import ConfigError
+from foundation.records import Message
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 from labeling_app.schema import migrate
-from reward.errors import ConfigError
-from reward.records import Message
 
 __all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS"]
 
@@ -259,7 +259,7 @@ class LabelStore:
 
     def _insert_pair(self, conn: sqlite3.Connection, prompt: list[Message], a: list[Message], b: list[Message], *,
                      provenance_a: dict, provenance_b: dict, gold_choice: str | None, batch: str | None,
-                     source: str | None, now: float) -> bool:
+                     source: str | None, priority: float, now: float) -> bool:
         key = pair_key(prompt, a, b)
         if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
             return False
@@ -272,13 +272,14 @@ class LabelStore:
             ids.append(conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
                                     (prompt_id, _dumps(side))).fetchone()[0])
         conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, source, "
-                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, now))
+                     "priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, priority, now))
         return True
 
     def add_pairs(self, items: Iterable[dict], *, batch: str | None = None) -> tuple[int, int]:
         """Add pairs given as dicts with `prompt`, `response_a`, `response_b` (message lists) and
-        optionally `provenance_a`/`provenance_b`, `gold_choice`, `source`, `where` (for errors).
+        optionally `provenance_a`/`provenance_b`, `gold_choice`, `source`, `priority` (higher is labeled
+        first, e.g. a reward model's uncertainty; default 0) and `where` (for errors).
         All or nothing, in one transaction; returns (added, already present)."""
         added = present = 0
         now = time.time()
@@ -295,7 +296,8 @@ class LabelStore:
                                         provenance_a=item.get("provenance_a") or {},
                                         provenance_b=item.get("provenance_b") or {},
                                         gold_choice=item.get("gold_choice"), batch=batch,
-                                        source=item.get("source"), now=now)
+                                        source=item.get("source"), priority=float(item.get("priority", 0.0)),
+                                        now=now)
                 added, present = added + new, present + (not new)
         return added, present
 

@@ -1,30 +1,28 @@
-"""reward: reward models, and what every package shares (the preference record, its readers, the
-config parser, model loading and the exceptions). It imports neither `align` nor `labeling_app`.
+"""reward: reward models only.
 
-Importing this package is light: torch and transformers load inside the functions.
+    model.py        `RewardModel`: a scalar head on a causal-LM or encoder backbone; text-level `score`
+    backbone.py     loading that backbone (through `foundation.models`)
+    loss.py         the Bradley-Terry loss with margins and ties (pure functions)
+    config.py       `RewardConfig`, what `align reward train` takes
+    trainer.py      training (and ensembles of N seeds)
+    evaluate.py     accuracy, by margin, ties, calibration, length bias
+    ensemble.py     `RewardEnsemble`, and `load_scorer` for a model or an ensemble folder
+    uncertainty.py  the uncertainty active selection uses, and its priority hook for the store
+    functions.py    reward functions by name for PPO/GRPO (`vader`, a folder, `module:function`)
+
+It imports `foundation` only. Importing it is light: torch and transformers load inside the functions.
 """
 
 from reward.backbone import load_reward_backbone
-from reward.candidates import Candidate, CandidateSet, read_candidates, read_prompts, write_candidates
 from reward.config import RewardConfig
 from reward.ensemble import RewardEnsemble
+from reward.functions import load_reward_function
 from reward.model import RewardModel
-from reward.configuration import load_config
-from reward.errors import AlignError, ConfigError, DataError, ModelError
-from reward.hub import BUILTIN_MODELS, cache_dir, load_tokenizer, resolve_model
-from reward.judges import load_judge, load_reward_function
-from reward.options import DataOptions, ModelOptions, TrainOptions
-from reward.readers import PreferenceData, read_preferences
-from reward.records import PreferenceRecord, to_hf_dataset, write_jsonl
+from reward.uncertainty import pair_uncertainty, uncertainty_priority
 
 __all__ = [
-    "AlignError", "ConfigError", "DataError", "ModelError",
-    "PreferenceRecord", "PreferenceData", "read_preferences", "write_jsonl", "to_hf_dataset",
-    "load_config", "ModelOptions", "DataOptions", "TrainOptions",
-    "BUILTIN_MODELS", "cache_dir", "resolve_model", "load_tokenizer", "load_reward_backbone",
-    "RewardModel", "RewardEnsemble", "RewardConfig", "train_reward",
-    "Candidate", "CandidateSet", "read_candidates", "write_candidates", "read_prompts",
-    "load_judge", "load_reward_function",
+    "RewardModel", "RewardEnsemble", "RewardConfig", "train_reward", "load_reward_backbone",
+    "load_reward_function", "pair_uncertainty", "uncertainty_priority",
 ]
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from reward.hub import load_model
+from foundation.models import load_model
 
 __all__ = ["load_reward_backbone"]
 
 
 def load_reward_backbone(options):
     """`(model, tokenizer)`: `AutoModelForSequenceClassification` with `num_labels=1` (a fresh scalar
-    head), quantized and/or with LoRA as `options` (`reward.options.ModelOptions`) says. With LoRA the
+    head), quantized and/or with LoRA as `options` (`foundation.options.ModelOptions`) says. With LoRA the
     head is trained in full (peft's SEQ_CLS task keeps `score`/`classifier` in `modules_to_save`)."""
     from transformers import AutoModelForSequenceClassification
 

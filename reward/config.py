@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reward.configuration import check
-from reward.options import DataOptions, ModelOptions, TrainOptions
+from foundation.options import DataOptions, ModelOptions, TrainerOptions
+from foundation.recipe import check
 
 __all__ = ["RewardConfig"]
 
 
 @dataclass
-class RewardConfig(ModelOptions, DataOptions, TrainOptions):
+class RewardConfig(ModelOptions, DataOptions, TrainerOptions):
     """Bradley-Terry reward model training with margins and ties (see reward/loss.py)."""
 
     model: str = field(default="builtin:minilm-l6", metadata={
@@ -38,6 +38,8 @@ class RewardConfig(ModelOptions, DataOptions, TrainOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_trainable()
+        check(self.max_length >= 16, "max_length", self.max_length, "must be at least 16 tokens")
         check(self.data is not None, "data", self.data, "must name a preference file (--data FILE)")
         check(self.margin_scale >= 0, "margin_scale", self.margin_scale, "must be non-negative")
         check(self.center_rewards_coefficient >= 0, "center_rewards_coefficient",

@@ -7,14 +7,15 @@ P(a ≻ b) is near ½, or on which the members disagree, are the most informativ
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Sequence
 
+from foundation.stats import sigmoid
 from reward.model import RewardModel
+from reward.uncertainty import uncertainty_of
 
-__all__ = ["RewardEnsemble", "load_scorer", "uncertainty_of"]
+__all__ = ["RewardEnsemble", "load_scorer"]
 
 
 class RewardEnsemble:
@@ -50,22 +51,12 @@ class RewardEnsemble:
 
     def _probs(self, prompt, a, b) -> list[float]:
         """Each member's P(a ≻ b) = σ(r_a − r_b)."""
-        return [1 / (1 + math.exp(-(ra - rb))) for ra, rb in self.score_members([prompt, prompt], [a, b])]
-
-    def preference(self, prompt, a, b) -> tuple[float, float]:
-        """(mean, std across members) of P(a ≻ b)."""
-        probs = self._probs(prompt, a, b)
-        return statistics.fmean(probs), statistics.pstdev(probs)
+        return [sigmoid(ra - rb) for ra, rb in self.score_members([prompt, prompt], [a, b])]
 
     def uncertainty(self, prompt, a, b) -> float:
         """`uncertainty_of` the members' P(a ≻ b): higher means more worth a human label."""
         return uncertainty_of(self._probs(prompt, a, b))
 
-
-def uncertainty_of(probs: Sequence[float]) -> float:
-    """In [0, 1]: 1 − |2·P̄ − 1| (1 when the mean P(a ≻ b) is ½) plus the std of P across ensemble
-    members (0 for one model), capped at 1."""
-    return min(1.0, 1.0 - abs(2 * statistics.fmean(probs) - 1) + statistics.pstdev(probs))
 
 
 def load_scorer(directory: str):

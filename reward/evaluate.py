@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from reward.records import PreferenceRecord
+from foundation.records import PreferenceRecord
+from foundation.stats import sigmoid
 
 __all__ = ["evaluate_records", "evaluate_file", "expected_calibration_error", "reliability_plot"]
 
@@ -53,7 +54,7 @@ def evaluate_records(scorer, records: list[PreferenceRecord], batch_size: int = 
     scores = scorer.score(prompts, responses, batch_size=batch_size)
     n = len(records)
     r_c, r_r = scores[:n], scores[n:]
-    p = [1 / (1 + math.exp(-(a - b))) for a, b in zip(r_c, r_r)]
+    p = [sigmoid(a - b) for a, b in zip(r_c, r_r)]
     pref = [i for i, r in enumerate(records) if not r.tie]
     ties = [i for i, r in enumerate(records) if r.tie]
     correct = {i: r_c[i] > r_r[i] for i in pref}
@@ -107,8 +108,8 @@ def reliability_plot(report: dict, path: str) -> str:
 
 def evaluate_file(model_dir: str, data: str, format: str = "auto", *, plot: str | None = None,
                   batch_size: int = 32, skip_invalid: bool = False) -> dict:
+    from foundation.readers import read_preferences
     from reward.ensemble import load_scorer
-    from reward.readers import read_preferences
 
     records = read_preferences(data, format, skip_invalid=skip_invalid).records
     report = evaluate_records(load_scorer(model_dir), records, batch_size=batch_size)

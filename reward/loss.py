@@ -5,12 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bradley_terry_loss", "preference_probability"]
-
-
-def preference_probability(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
-    """P(a ≻ b) = σ(r_a − r_b) under the Bradley-Terry model."""
-    return torch.sigmoid(r_a - r_b)
+__all__ = ["bradley_terry_loss"]
 
 
 def bradley_terry_loss(

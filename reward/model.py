@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from reward.records import Message
+from foundation.records import Message
 
 __all__ = ["RewardModel", "encode_pair_side", "prompt_response_ids", "right_pad"]
 
@@ -91,7 +91,7 @@ class RewardModel:
     def from_pretrained(cls, name_or_path: str, *, lora: bool = False, quantization: str = "none",
                         dtype: str = "auto", max_length: int | None = None, **lora_options) -> "RewardModel":
         """A saved reward model (folder with `reward_config.json`), or a fresh head on any backbone."""
-        from reward.options import ModelOptions
+        from foundation.options import ModelOptions
 
         saved = Path(name_or_path) / REWARD_CONFIG
         meta = json.loads(saved.read_text()) if saved.is_file() else {}
@@ -164,10 +164,10 @@ class RewardModel:
 
     def prefer(self, prompt: str | Sequence[Message], a: str | Sequence[Message], b: str | Sequence[Message]) -> float:
         """P(a ≻ b | prompt) = σ(r(a) − r(b))."""
-        import math
+        from foundation.stats import sigmoid
 
         r_a, r_b = self.score([prompt, prompt], [a, b])
-        return 1.0 / (1.0 + math.exp(-(r_a - r_b)))
+        return sigmoid(r_a - r_b)
 
     def __call__(self, prompts, responses) -> list[float]:
         """A reward function `f(prompts, responses) -> list[float]` for PPO/GRPO."""

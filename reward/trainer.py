@@ -11,13 +11,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from foundation.errors import DataError
+from foundation.readers import read_preferences
+from foundation.records import PreferenceRecord
+from foundation.training import (
+    is_main_process,
+    last_checkpoint,
+    seeded_length_grouped_sampler,
+    trainer_arguments,
+)
 from reward.config import RewardConfig
-from reward.errors import DataError
 from reward.loss import bradley_terry_loss
 from reward.model import RewardModel, encode_pair_side, right_pad
-from reward.readers import read_preferences
-from reward.records import PreferenceRecord
-from reward.training_args import is_main_process, last_checkpoint, seeded_length_grouped_sampler, trainer_arguments
 
 __all__ = ["train_reward", "encode_pairs", "PairCollator"]
 

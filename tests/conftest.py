@@ -64,13 +64,14 @@ def _wordpiece_tokenizer():
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
 
 
-def make_tiny_llama(folder: Path, *, initializer_range: float = 0.02) -> str:
-    """A 2-layer Llama-like causal LM (hidden 32) with the ChatML BPE tokenizer, saved in `folder`."""
+def make_tiny_llama(folder: Path, *, initializer_range: float = 0.02, hidden_size: int = 32) -> str:
+    """A 2-layer Llama-like causal LM (hidden 32) with the ChatML BPE tokenizer, saved in `folder`.
+    bitsandbytes' CPU kernels need every 4-bit layer's input to hold a 64-value block: `hidden_size=64`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = _chat_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from align.policy import load_policy
+from foundation.models import resolve_model
+from foundation.options import ModelOptions
 from reward.backbone import load_reward_backbone
-from reward.hub import resolve_model
-from reward.options import ModelOptions
 
 SMOLLM = "builtin:smollm2-135m-instruct"
 

@@ -3,8 +3,8 @@
 import pytest
 
 from align.sft.config import SFTConfig
-from reward.configuration import load_config, parse_flags
-from reward.errors import ConfigError
+from foundation.errors import ConfigError
+from foundation.recipe import load_config, parse_flags
 
 
 def test_yaml_then_flags_override(tmp_path):
@@ -62,7 +62,7 @@ def test_quantized_base_needs_lora():
 
 
 def test_mixed_precision_reaches_the_trainer_arguments():
-    from reward.training_args import trainer_arguments
+    from foundation.training import trainer_arguments
 
     args = trainer_arguments(load_config(SFTConfig, None, {"data": "d", "mixed_precision": "bf16"}))
     assert args["bf16"] is True and args["fp16"] is False
@@ -79,7 +79,7 @@ def test_every_recipe_loads_into_its_command_config():
     from pathlib import Path
 
     from align.cli import TRAIN_COMMANDS, _load
-    from reward.configuration import load_config
+    from foundation.recipe import load_config
 
     recipes = Path(__file__).resolve().parents[1] / "recipes"
     table = (recipes / "README.md").read_text()
@@ -96,3 +96,60 @@ def test_every_recipe_loads_into_its_command_config():
         load_config(cls, path, {k: v for k, v in required.items() if k in fields and k not in keys})
         checked += 1
     assert checked >= 10
+
+
+def test_loop_sections_from_yaml_and_dotted_flags(tmp_path):
+    from align.loop.config import LoopConfig
+
+    recipe = tmp_path / "loop.yaml"
+    recipe.write_text("rounds: 3\npolicy:\n  model: some/model\n  lora_r: 8\ndpo:\n  beta: 0.2\n"
+                      "reward:\n  max_length: 128\n")
+    cfg = load_config(LoopConfig, recipe, parse_flags(["--policy.quantization", "4bit", "--dpo.beta=0.3",
+                                                       "--generation.temperature", "0.8"], LoopConfig))
+    assert cfg.rounds == 3 and cfg.policy.model == "some/model" and cfg.policy.lora_r == 8
+    assert cfg.policy.quantization == "4bit" and cfg.dpo.beta == 0.3 and cfg.generation.temperature == 0.8
+    assert cfg.reward.max_length == 128 and cfg.dpo.learning_rate == 2e-4      # the loop's default for DPO
+    dpo = cfg.dpo_config(data="d.jsonl", output_dir="o")
+    assert (dpo.model, dpo.quantization, dpo.lora_r, dpo.beta, dpo.seed) == ("some/model", "4bit", 8, 0.3, 0)
+    rm = cfg.reward_config(data="d.jsonl", output_dir="o")
+    assert rm.model == "builtin:minilm-l6" and rm.max_length == 128
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dpo.bta", "1"], r"unknown key `dpo.bta` \(command line `--dpo.bta`\)\. Did you mean `dpo.beta`"),
+    (["--dpo.model", "x"], r"unknown key `dpo.model`"),                  # the model lives in `policy:`
+    (["--policy.quantisation", "4bit"], r"Did you mean `policy.quantization`"),
+    (["--dpo.beta", "-1"], r"`dpo.beta` must be positive, got -1.0"),
+    (["--policy.lora", "false", "--policy.quantization", "4bit"], r"`policy.quantization` needs `lora: true`"),
+    (["--policy.lora_r", "x"], r"`policy.lora_r` must be an integer, got 'x' \(--policy.lora_r\)"),
+    (["--method", "ppo", "--ppo.cliprange", "2"], r"`ppo.cliprange` must be in \(0, 1\)"),
+    (["--generation.top_p", "0"], r"`generation.top_p` must be in \(0, 1\]"),
+])
+def test_loop_section_errors_name_the_dotted_key(flags, message):
+    from align.loop.config import LoopConfig
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(LoopConfig, None, parse_flags(flags, LoopConfig))
+
+
+def test_a_section_in_yaml_must_be_a_mapping(tmp_path):
+    from align.loop.config import LoopConfig
+
+    recipe = tmp_path / "loop.yaml"
+    recipe.write_text("dpo: 0.2\n")
+    with pytest.raises(ConfigError, match=r"`dpo` is a section: give it as a mapping"):
+        load_config(LoopConfig, recipe)
+    recipe.write_text("dpo:\n  betta: 0.2\n")
+    with pytest.raises(ConfigError, match=r"unknown key `dpo.betta` \(in .*loop.yaml\)"):
+        load_config(LoopConfig, recipe)
+
+
+def test_loop_help_lists_the_sections(capsys):
+    from align.cli import main
+
+    assert main(["loop", "--help"]) == 0
+    out = capsys.readouterr().out
+    for name in ("policy", "generation", "reward", "dpo", "ppo"):
+        assert f"\n  {name}: (section)" in out
+    assert "--policy.quantization" in out and "--dpo.beta" in out and "--ppo.target_kl" in out
+    assert "--dpo.model" not in out and "--dpo.data" not in out and "--reward.data" not in out

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reward.records import PreferenceRecord, write_jsonl
+from foundation.records import PreferenceRecord, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "recipes" / "accelerate" / "cpu-2proc.yaml"
@@ -113,10 +113,11 @@ def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(12)))
     out = tmp_path / "loop"
-    command = ["loop", "--model", tiny_llama, "--prompts", str(prompts), "--reward_model", tiny_bert,
+    command = ["loop", "--policy.model", tiny_llama, "--prompts", str(prompts), "--reward.model", tiny_bert,
                "--judge", "tests.test_loop:longer_judge", "--rounds", "1", "--candidates_per_prompt", "2",
-               "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--policy_steps", "2", "--method", "ppo",
-               "--max_new_tokens", "8", "--reward_epochs", "1", "--output_dir", str(out)]
+               "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--method", "ppo", "--ppo.max_steps", "2",
+               "--ppo.per_device_train_batch_size", "4", "--ppo.mini_batch_size", "2",
+               "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1", "--output_dir", str(out)]
     result = launch(out, 2, command[:-2], [])
     lines = result.stdout.strip().splitlines()
     assert sum(line.startswith("align loop: final") for line in lines) == 1                # rank 0 only

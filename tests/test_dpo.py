@@ -8,7 +8,7 @@ import pytest
 from align.cli import main
 from align.dpo.config import DPOConfig
 from align.dpo.trainer import _precompute, preference_rows
-from reward.errors import ConfigError
+from foundation.errors import ConfigError
 
 
 def _prefs(tmp_path, n=16):
@@ -74,7 +74,7 @@ def test_qlora_dpo_on_this_cpu(tiny_llama, tmp_path):
 def test_implicit_reward_accuracy_rises_after_dpo(tiny_llama, tmp_path):
     from align.evaluate import implicit_reward_accuracy
     from align.policy import Policy
-    from reward.readers import read_preferences
+    from foundation.readers import read_preferences
 
     data = _prefs(tmp_path)
     records = read_preferences(data).records

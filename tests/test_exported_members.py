@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["align", "reward", "labeling_app"])
+@pytest.mark.parametrize("package", ["foundation", "align", "reward", "labeling_app"])
 def test_all_is_complete_and_valid(package):
     module = importlib.import_module(package)
     public = {n for n in vars(module) if not n.startswith("_")}

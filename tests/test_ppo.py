@@ -12,7 +12,7 @@ import torch
 
 from align.ppo.config import PPOConfig
 from align.ppo.trainer import PPOTrainer, TrainingStopped
-from reward.errors import ConfigError
+from foundation.errors import ConfigError
 
 
 def letters_share(prompts, responses):
@@ -108,8 +108,8 @@ def test_guards(ppo_model, prompts_file, tmp_path):
     assert list(out.glob("checkpoint-*"))
     with pytest.raises(ConfigError, match="mini_batch_size"):
         config(ppo_model, prompts_file, tmp_path, mini_batch_size=5)
-    with pytest.raises(ConfigError, match="prompts"):
-        PPOConfig(prompts=None)
+    with pytest.raises(ConfigError, match="`prompts` must name a prompts file"):
+        PPOTrainer(PPOConfig(model=ppo_model, prompts=None, output_dir=str(tmp_path / "none")))
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
@@ -160,8 +160,8 @@ def test_separate_value_model_trains_and_resumes(ppo_model, prompts_file, tmp_pa
 def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
     """Rows whose prompts start with the same tokens: the prefix goes through the model once (a KV cache
     every row attends to); logits, values and gradients are those of the plain forward."""
-    from align.ppo.trainer import PolicyWithValue, _common_prefix
     from align.policy import load_policy
+    from align.ppo.model import PolicyWithValue, common_prefix
 
     model, tok = load_policy(config(ppo_model, "unused", "unused"), padding_side="left")
     torch.manual_seed(0)
@@ -177,7 +177,7 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
     ids = torch.tensor([[tok.pad_token_id] * (P - len(p)) + p + [70 + i, 71, 72, 73] for i, p in enumerate(prompts)])
     mask = torch.tensor([[0] * (P - len(p)) + [1] * (len(p) + 4) for p in prompts])
     mask[1, -1] = 0                                                 # a response that ended early
-    assert _common_prefix(ids, mask, P) == 20
+    assert common_prefix(ids, mask, P) == 20
     results = []
     for policy in (plain, shared):
         model.zero_grad()

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from align.ppo.loss import (AdaptiveKLController, entropy_from_logits, gae, kl_penalized_rewards, policy_loss,
-                            value_loss, whiten)
+from align.ppo.loss import (
+    AdaptiveKLController,
+    entropy_from_logits,
+    gae,
+    kl_penalized_rewards,
+    policy_loss,
+    value_loss,
+    whiten,
+)
 
 
 def t(rows):

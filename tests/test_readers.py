@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from reward.errors import DataError
-from reward.readers import parse_hh_transcript, read_preferences
-from reward.records import PreferenceRecord, to_hf_dataset, write_jsonl
+from foundation.errors import DataError
+from foundation.readers import parse_hh_transcript, read_preferences
+from foundation.records import PreferenceRecord, to_hf_dataset, write_jsonl
 
 
 def test_hh_rlhf_shared_file_gives_1200_records(hh_file):

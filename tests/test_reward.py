@@ -46,7 +46,7 @@ def test_ece_hand_computed():
 
 
 def test_truncation_drops_prompt_start_never_response(tiny_llama):
-    from reward.hub import load_tokenizer
+    from foundation.models import load_tokenizer
 
     tok = load_tokenizer(tiny_llama)
     prompt = [{"role": "user", "content": "hello there " * 200}]
@@ -97,7 +97,7 @@ def test_train_lowers_loss_saves_loads_same_scores(backbone, request, tmp_path, 
 
 def test_scores_a_policy_with_another_tokenizer(tiny_llama, tiny_bert):
     """The reward model reads text: a Llama policy's decoded output is scored by a BERT reward model."""
-    from reward.hub import load_tokenizer
+    from foundation.models import load_tokenizer
 
     policy_tok = load_tokenizer(tiny_llama)
     text = policy_tok.decode(policy_tok("I love this coffee")["input_ids"], skip_special_tokens=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from align.cli import ArgumentParser
-from reward.readers import FORMATS, read_preferences
-from reward.records import to_hf_dataset, write_jsonl
+from foundation.readers import FORMATS, read_preferences
+from foundation.records import to_hf_dataset, write_jsonl
 
 
 def main(argv: list[str]) -> int:

@@ -24,8 +24,8 @@ def main(argv: list[str]) -> int:
 
     from align.evaluate import evaluate_policy, write_report
     from align.policy import Policy
-    from reward.candidates import read_prompts
-    from reward.judges import load_judge
+    from foundation.candidates import read_prompts
+    from foundation.judges import load_judge
 
     judge = load_judge(args.judge) if args.judge else None
     reward_model = None

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"--n must be at least 1, got {args.n}")
 
     from align.policy import Policy
-    from reward.candidates import Candidate, CandidateSet, read_prompts, write_candidates
+    from foundation.candidates import Candidate, CandidateSet, read_prompts, write_candidates
 
     prompts = read_prompts(args.prompts)[: args.max_prompts]
     policy = Policy.from_pretrained(args.model, adapter=args.adapter, quantization=args.quantization)

@@ -79,9 +79,9 @@ def _store(args, **kwargs):
 
 
 def serve(args) -> int:
+    from foundation.recipe import load_config
     from labeling_app.app import build_app, launch_options
     from labeling_app.config import AppConfig
-    from reward.configuration import load_config
 
     config = load_config(AppConfig, args.config)
     store = _store(args, k=config.k, gold_rate=config.gold_rate, claim_timeout=config.claim_timeout,
@@ -111,19 +111,19 @@ def add_user(args) -> int:
 def import_pairs(args) -> int:
     from pathlib import Path
 
-    from reward.errors import DataError
+    from foundation.errors import DataError
 
     store = _store(args)
     if not Path(args.file).exists():
         raise DataError(f"{args.file}: no such file.")
     if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
-        from reward.candidates import read_candidates
+        from foundation.candidates import read_candidates
 
         added, present = store.add_candidates(read_candidates(args.file), batch=args.batch,
                                               pairs_per_prompt=args.pairs_per_prompt)
         skipped = 0
     else:
-        from reward.readers import read_preferences
+        from foundation.readers import read_preferences
 
         data = read_preferences(args.file, args.format, skip_invalid=args.skip_invalid)
         added, present = store.add_records(data.records, gold=args.gold, batch=args.batch)
@@ -135,14 +135,9 @@ def import_pairs(args) -> int:
 
 
 def _looks_like_candidates(path: str) -> bool:
-    if not path.endswith(".jsonl"):
-        return False
-    with open(path, encoding="utf-8") as f:
-        first = next((line for line in f if line.strip()), "")
-    try:
-        row = json.loads(first)
-    except json.JSONDecodeError:
-        return False
+    from foundation.records import first_json_row
+
+    row = first_json_row(path) if path.endswith(".jsonl") else None
     return isinstance(row, dict) and "responses" in row
 
 
@@ -163,8 +158,9 @@ def stats(args) -> int:
 
 
 def simulate(args) -> int:
-    from labeling_app.client import simulate as run, simulated_accounts
-    from reward.judges import load_judge
+    from foundation.judges import load_judge
+    from labeling_app.client import simulate as run
+    from labeling_app.client import simulated_accounts
 
     judge = load_judge(args.judge, temperature=args.temperature)
     names = simulated_accounts(args.labelers)

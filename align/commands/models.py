@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from align.cli import ArgumentParser
-from reward.hub import BUILTIN_MODELS, cache_dir, resolve_model
+from foundation.models import BUILTIN_MODELS, cache_dir, resolve_model
 
 
 def main(argv: list[str]) -> int:

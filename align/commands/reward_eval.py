@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from align.cli import ArgumentParser
-from reward.readers import FORMATS
+from foundation.readers import FORMATS
 
 
 def main(argv: list[str]) -> int:

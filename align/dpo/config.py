@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reward.configuration import check
-from reward.options import DataOptions, ModelOptions, TrainOptions
+from foundation.options import DataOptions, ModelOptions, TrainerOptions
+from foundation.recipe import check
 
 __all__ = ["DPOConfig", "LOSS_TYPES"]
 
@@ -22,7 +22,7 @@ LOSS_TYPES = {
 
 
 @dataclass
-class DPOConfig(ModelOptions, DataOptions, TrainOptions):
+class DPOConfig(ModelOptions, DataOptions, TrainerOptions):
     """Direct preference optimisation of a LoRA policy; the reference is the base with the adapter
     disabled (never a second copy of the model)."""
 
@@ -50,6 +50,8 @@ class DPOConfig(ModelOptions, DataOptions, TrainOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_trainable()
+        check(self.max_length >= 16, "max_length", self.max_length, "must be at least 16 tokens")
         check(self.data is not None, "data", self.data, "must name a preference file (--data FILE)")
         check(self.beta > 0, "beta", self.beta, "must be positive")
         check(0.0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "must be in [0, 0.5)")

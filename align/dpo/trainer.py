@@ -14,9 +14,14 @@ import math
 
 from align.dpo.config import LOSS_TYPES, DPOConfig
 from align.policy import load_policy
-from reward.errors import DataError
-from reward.readers import read_preferences
-from reward.training_args import last_checkpoint, save_trained, seeded_length_grouped_sampler, trainer_arguments
+from foundation.errors import DataError
+from foundation.readers import read_preferences
+from foundation.training import (
+    last_checkpoint,
+    save_trained,
+    seeded_length_grouped_sampler,
+    trainer_arguments,
+)
 
 __all__ = ["train_dpo", "preference_rows"]
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reward.configuration import check
-from reward.options import ModelOptions, TrainOptions
+from foundation.options import ModelOptions, TrainerOptions
+from foundation.recipe import check
 
 __all__ = ["GRPOConfig"]
 
 
 @dataclass
-class GRPOConfig(ModelOptions, TrainOptions):
+class GRPOConfig(ModelOptions, TrainerOptions):
     """GRPO (or RLOO) of a LoRA policy on TRL's trainers, rewarded by our reward model (text level, so
     its tokenizer may differ from the policy's), `vader`, or any `module:function`."""
 
@@ -36,6 +36,7 @@ class GRPOConfig(ModelOptions, TrainOptions):
 
     def __post_init__(self):
         super().__post_init__()
+        self.check_trainable()
         check(self.prompts is not None, "prompts", self.prompts, "must name a prompts file (--prompts FILE)")
         check(self.num_generations >= 2, "num_generations", self.num_generations, "must be at least 2 (a group)")
         check(self.per_device_train_batch_size % self.num_generations == 0, "per_device_train_batch_size",

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from align.grpo.config import GRPOConfig
 from align.policy import load_policy
-from reward.training_args import last_checkpoint, save_trained, trainer_arguments
+from foundation.records import as_chat
+from foundation.training import last_checkpoint, save_trained, trainer_arguments
 
 __all__ = ["train_grpo", "as_trl_reward"]
 
 
 def as_trl_reward(reward_fn):
     """TRL calls `f(prompts=, completions=, **columns)` with chat messages; ours take (prompts, texts)."""
-    from reward.judges import text_of
+    from foundation.judges import text_of
 
     def reward(prompts, completions, **_):
         return [float(x) for x in reward_fn(prompts, [text_of(c) for c in completions])]
@@ -26,12 +27,12 @@ def train_grpo(config: GRPOConfig) -> str:
     from datasets import Dataset
     from transformers import set_seed
 
-    from reward.candidates import read_prompts
-    from reward.judges import load_reward_function
+    from foundation.candidates import read_prompts
+    from reward.functions import load_reward_function
 
     set_seed(config.seed)
     model, tokenizer = load_policy(config, padding_side="left")
-    rows = [{"prompt": [{"role": "user", "content": p}] if isinstance(p, str) else list(p)}
+    rows = [{"prompt": as_chat(p)}
             for p in read_prompts(config.prompts)]
     args_cls, trainer_cls = (trl.GRPOConfig, trl.GRPOTrainer) if config.algorithm == "grpo" \
         else (trl.RLOOConfig, trl.RLOOTrainer)

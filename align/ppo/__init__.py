@@ -5,8 +5,8 @@ from align.ppo.config import PPOConfig
 __all__ = ["PPOConfig", "train_ppo"]
 
 
-def train_ppo(config: PPOConfig) -> str:
+def train_ppo(config: PPOConfig, *, prompts: list | None = None) -> str:
     """Train as `config` says; returns the output folder (imports the training stack lazily)."""
     from align.ppo.trainer import train_ppo as _train
 
-    return _train(config)
+    return _train(config, prompts=prompts)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reward.configuration import check
-from reward.options import ModelOptions, TrainOptions
+from foundation.options import ModelOptions, TrainOptions
+from foundation.recipe import check
 
 __all__ = ["PPOConfig"]
 
@@ -69,13 +69,14 @@ class PPOConfig(ModelOptions, TrainOptions):
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept (oldest deleted)."})
     value_head_lr_scale: float = field(default=10.0, metadata={
         "help": "The value head is new: its learning rate is learning_rate × this."})
-    score_batch_size: int = field(default=16, metadata={"help": "Batch size of the reward model."})
+    score_batch_size: int = field(default=16, metadata={
+        "help": "Responses a reward-model folder scores at a time (a function or `vader` scores all at once)."})
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(default="no", metadata={
         "help": "Autocast: no (fp32, exact resume) by default for PPO; bf16 is faster on CPUs and GPUs that have it."})
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.prompts is not None, "prompts", self.prompts, "must name a prompts file (--prompts FILE)")
+        self.check_trainable()
         check(self.per_device_train_batch_size % self.mini_batch_size == 0, "mini_batch_size", self.mini_batch_size,
               f"must divide per_device_train_batch_size ({self.per_device_train_batch_size})")
         check(self.micro_batch_size > 0, "micro_batch_size", self.micro_batch_size, "must be positive")

@@ -1,8 +1,8 @@
 """`align ppo`: our PPO for LoRA policies (TRL removed its PPOTrainer in 1.13).
 
-One base model holds everything (`PolicyWithValue`): the policy is a LoRA adapter, the value function
-a linear head on the policy's last hidden state, the reference the same base with the adapter
-disabled. Each update: sample a batch of responses (left-padded prompts, stop at EOS) → score them
+One base model holds everything (`PolicyWithValue`, in `model.py`): the policy is a LoRA adapter, the
+value function a linear head on the policy's last hidden state, the reference the same base with the
+adapter disabled. Each update: sample a batch of responses (left-padded prompts, stop at EOS) → score them
 (a reward model's text-level `score`, so its tokenizer may differ, or any `f(prompts, responses)`)
 → per-token KL-penalised rewards → GAE → `ppo_epochs` passes of clipped policy + value losses over
 minibatches. Checkpoints hold adapter, value head, optimizer, KL controller, RNG states and step, so
@@ -12,142 +12,39 @@ that a resumed run continues exactly.
 from __future__ import annotations
 
 import json
-import math
 import random
-import shutil
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from align.ppo.checkpoints import load_checkpoint, save_checkpoint
 from align.ppo.config import PPOConfig
-from align.ppo.loss import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae,
-                            kl_penalized_rewards, masked_mean, policy_loss, value_loss, whiten)
-from reward.errors import AlignError
+from align.ppo.loss import (
+    AdaptiveKLController,
+    FixedKLController,
+    entropy_from_logits,
+    gae,
+    kl_penalized_rewards,
+    masked_mean,
+    policy_loss,
+    value_loss,
+    whiten,
+)
+from align.ppo.metrics import MetricsSink, plot_history
+from align.ppo.model import PolicyWithValue, folded_adapter, token_logprobs
+from foundation.errors import AlignError, ConfigError
+from foundation.models import eos_ids
+from foundation.records import as_chat
 
-__all__ = ["PPOTrainer", "PolicyWithValue", "train_ppo", "TrainingStopped"]
+__all__ = ["PPOTrainer", "train_ppo", "TrainingStopped"]
 
 
 class TrainingStopped(AlignError):
     """Training stopped on a guard (non-finite loss, KL bound); the message says which and where the
     last good checkpoint is."""
-
-
-class PolicyWithValue(torch.nn.Module):
-    """A peft LoRA causal LM plus a value head on its last hidden state (one base for everything)."""
-
-    def __init__(self, model, value_backbone=None, share_prefix: bool = True):
-        """`value_backbone`: a separate model (with its own adapter) under the value head; None puts the
-        head on the policy's own hidden states (one base for everything). `share_prefix`: forward the
-        prompt tokens that every row of a batch starts with once (see `forward`)."""
-        super().__init__()
-        self.model = model
-        self.value_backbone = value_backbone
-        self.share_prefix = share_prefix
-        hidden = model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config") \
-            else model.config.hidden_size
-        self.value_head = torch.nn.Linear(hidden, 1)
-        torch.nn.init.zeros_(self.value_head.weight)
-        torch.nn.init.zeros_(self.value_head.bias)
-        self.value_head.to(next(model.parameters()).device)
-
-    def forward(self, input_ids, attention_mask, start: int, *, with_values: bool = True):
-        """(logits (B, T, V) that predict the tokens input_ids[:, start:], values (B, T) of the states
-        before each of them, or None). Logits are computed for those T positions only (`logits_to_keep`):
-        the prompt's would cost a fifth of the forward and a copy of (B, P, V) floats for nothing.
-
-        Rows are left-padded prompts followed by responses. When every row's prompt starts with the same
-        S tokens (a chat template's system prompt, an instruction), those go through the model once, as a
-        batch of one whose keys and values every row then attends to (gradients flow back through them):
-        the same function, S/L less work."""
-        T = input_ids.shape[1] - start
-        shared_value = with_values and self.value_backbone is None
-        S = _common_prefix(input_ids, attention_mask, start) if self.share_prefix else 0
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        kwargs = dict(output_hidden_states=shared_value, logits_to_keep=T + 1)
-        if S:
-            pads = (attention_mask.long().cumsum(-1) == 0).sum(-1, keepdim=True)        # (B, 1) left pads
-            prefix = input_ids[:1, pads[0, 0]:pads[0, 0] + S]
-            cache = self.model(input_ids=prefix, position_ids=torch.arange(S, device=prefix.device)[None],
-                               use_cache=True).cache
-            cache.batch_repeat_interleave(len(input_ids))
-            cols = torch.arange(input_ids.shape[1] - S, device=input_ids.device)[None]
-            cols = cols + S * (cols >= pads)                                    # each row without its prefix
-            ones = attention_mask.new_ones(len(input_ids), S)
-            out = self.model(input_ids=input_ids.gather(1, cols), position_ids=position_ids.gather(1, cols),
-                             attention_mask=torch.cat([ones, attention_mask.gather(1, cols)], 1),
-                             cache=cache, use_cache=True, **kwargs)
-        else:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             use_cache=False, **kwargs)
-        values = None
-        if with_values:
-            values = self.values_of(out.hidden_states[-1][:, start - S - 1:-1]) if shared_value \
-                else self.backbone_values(input_ids, attention_mask, start)
-        return out.logits[:, :-1], values
-
-    def backbone_values(self, input_ids, attention_mask, start: int) -> torch.Tensor:
-        """Values (B, T) from the separate value model (`value_model: separate`)."""
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                  output_hidden_states=True, use_cache=False, logits_to_keep=1)
-        return self.values_of(out.hidden_states[-1][:, start - 1:-1])
-
-    def values_of(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The value head on last-layer hidden states (..., H) -> (...)."""
-        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
-
-    def reference(self):
-        """Context in which the model is the reference (the base, adapter disabled)."""
-        return self.model.disable_adapter()
-
-
-def _common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, minimum: int = 8) -> int:
-    """How many tokens every row's prompt (left-padded, ending at `start`) starts with, keeping at least
-    one prompt token per row apart; 0 when fewer than `minimum` or only one row."""
-    if len(input_ids) < 2:
-        return 0
-    pads = (attention_mask[:, :start].long().cumsum(-1) == 0).sum(-1)             # (B,) left pads
-    limit = start - int(pads.max()) - 1                                          # shortest prompt - 1
-    if limit < minimum:
-        return 0
-    aligned = input_ids.gather(1, pads[:, None] + torch.arange(limit, device=input_ids.device)[None])
-    same = (aligned == aligned[:1]).all(0).long().cumprod(0)
-    S = int(same.sum())
-    return S if S >= minimum else 0
-
-
-@contextmanager
-def folded_adapter(model):
-    """Sample faster: while inside, each LoRA layer's update B·A·scale is folded into a fresh copy of its
-    base weight and the adapter branch is off, so a decoding step runs one matmul per layer instead of
-    three (measured: 3.7 → 3.1 s for 8 × 40 tokens of SmolLM2-135M on this CPU). The base tensors are put back untouched on exit: no merge/unmerge round trip, whose float error
-    would move the reference. Quantized bases are left as they are (their weights cannot take a delta)."""
-    from peft.tuners.lora import LoraLayer
-
-    swapped = []
-    for module in model.modules():
-        if isinstance(module, LoraLayer) and type(module.get_base_layer()) is torch.nn.Linear and not module.merged:
-            base = module.get_base_layer()
-            delta = sum(module.get_delta_weight(name) for name in module.active_adapters if name in module.lora_A)
-            swapped.append((base, base.weight))
-            base.weight = torch.nn.Parameter(base.weight.detach() + delta.to(base.weight.dtype), requires_grad=False)
-    try:
-        with model.disable_adapter() if swapped else nullcontext():
-            yield
-    finally:
-        for base, weight in swapped:
-            base.weight = weight
-
-
-def _logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log π(token) (B, T) from the logits (B, T, V) that predict `tokens` (B, T), at the sampling temperature."""
-    logits = logits.float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 def _stack(chunks: list[dict], pad_id: int, device) -> dict:
@@ -180,9 +77,11 @@ class PPOTrainer:
 
         from align.distributed import Processes
         from align.policy import load_policy
-        from reward.candidates import read_prompts
-        from reward.judges import load_reward_function
+        from foundation.candidates import read_prompts
+        from reward.functions import load_reward_function
 
+        if prompts is None and config.prompts is None:
+            raise ConfigError("`prompts` must name a prompts file (--prompts FILE), got None.")
         self.config = config
         self.processes = Processes()
         set_seed(config.seed)                           # before the adapter and the value head are made
@@ -203,7 +102,8 @@ class PPOTrainer:
                 module.p = 0.0
         self.policy.train()
         self.device = next(model.parameters()).device
-        self.reward_fn = reward_fn or load_reward_function(config.reward_model, device=self.device)
+        self.reward_fn = reward_fn or load_reward_function(config.reward_model, device=self.device,
+                                                             batch_size=config.score_batch_size)
         self.prompts = prompts if prompts is not None else read_prompts(config.prompts)
         world = self.processes.world
         if len(self.prompts) < config.per_device_train_batch_size * world:
@@ -220,12 +120,8 @@ class PPOTrainer:
         self.kl_ctl = AdaptiveKLController(config.kl_coef, config.target_kl, config.kl_horizon) \
             if config.adaptive_kl else FixedKLController(config.kl_coef)
         self.step = 0
-        eos = {self.tokenizer.eos_token_id}
-        gen_eos = getattr(model.generation_config, "eos_token_id", None)
-        eos |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
-        self.eos_ids = sorted(e for e in eos if e is not None)
+        self.eos_ids = eos_ids(self.tokenizer, model)
         self.history: list[dict] = []
-        self._writer = None
 
     # -- data -------------------------------------------------------------------------------------
 
@@ -241,7 +137,7 @@ class PPOTrainer:
 
     def _encode_prompts(self, prompts: list) -> dict:
         tok = self.tokenizer
-        texts = [tok.apply_chat_template([{"role": "user", "content": p}] if isinstance(p, str) else list(p),
+        texts = [tok.apply_chat_template(as_chat(p),
                                          tokenize=False, add_generation_prompt=True) for p in prompts]
         tok.padding_side, tok.truncation_side = "left", "left"
         return tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_length,
@@ -307,7 +203,7 @@ class PPOTrainer:
         if len(scores) != len(texts):
             raise AlignError(f"the reward function returned {len(scores)} scores for {len(texts)} responses.")
         scores = scores.to(self.device) - cfg.missing_eos_penalty * (~finished).float()
-        logprobs = _logprobs(torch.stack(out.logits, 1), response, cfg.temperature)
+        logprobs = token_logprobs(torch.stack(out.logits, 1), response, cfg.temperature)
         input_ids = torch.cat([batch["input_ids"], response], 1)
         attention = torch.cat([batch["attention_mask"], mask.long()], 1)
         with self._autocast():
@@ -316,7 +212,7 @@ class PPOTrainer:
             else:
                 values = self.policy.backbone_values(input_ids, attention, P)
             with self.policy.reference():
-                ref_logprobs = _logprobs(self.policy(input_ids, attention, P, with_values=False)[0], response,
+                ref_logprobs = token_logprobs(self.policy(input_ids, attention, P, with_values=False)[0], response,
                                          cfg.temperature)
         return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"], "response": response,
                 "mask": mask, "logprobs": logprobs * mask, "ref_logprobs": ref_logprobs.float() * mask,
@@ -361,7 +257,7 @@ class PPOTrainer:
         weight = mask.sum() / tokens
         with self._autocast():
             logits, values = self.policy(data["input_ids"][idx], data["attention_mask"][idx], P)
-        logprobs = _logprobs(logits, data["input_ids"][idx, P:], cfg.temperature)
+        logprobs = token_logprobs(logits, data["input_ids"][idx, P:], cfg.temperature)
         with torch.no_grad():
             entropy = masked_mean(entropy_from_logits(logits.float()), mask)
         del logits
@@ -373,7 +269,6 @@ class PPOTrainer:
                             vf_stats["error"], entropy]).detach() * weight
 
     def train_step(self) -> dict:
-        cfg = self.config
         data = self.rollout(self._batch_prompts(self.step))
         if not torch.isfinite(data["scores"]).all():
             raise TrainingStopped(f"the reward function returned a non-finite score at update {self.step + 1}; "
@@ -403,74 +298,18 @@ class PPOTrainer:
 
     def last_checkpoint(self) -> str | None:
         """The newest checkpoint (complete by construction: `save_checkpoint` renames a finished folder)."""
-        from reward.training_args import last_checkpoint
+        from foundation.training import last_checkpoint
 
         return last_checkpoint(self.config.output_dir)
 
     def save_checkpoint(self) -> str:
-        out = Path(self.config.output_dir)
-        final = out / f"checkpoint-{self.step}"
-        tmp = out / f".tmp-checkpoint-{self.step}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.policy.model.save_pretrained(tmp)
-        torch.save(self.policy.value_head.state_dict(), tmp / "value_head.pt")
-        if self.policy.value_backbone is not None:
-            self.policy.value_backbone.save_pretrained(tmp / "value_adapter")
-        torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-        import numpy as np
-
-        torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
-        (tmp / "trainer_state.json").write_text(json.dumps({"step": self.step, "kl_controller": self.kl_ctl.state_dict(),
-                                                            "history": self.history}))
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)                            # a checkpoint is complete or absent, never half-written
-        kept = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        for old in kept[:-self.config.save_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
-        return str(final)
+        return save_checkpoint(Path(self.config.output_dir), self.step, self.policy, self.optimizer, self.kl_ctl,
+                               self.history, keep=self.config.save_total_limit)
 
     def load_checkpoint(self, path: str) -> None:
-        import numpy as np
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        set_peft_model_state_dict(self.policy.model, load_file(str(path / "adapter_model.safetensors")))
-        self.policy.value_head.load_state_dict(torch.load(path / "value_head.pt"))
-        if self.policy.value_backbone is not None:
-            set_peft_model_state_dict(self.policy.value_backbone,
-                                      load_file(str(path / "value_adapter" / "adapter_model.safetensors")))
-        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt"))
-        state = json.loads((path / "trainer_state.json").read_text())
-        self.step, self.history = state["step"], state["history"]
-        self.kl_ctl.load_state_dict(state["kl_controller"])
-        rng = torch.load(path / "rng.pt", weights_only=False)
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.step, self.history = load_checkpoint(Path(path), self.policy, self.optimizer, self.kl_ctl)
 
     # -- the loop ---------------------------------------------------------------------------------
-
-    def _log(self, metrics: dict) -> None:
-        cfg = self.config
-        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
-        if cfg.report_to == "tensorboard":
-            if self._writer is None:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(str(Path(cfg.output_dir) / "runs"))
-            for k, v in scalars.items():
-                self._writer.add_scalar(k, v, self.step)
-        elif cfg.report_to == "wandb":
-            import wandb
-
-            if wandb.run is None:
-                wandb.init(project="align-toolkit", config=asdict(cfg))
-            wandb.log(scalars, step=self.step)
 
     def train(self) -> str:
         from tqdm.auto import tqdm
@@ -483,11 +322,12 @@ class PPOTrainer:
         main = self.processes.is_main                   # only rank 0 writes; every rank trains
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="ppo", unit="update", disable=not main)
         stopped = None
+        sink = MetricsSink(cfg.report_to, out / "runs", asdict(cfg))
         while self.step < cfg.max_steps:
             metrics = self.train_step()                 # the same metrics on every rank (whole-update data)
             self.history.append({k: v for k, v in metrics.items() if k != "sample"})
             if main and self.step % cfg.logging_steps == 0:
-                self._log(metrics)
+                sink.log(metrics, self.step)
             bar.set_postfix(reward=f"{metrics['rewards/mean']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
             bar.update(1)
             if cfg.kl_stop is not None and metrics["objective/kl"] > cfg.kl_stop:
@@ -499,8 +339,7 @@ class PPOTrainer:
                 break
         bar.close()
         if main:
-            if self._writer is not None:
-                self._writer.close()
+            sink.close()
             self.save(out)
             (out / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in self.history))
             plot_history(self.history, out / "ppo_curves.png")
@@ -511,7 +350,7 @@ class PPOTrainer:
 
     def save(self, directory: str | Path) -> None:
         """The adapter (and tokenizer, value head) in `directory`: `Policy.from_pretrained(directory)` loads it."""
-        from reward.training_args import record_base_model
+        from foundation.training import record_base_model
 
         self.policy.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
@@ -519,26 +358,6 @@ class PPOTrainer:
         record_base_model(str(directory), self.config.model)
 
 
-def plot_history(history: list[dict], path: Path) -> None:
-    if not history:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [h["step"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    for ax, key, title in zip(axes, ("rewards/mean", "objective/kl", "objective/entropy"),
-                              ("mean reward", "KL(policy ‖ reference) per response", "entropy per token")):
-        ax.plot(steps, [h.get(key, math.nan) for h in history], marker=".")
-        ax.set_title(title)
-        ax.set_xlabel("PPO update")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def train_ppo(config: PPOConfig) -> str:
-    return PPOTrainer(config).train()
+def train_ppo(config: PPOConfig, *, prompts: list | None = None) -> str:
+    """Train as `config` says, on `prompts` (chat messages or strings) or else `config.prompts`' file."""
+    return PPOTrainer(config, prompts=prompts).train()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from reward.errors import DataError
-from reward.readers import read_preferences
-from reward.records import iter_json_lines, messages_from
+from foundation.errors import DataError
+from foundation.readers import read_preferences
+from foundation.records import first_json_row, iter_json_lines, messages_from
 
 __all__ = ["read_sft_examples"]
 
@@ -39,14 +38,5 @@ def read_sft_examples(path: str, format: str = "auto", *, skip_invalid: bool = F
 
 
 def _is_messages_file(path: Path) -> bool:
-    if path.is_dir() or path.suffix not in (".jsonl", ".json"):
-        return False
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-                return isinstance(row, dict) and "messages" in row
-    return False
+    row = first_json_row(path)
+    return isinstance(row, dict) and "messages" in row

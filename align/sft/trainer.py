@@ -5,8 +5,8 @@ from __future__ import annotations
 from align.policy import load_policy
 from align.sft.config import SFTConfig
 from align.sft.data import read_sft_examples
-from reward.training_args import last_checkpoint, save_trained, trainer_arguments
-from reward.errors import DataError
+from foundation.errors import DataError
+from foundation.training import last_checkpoint, save_trained, trainer_arguments
 
 __all__ = ["train_sft"]
 

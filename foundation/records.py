@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-from reward.errors import DataError
+from foundation.errors import DataError
 
 __all__ = ["Message", "PreferenceRecord", "ROLES", "STRENGTH_MARGINS", "messages_from", "write_jsonl", "write_json_lines",
            "iter_json_lines", "to_hf_dataset"]
@@ -111,6 +111,25 @@ class PreferenceRecord:
         known = {f.name for f in fields(cls)} - {"prompt", "chosen", "rejected", "margin", "tie"}
         meta = {k: (None if row.get(k) is None else str(row[k])) for k in known}
         return cls(prompt=prompt, chosen=chosen, rejected=rejected, margin=float(margin), tie=bool(tie), **meta)
+
+
+def as_chat(prompt: str | Sequence[Message]) -> list[Message]:
+    """A prompt as chat messages: a string becomes one user turn; messages are kept as they are."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+def first_json_row(path: str | Path) -> Any:
+    """The first non-blank line of a `.jsonl`/`.json` file, parsed; None when there is none or it is
+    not a JSON line (callers use it to recognise a file's kind before reading it in full)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix not in (".jsonl", ".json"):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        first = next((line for line in f if line.strip()), "")
+    try:
+        return json.loads(first) if first else None
+    except json.JSONDecodeError:
+        return None
 
 
 def iter_json_lines(lines: Iterable[str], path: str | Path):

@@ -1,7 +1,14 @@
-"""Config fields that every training command shares: which model, how it is adapted, and the data.
+"""The option dataclasses that each command's config is composed from, as TRL composes `ModelConfig`
+with a method's config:
 
-Each command's config (`SFTConfig`, `DPOConfig`, `RewardConfig`, ...) is a dataclass that inherits
-these; `reward.configuration.load_config` fills it from a YAML recipe and `--field value` flags.
+    ModelOptions    which model, its adapter, quantization, dtype        (every trainer)
+    DataOptions     which preference data, and how to read it           (SFT, DPO, reward)
+    TrainOptions    output, steps, batch, learning rate, seed, logging  (every trainer)
+    TrainerOptions  TrainOptions + epochs and gradient accumulation     (trainers on a 🤗 Trainer)
+
+A config inherits exactly the groups its trainer reads, so that a flag a trainer ignores is an unknown
+key (`align ppo --num_train_epochs 2` exits 2). `foundation.recipe.load_config` fills a config from a
+YAML recipe and `--field value` flags.
 """
 
 from __future__ import annotations
@@ -9,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reward.configuration import check
+from foundation.recipe import check
 
-__all__ = ["ModelOptions", "DataOptions", "TrainOptions"]
+__all__ = ["ModelOptions", "DataOptions", "TrainOptions", "TrainerOptions", "MODEL_FIELDS"]
 
 
 class _Validated:
@@ -44,6 +51,9 @@ class ModelOptions(_Validated):
         check(self.lora_r > 0, "lora_r", self.lora_r, "must be a positive integer")
         check(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "must be a positive integer")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
+
+    def check_trainable(self) -> None:
+        """For a config that trains the model: a quantized base trains only through an adapter."""
         check(self.lora or self.quantization == "none", "quantization", self.quantization,
               "needs `lora: true` (a quantized base only trains through an adapter); set lora or quantization: none")
 
@@ -67,11 +77,8 @@ class DataOptions(_Validated):
 class TrainOptions(_Validated):
     output_dir: str = field(default="outputs/run", metadata={"help": "Where checkpoints and the result go."})
     max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: epochs decide)."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data when max_steps is -1."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Examples per step and device."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps accumulated per optimizer step."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
-    max_length: int = field(default=512, metadata={"help": "Longest sequence in tokens; longer ones are truncated."})
     seed: int = field(default=42, metadata={"help": "Random seed for data order, init and sampling."})
     logging_steps: int = field(default=10, metadata={"help": "Log metrics every N steps."})
     save_steps: int = field(default=100, metadata={"help": "Save a checkpoint every N steps."})
@@ -85,10 +92,23 @@ class TrainOptions(_Validated):
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.max_steps == -1 or self.max_steps > 0, "max_steps", self.max_steps, "must be -1 or positive")
-        check(self.num_train_epochs > 0, "num_train_epochs", self.num_train_epochs, "must be positive")
         check(self.per_device_train_batch_size > 0, "per_device_train_batch_size",
               self.per_device_train_batch_size, "must be a positive integer")
+        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
+
+
+@dataclass
+class TrainerOptions(TrainOptions):
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data when max_steps is -1."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps accumulated per optimizer step."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.num_train_epochs > 0, "num_train_epochs", self.num_train_epochs, "must be positive")
         check(self.gradient_accumulation_steps > 0, "gradient_accumulation_steps",
               self.gradient_accumulation_steps, "must be a positive integer")
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
-        check(self.max_length >= 16, "max_length", self.max_length, "must be at least 16 tokens")
+
+
+# The fields of `ModelOptions`: what the loop's `policy:` section holds for every policy stage.
+MODEL_FIELDS = ("model", "dtype", "quantization", "lora", "lora_r", "lora_alpha", "lora_dropout",
+                "lora_target_modules", "gradient_checkpointing")

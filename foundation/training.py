@@ -12,7 +12,7 @@ def trainer_arguments(config) -> dict:
     """Keyword arguments for a TRL/transformers `TrainingArguments` from a `TrainOptions` config."""
     import torch
 
-    from reward.hub import pick_dtype
+    from foundation.models import pick_dtype
 
     dtype = pick_dtype(config.dtype) if hasattr(config, "dtype") else torch.float32
     # auto: bf16 autocast wherever the weights are fp32 or bf16 (a bf16 GPU, or a CPU: measured here,

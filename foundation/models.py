@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from reward.errors import ModelError
+from foundation.errors import ModelError
 
 __all__ = [
     "BUILTIN_MODELS", "DEFAULT_CHAT_TEMPLATE", "cache_dir", "resolve_model", "load_tokenizer",
-    "pick_dtype", "quantization_config", "lora_target_modules", "add_lora",
+    "pick_dtype", "quantization_config", "lora_target_modules", "add_lora", "load_model", "eos_ids",
 ]
 
 # A readable template for tokenizers that ship none (GPT-2, BERT): "User: ...\n\nAssistant: ...".
@@ -235,9 +235,11 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
                modules_to_save: list[str] | None = None, **model_kwargs):
     """Load `options.model` with `auto_class`, quantized and/or with LoRA as `options` says.
 
-    `options` is a `reward.options.ModelOptions` (or any object with its fields). Returns
-    `(model, tokenizer)`. With quantization the base is prepared for k-bit training (norms in fp32,
-    input gradients enabled); with `lora` only the adapter (and `modules_to_save`) train.
+    `options` is a `foundation.options.ModelOptions` (or any object with its fields). Returns
+    `(model, tokenizer)`. With quantization and `lora` the base is prepared for k-bit training (norms
+    in fp32, input gradients enabled) and only the adapter (and `modules_to_save`) train; quantization
+    without `lora` loads a base for sampling or scoring (a training config refuses it:
+    `ModelOptions.check_trainable`).
     """
     import torch
 
@@ -257,13 +259,13 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
     model.config.pad_token_id = tokenizer.pad_token_id  # the classification head finds the last token by it
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    if quant is not None:
+    if quant is not None and options.lora:        # a quantized base that trains (through an adapter)
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=options.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif options.gradient_checkpointing:
+    elif options.gradient_checkpointing and quant is None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if options.lora:
             model.enable_input_require_grads()
@@ -271,7 +273,12 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
         model = add_lora(model, r=options.lora_r, alpha=options.lora_alpha, dropout=options.lora_dropout,
                          target_modules=options.lora_target_modules, task_type=task_type,
                          modules_to_save=modules_to_save)
-    elif quant is not None:
-        raise ModelError("a quantized base cannot be trained without an adapter: set `lora: true` "
-                         "or `quantization: none`.")
     return model, tokenizer
+
+
+def eos_ids(tokenizer, model) -> list[int]:
+    """Every token that ends a response: the tokenizer's EOS and the generation config's (a chat
+    model often ends a turn with a token other than the tokenizer's EOS, e.g. `<|im_end|>`)."""
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = {tokenizer.eos_token_id, *(gen if isinstance(gen, (list, tuple)) else [gen])}
+    return sorted(i for i in ids if i is not None)

@@ -1,21 +1,31 @@
-"""Judges and reward functions given by name: the built-in VADER sentiment, or any `module:function`.
+"""The judge interface: who decides which of two responses is better, given by name.
 
 A judge compares two responses: `judge(prompt, response_a, response_b) -> (choice, strength)` with
-choice "A", "B", "tie" or "both_bad" and strength 1-4 (the labeling app's scale). A reward function
-scores many: `f(prompts, responses) -> list[float]`. Prompts arrive as chat messages or text.
+choice "A", "B", "tie" or "both_bad" and strength 1-4 (the labeling app's scale). Prompts and
+responses arrive as chat messages or text. Judges stand in for labelers (simulation) and give the
+gold win rate of an evaluation; `vader` is built in, any `module:function` plugs in.
 """
 
 from __future__ import annotations
 
 import importlib
-import math
 import random
 from functools import lru_cache, partial
-from typing import Callable
+from typing import Callable, Literal, Protocol
 
-from reward.errors import ConfigError
+from foundation.errors import ConfigError
+from foundation.stats import sigmoid
 
-__all__ = ["load_judge", "load_reward_function", "vader_score", "vader_judge", "vader_reward", "text_of"]
+__all__ = ["Judge", "load_judge", "import_callable", "vader_score", "vader_judge", "text_of"]
+
+
+Choice = Literal["A", "B", "tie", "both_bad"]
+
+
+class Judge(Protocol):
+    """What `load_judge` returns and `--judge module:function` must be."""
+
+    def __call__(self, prompt, response_a, response_b) -> tuple[Choice, int]: ...
 
 
 def text_of(value) -> str:
@@ -37,18 +47,13 @@ def vader_score(text: str) -> float:
     return _vader().polarity_scores(text)["compound"]
 
 
-def vader_reward(prompts, responses) -> list[float]:
-    """The built-in reward function `vader`: each response's VADER compound sentiment."""
-    return [vader_score(text_of(r)) for r in responses]
-
-
 def vader_judge(prompt, response_a, response_b, *, temperature: float = 0.0, rng: random.Random | None = None):
     """Prefers the more positive response (VADER compound). With `temperature > 0` the choice is
     drawn from Bradley-Terry: P(A) = σ((s_A − s_B) / temperature), like a noisy human labeler."""
     sa, sb = vader_score(text_of(response_a)), vader_score(text_of(response_b))
     diff = sa - sb
     if temperature > 0:
-        p_a = 1 / (1 + math.exp(-diff / temperature))
+        p_a = sigmoid(diff / temperature)
         choice = "A" if (rng or random).random() < p_a else "B"
     else:
         choice = "A" if diff > 0 else "B" if diff < 0 else "tie"
@@ -57,7 +62,7 @@ def vader_judge(prompt, response_a, response_b, *, temperature: float = 0.0, rng
     return choice, strength
 
 
-def _import(spec: str, what: str) -> Callable:
+def import_callable(spec: str, what: str) -> Callable:
     module, _, name = spec.partition(":")
     if not module or not name:
         raise ConfigError(f"{what} {spec!r} must be `vader` or `module:function` (importable from PYTHONPATH).")
@@ -75,21 +80,4 @@ def load_judge(spec: str, *, temperature: float = 0.0) -> Callable:
     `module:function` (used as it is)."""
     if spec == "vader":
         return vader_judge if temperature == 0 else partial(vader_judge, temperature=temperature)
-    return _import(spec, "judge")
-
-
-def load_reward_function(spec: str, device=None) -> Callable:
-    """`vader`, `module:function`, or a reward-model folder (its `score` is used; its model on `device`,
-    e.g. the training process's GPU)."""
-    from pathlib import Path
-
-    if spec == "vader":
-        return vader_reward
-    if Path(spec).is_dir():
-        from reward.ensemble import load_scorer
-
-        scorer = load_scorer(spec)
-        if device is not None:
-            scorer.to(device)
-        return lambda prompts, responses: scorer.score(prompts, responses)
-    return _import(spec, "reward function")
+    return import_callable(spec, "judge")

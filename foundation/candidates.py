@@ -14,8 +14,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from reward.errors import DataError
-from reward.records import Message, iter_json_lines, messages_from, write_json_lines
+from foundation.errors import DataError
+from foundation.records import (
+    Message,
+    as_chat,
+    first_json_row,
+    iter_json_lines,
+    messages_from,
+    write_json_lines,
+)
 
 __all__ = ["Candidate", "CandidateSet", "read_candidates", "write_candidates", "read_prompts"]
 
@@ -73,15 +80,11 @@ def read_prompts(path: str | Path) -> list[list[Message]]:
     if not path.exists():
         raise DataError(f"{path}: no such file.")
     if path.suffix == ".txt":
-        return [[{"role": "user", "content": line.strip()}] for line in path.read_text(encoding="utf-8").splitlines()
+        return [as_chat(line.strip()) for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-    from reward.readers import read_preferences
+    from foundation.readers import read_preferences
 
-    first = next((line for line in path.open(encoding="utf-8") if line.strip()), "") if path.suffix == ".jsonl" else ""
-    try:
-        head = json.loads(first) if first else None
-    except json.JSONDecodeError:
-        head = None
+    head = first_json_row(path) if path.suffix == ".jsonl" else None
     if isinstance(head, dict) and "prompt" in head and "chosen" not in head:
         prompts = []
         with open(path, encoding="utf-8") as f:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from reward.errors import DataError
-from reward.records import Message, PreferenceRecord, iter_json_lines, messages_from
+from foundation.errors import DataError
+from foundation.records import Message, PreferenceRecord, as_chat, iter_json_lines, messages_from
 
 __all__ = ["FORMATS", "PreferenceData", "read_preferences", "parse_hh_transcript"]
 
@@ -235,7 +235,7 @@ def _kway_prompt(row: dict, where: str) -> list[Message]:
             else:
                 shown.append(str(p))
         text = f"{text}\n\nPassages:\n" + "\n\n".join(shown)
-    return [{"role": "user", "content": text}]
+    return as_chat(text)
 
 
 def _parse_kway_row(row: dict, where: str) -> list[PreferenceRecord]:

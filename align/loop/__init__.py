@@ -1,0 +1,14 @@
+"""`align loop`, the whole loop in rounds: `config.py` (LoopConfig and its per-stage sections),
+`run.py` (the stages and their state), `report.py` (terminal lines, report.md/html/png),
+`prompts.py` (the built-in prompts)."""
+
+from align.loop.config import LoopConfig
+
+__all__ = ["LoopConfig", "run_loop"]
+
+
+def run_loop(config: LoopConfig) -> None:
+    """Run (or resume) the loop as `config` says (imports the training stack lazily)."""
+    from align.loop.run import run_loop as _run
+
+    _run(config)

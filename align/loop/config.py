@@ -1,0 +1,142 @@
+"""`LoopConfig`: what `align loop` takes. The loop's own settings at the top, and one section per stage,
+read by the same parser (`foundation.recipe`) as the stage's own command:
+
+    policy:      the policy's model options (model, lora, quantization, dtype, gradient checkpointing)
+    generation:  how candidates and held-out answers are sampled
+    reward:      the reward model: `align reward train`'s fields, less the data and output it gets per round
+    dpo:         `align dpo`'s fields, less the model (policy:) and what the loop sets per round
+    ppo:         `align ppo`'s fields, likewise (its reward model is the round's)
+
+In a recipe a section is a mapping (`dpo: {beta: 0.2}`); on the command line, a dotted flag
+(`--dpo.beta 0.2`, `--policy.quantization 4bit`). Errors name the dotted key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from align.dpo.config import DPOConfig
+from align.ppo.config import PPOConfig
+from foundation.errors import ConfigError
+from foundation.options import MODEL_FIELDS, ModelOptions
+from foundation.recipe import check, section
+from reward.config import RewardConfig
+
+__all__ = ["LoopConfig", "GenerationOptions", "PolicySection", "RewardSection", "DPOSection", "PPOSection"]
+
+# Set by the loop for every stage, in every round: not a key of any section.
+_PER_ROUND = ("output_dir", "seed", "resume")
+_DATA_FIELDS = ("data", "format", "skip_invalid", "max_samples")
+_NEVER = 10**9   # "no intermediate checkpoints": each stage runs to its end in one go; the loop resumes by stage
+
+PolicySection = ModelOptions
+RewardSection = section(
+    RewardConfig, "RewardSection", exclude=(*_DATA_FIELDS, *_PER_ROUND, "eval_data"),
+    defaults={"num_train_epochs": 4.0, "max_length": 192, "save_steps": _NEVER, "logging_steps": _NEVER},
+    doc="The reward model, refit each round on every label so far (`align reward train`'s fields).")
+DPOSection = section(
+    DPOConfig, "DPOSection", exclude=(*MODEL_FIELDS, *_DATA_FIELDS, *_PER_ROUND),
+    defaults={"num_train_epochs": 3.0, "per_device_train_batch_size": 4, "learning_rate": 2e-4,
+              "max_length": 192, "save_steps": _NEVER, "logging_steps": 4},
+    doc="DPO on every label so far, each round (`align dpo`'s fields; the model is in `policy:`).")
+PPOSection = section(
+    PPOConfig, "PPOSection", exclude=(*MODEL_FIELDS, *_PER_ROUND, "prompts", "reward_model"),
+    defaults={"max_steps": 20, "learning_rate": 5e-5, "save_steps": _NEVER},
+    doc="PPO against the round's reward model, on the loop's training prompts (`align ppo`'s fields).")
+
+
+@dataclass
+class GenerationOptions:
+    """How the policy samples: the candidates to label, and the held-out answers that are judged."""
+
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the candidates."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the candidates (1: off)."})
+    max_new_tokens: int = field(default=48, metadata={"help": "Longest response sampled (candidates and evaluation)."})
+    eval_temperature: float = field(default=0.7, metadata={
+        "help": "Sampling temperature of the held-out answers that the evaluation judges."})
+    batch_size: int = field(default=16, metadata={"help": "Responses sampled together."})
+
+    def __post_init__(self):
+        check(self.temperature >= 0, "temperature", self.temperature, "must be non-negative (0: greedy)")
+        check(0 < self.top_p <= 1, "top_p", self.top_p, "must be in (0, 1]")
+        check(self.max_new_tokens >= 1, "max_new_tokens", self.max_new_tokens, "must be at least 1")
+        check(self.eval_temperature >= 0, "eval_temperature", self.eval_temperature, "must be non-negative")
+        check(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
+
+
+@dataclass
+class LoopConfig:
+    """The loop: candidates → labels → reward model → DPO or PPO → evaluation, for `rounds` rounds."""
+
+    prompts: str = field(default="builtin:reviews", metadata={
+        "help": "Training prompts: a file (.txt, JSONL, preference data) or builtin:reviews (review requests)."})
+    heldout_prompts: str | None = field(default=None, metadata={
+        "help": "Held-out prompts for evaluation (default: builtin:reviews' held-out third)."})
+    output_dir: str = field(default="outputs/loop", metadata={"help": "Rounds, store, models and the report."})
+    rounds: int = field(default=2, metadata={"help": "Rounds of the loop."})
+    candidates_per_prompt: int = field(default=4, metadata={"help": "Responses sampled per prompt each round."})
+    pairs_per_round: int = field(default=40, metadata={"help": "Pairs sent to labelers each round."})
+    random_share: float = field(default=0.25, metadata={
+        "help": "From round 2: share of the round's pairs chosen at random (the rest by uncertainty), to compare."})
+    k: int = field(default=2, metadata={"help": "Labels per pair."})
+    labelers: int = field(default=4, metadata={
+        "help": "Simulated labelers (through the app's API); 0: wait for people at the app's URL."})
+    judge: str = field(default="vader", metadata={
+        "help": "Judge of the simulated labelers and gold judge of the evaluation: vader or module:function "
+                "(judge(prompt, a, b) -> (choice, strength))."})
+    judge_temperature: float = field(default=0.05, metadata={"help": "Bradley-Terry noise of the vader labelers."})
+    method: Literal["dpo", "ppo"] = field(default="dpo", metadata={
+        "help": "dpo: DPO on the labels; ppo: PPO against the reward model."})
+    store: str | None = field(default=None, metadata={"help": "Label store URL (default: OUTPUT_DIR/labels.db)."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Where the labeling app listens."})
+    port: int = field(default=0, metadata={"help": "The app's port (0: a free one)."})
+    seed: int = field(default=0, metadata={"help": "Seed of sampling, selection and every stage's training."})
+    policy: PolicySection = field(default_factory=lambda: PolicySection(), metadata={
+        "help": "The policy: model, LoRA, quantization (4bit: QLoRA), dtype, gradient checkpointing."})
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
+    reward: RewardSection = field(default_factory=lambda: RewardSection())
+    dpo: DPOSection = field(default_factory=lambda: DPOSection())
+    ppo: PPOSection = field(default_factory=lambda: PPOSection())
+
+    def __post_init__(self):
+        check(self.rounds >= 1, "rounds", self.rounds, "must be at least 1")
+        check(self.candidates_per_prompt >= 2, "candidates_per_prompt", self.candidates_per_prompt,
+              "must be at least 2")
+        check(self.k >= 1, "k", self.k, "must be at least 1")
+        check(self.labelers >= 0, "labelers", self.labelers, "must be 0 (people) or more")
+        check(0.0 <= self.random_share <= 1.0, "random_share", self.random_share, "must be in [0, 1]")
+        check(self.pairs_per_round >= 1, "pairs_per_round", self.pairs_per_round, "must be at least 1")
+        # Each stage's own checks, now rather than rounds later.
+        self.reward_config(data="(each round's labels)", output_dir="(each round's folder)")
+        if self.method == "dpo":
+            self.dpo_config(data="(each round's labels)", output_dir="(each round's folder)")
+        else:
+            self.ppo_config(reward_model="(each round's reward model)", output_dir="(each round's folder)")
+
+    def reward_config(self, *, data: str, output_dir: str) -> RewardConfig:
+        return _stage(RewardConfig, {"reward": self.reward}, data=data, output_dir=output_dir, seed=self.seed)
+
+    def dpo_config(self, *, data: str, output_dir: str) -> DPOConfig:
+        return _stage(DPOConfig, {"policy": self.policy, "dpo": self.dpo}, data=data, output_dir=output_dir,
+                      seed=self.seed)
+
+    def ppo_config(self, *, reward_model: str, output_dir: str) -> PPOConfig:
+        return _stage(PPOConfig, {"policy": self.policy, "ppo": self.ppo}, reward_model=reward_model,
+                      output_dir=output_dir, seed=self.seed)
+
+
+def _stage(cls: type, sections: dict, **owned):
+    """`cls` built from the sections' values and what the loop owns; a failed check names the dotted key."""
+    values, origin = {}, {}
+    for name, value in sections.items():
+        for key, v in asdict(value).items():
+            values[key], origin[key] = v, name
+    try:
+        return cls(**values, **owned)
+    except ConfigError as e:
+        message = str(e)
+        key = message[1:].split("`", 1)[0] if message.startswith("`") else None
+        if key in origin:
+            message = f"`{origin[key]}.{key}`" + message[len(key) + 2:]
+        raise ConfigError(message) from None

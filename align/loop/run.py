@@ -1,0 +1,337 @@
+"""`align loop`: the whole loop, in rounds (as Anthropic, InstructGPT and Llama 2 trained).
+
+Each round: the current policy samples candidates → pairs go into the LabelStore (from round 2 on,
+chosen by reward-model uncertainty, with a random slice kept for comparison) → labels arrive through
+the labeling app's own API, from simulated labelers (any judge) or from people at the printed URL →
+the reward model is refit on every label so far → the policy is improved (DPO on the labels, or PPO
+on the reward model) → evaluation on held-out prompts against the initial and the previous policy.
+
+Every stage of every round is recorded in `loop_state.json` when it ends, so an interrupted loop
+resumes at the stage where it stopped. The report (`report.md`, `report.html`, PNG plots) is
+rewritten after each round; the last line printed holds the final gold-judge win rate.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from align.loop.config import LoopConfig
+from align.loop.report import describe_stage, write_report
+from foundation.errors import AlignError
+from foundation.records import as_chat
+
+__all__ = ["Loop", "run_loop", "STAGES"]
+
+STAGES = ("generate", "select", "label", "reward", "policy", "evaluate")
+# Under `accelerate launch` every process trains (these stages); rank 0 alone samples, serves the app,
+# owns the store, evaluates and writes the state and the report, while the others wait for it.
+TRAINING_STAGES = ("reward", "policy")
+
+
+class LabelingStopped(AlignError):
+    """The simulated labelers ended with pairs of the round still unlabeled."""
+
+
+def _prompts(spec: str | None, held_out: bool) -> list:
+    if spec in (None, "builtin:reviews"):
+        from align.loop.prompts import review_prompts
+
+        train, heldout = review_prompts()
+        return heldout if held_out else train
+    from foundation.candidates import read_prompts
+
+    return read_prompts(spec)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Loop:
+    """The loop's state (`loop_state.json`) and its stages, one method each, run in `STAGES` order."""
+
+    def __init__(self, config: LoopConfig):
+        from align.distributed import Processes
+        from foundation.judges import load_judge
+        from labeling_app.store import LabelStore
+
+        self.config = config
+        self.processes = Processes()
+        self.out = Path(config.output_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.store = LabelStore(config.store or f"sqlite:///{self.out.resolve()}/labels.db", k=config.k,
+                                seed=config.seed) if self.processes.is_main else None
+        self.judge = load_judge(config.judge)
+        self.train_prompts = [as_chat(p) for p in _prompts(config.prompts, held_out=False)]
+        heldout = config.heldout_prompts or ("builtin:reviews" if config.prompts == "builtin:reviews" else None)
+        if heldout:
+            self.heldout = [as_chat(p) for p in _prompts(heldout, held_out=True)]
+        else:   # no held-out set given: keep a third of the prompts apart
+            cut = len(self.train_prompts) * 2 // 3
+            self.train_prompts, self.heldout = self.train_prompts[:cut], self.train_prompts[cut:]
+        self.state_path = self.out / "loop_state.json"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"rounds": {}}
+        if self.processes.is_main and self.state.get("config") and self.state["config"] != asdict(config):
+            changed = sorted(k for k, v in asdict(config).items() if self.state["config"].get(k) != v)
+            print(f"align loop: resuming {self.out} with changed settings: {', '.join(changed)}")
+        self.state["config"] = asdict(config)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _round(self, r: int) -> dict:
+        return self.state["rounds"].setdefault(str(r), {"done": []})
+
+    def _save(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1))
+        tmp.replace(self.state_path)    # atomic: a kill never leaves half a state file
+
+    def _dir(self, r: int) -> Path:
+        d = self.out / f"round-{r}"
+        d.mkdir(exist_ok=True)
+        return d
+
+    def policy_path(self, r: int) -> str:
+        """The policy after round r (round 0: the initial model)."""
+        return self.config.policy.model if r == 0 else self._round(r)["policy"]
+
+    def _load_policy(self, r: int):
+        """The policy after round r, for sampling, quantized as it trains (`policy.quantization`)."""
+        from align.policy import Policy
+
+        options = self.config.policy
+        return Policy.from_pretrained(self.policy_path(r), quantization=options.quantization, dtype=options.dtype)
+
+    def _reward_model(self, r: int):
+        from reward.ensemble import load_scorer
+
+        return load_scorer(self._round(r)["reward_model"])
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    def generate(self, r: int) -> None:
+        from foundation.candidates import Candidate, CandidateSet, write_candidates
+
+        cfg, gen = self.config, self.config.generation
+        policy = self._load_policy(r - 1)
+        gens = policy.generate(self.train_prompts, n=cfg.candidates_per_prompt, temperature=gen.temperature,
+                               top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
+                               seed=cfg.seed + r, progress=True)
+        sets = [CandidateSet(f"r{r}-p{i:04d}", p, [Candidate(g.text, model=policy.name, adapter=policy.adapter,
+                                                             sampling=g.sampling, logprobs=g.logprobs,
+                                                             finished=g.finished) for g in gs])
+                for i, (p, gs) in enumerate(zip(self.train_prompts, gens))]
+        write_candidates(sets, self._dir(r) / "candidates.jsonl")
+
+    def select(self, r: int) -> None:
+        """Choose the round's pairs: all at random in round 1; from round 2, the most uncertain for
+        the last reward model, plus a random slice for comparison. Import them into the store, the
+        uncertain ones with their uncertainty as queue priority."""
+        from foundation.candidates import read_candidates
+        from labeling_app.store import candidate_pairs
+        from reward.uncertainty import pair_uncertainty
+
+        cfg = self.config
+        rng = random.Random(cfg.seed * 7919 + r)
+        pool = candidate_pairs(read_candidates(self._dir(r) / "candidates.jsonl"), source=f"loop round {r}")
+        rng.shuffle(pool)
+        n = min(cfg.pairs_per_round, len(pool))
+        info: dict = {"pool": len(pool)}
+        if r == 1 or cfg.random_share >= 1.0:
+            chosen = {"random": pool[:n]}
+        else:
+            scores = pair_uncertainty(self._reward_model(r - 1), [p["prompt"] for p in pool],
+                                      [p["response_a"] for p in pool], [p["response_b"] for p in pool])
+            for item, score in zip(pool, scores):
+                item["priority"] = score
+            n_random = round(n * cfg.random_share)
+            ranked = sorted(range(len(pool)), key=lambda i: -scores[i])
+            active = set(ranked[: n - n_random])
+            random_slice = [i for i in range(len(pool)) if i not in active][:n_random]   # the pool is shuffled
+            chosen = {"active": [pool[i] for i in ranked[: n - n_random]],
+                      "random": [{**pool[i], "priority": 0.0} for i in random_slice]}
+            info["uncertainty"] = {"active": statistics.fmean(scores[i] for i in active),
+                                   "random": statistics.fmean(scores[i] for i in random_slice) if n_random else None}
+        for slice_name, items in chosen.items():
+            self.store.add_pairs(items, batch=f"round-{r}/{slice_name}")
+            info[slice_name] = len(items)
+        self._round(r)["select"] = info
+
+    def label(self, r: int) -> None:
+        """Serve the app; simulated labelers (or people) label until every pair of the round has k labels."""
+        from labeling_app.app import build_app, launch_options
+        from labeling_app.config import AppConfig
+        from labeling_app.quality import label_stats
+
+        cfg = self.config
+        app = build_app(self.store, AppConfig())   # k lives in the store
+        port = cfg.port or _free_port()
+        app.launch(server_name=cfg.host, server_port=port, prevent_thread_lock=True, quiet=True,
+                   **launch_options(self.store))
+        url = f"http://{cfg.host}:{port}"
+        batches = (f"round-{r}/active", f"round-{r}/random")
+        try:
+            if cfg.labelers > 0:
+                self._simulate_labelers(url, r, batches)
+            else:
+                self._wait_for_people(url, r, batches)
+        finally:
+            app.close()
+        stats = label_stats(self.store)
+        self._round(r)["labels"] = {"labels": stats["labels"], "krippendorff_alpha": stats["krippendorff_alpha"],
+                                    "pairwise_agreement": stats["pairwise_agreement"]}
+
+    def _remaining(self, batches) -> int:
+        return sum(self.store.remaining(batch=b) for b in batches)
+
+    def _simulate_labelers(self, url: str, r: int, batches) -> None:
+        from foundation.judges import load_judge
+        from labeling_app.client import simulate
+
+        cfg = self.config
+        accounts = [(f"sim-{i + 1:02d}", f"simulated-{i + 1:02d}") for i in range(cfg.labelers)]
+        known = {name for name, _ in self.store.labelers()}
+        for name, password in accounts:
+            if name not in known:
+                self.store.add_labeler(name, password)
+        labelers = load_judge(cfg.judge, temperature=cfg.judge_temperature)   # noisy, unlike the gold judge
+        result = simulate(url, accounts, labelers, seed=cfg.seed + r)
+        if self._remaining(batches):
+            raise LabelingStopped(f"round {r}: the simulated labelers stopped with {self._remaining(batches)} "
+                                  f"labels missing ({result.errors[:3]}); rerun `align loop` with the same "
+                                  f"--output_dir to resume, or label the rest at {url}.")
+
+    def _wait_for_people(self, url: str, r: int, batches) -> None:
+        from tqdm.auto import tqdm
+
+        total = self._remaining(batches)
+        print(f"align loop: round {r}: label {total} comparisons at {url} "
+              f"(accounts: `align label add-user NAME --store {self.store.url}`)", flush=True)
+        with tqdm(total=total, desc=f"round {r} labels", unit="label") as bar:
+            while (left := self._remaining(batches)) > 0:
+                bar.update(total - left - bar.n)
+                time.sleep(2)
+            bar.update(total - bar.n)
+
+    def _records(self, r: int | None = None, slice_name: str | None = None):
+        from labeling_app.export import aggregate
+
+        if r is None:
+            return aggregate(self.store)[0]
+        return aggregate(self.store, batch=f"round-{r}/{slice_name}")[0]
+
+    def reward(self, r: int) -> None:
+        """Accuracy of the previous reward model on this round's fresh labels (by slice), then refit on all labels."""
+        from foundation.records import write_jsonl
+        from reward.trainer import train_reward
+
+        data = self._dir(r) / "preferences.jsonl"
+        info = {}
+        if self.processes.is_main:
+            if r > 1:
+                from reward.evaluate import evaluate_records
+
+                rm = self._reward_model(r - 1)
+                for slice_name in ("active", "random"):
+                    recs = [x for x in self._records(r, slice_name) if not x.tie]
+                    if recs:
+                        info[f"fresh_accuracy_{slice_name}"] = evaluate_records(rm, recs)["accuracy"]
+            records = self._records()
+            write_jsonl(records, data)
+            info["train_records"] = len(records)
+        self.processes.barrier()                    # the data is written before anyone trains on it
+        config = self.config.reward_config(data=str(data), output_dir=str(self._dir(r) / "reward"))
+        info["reward_model"] = self._round(r)["reward_model"] = train_reward(config)
+        self._round(r)["reward"] = info
+
+    def policy(self, r: int) -> None:
+        if self.config.method == "dpo":
+            from align.dpo import train_dpo
+
+            out = train_dpo(self.config.dpo_config(data=str(self._dir(r) / "preferences.jsonl"),
+                                                   output_dir=str(self._dir(r) / "dpo")))
+        else:
+            from align.ppo import train_ppo
+
+            out = train_ppo(self.config.ppo_config(reward_model=self._round(r)["reward_model"],
+                                                   output_dir=str(self._dir(r) / "ppo")), prompts=self.train_prompts)
+        self._round(r)["policy"] = out
+
+    def evaluate(self, r: int) -> None:
+        from align.evaluate import evaluate_policy
+
+        gen = self.config.generation
+        new = self._load_policy(r)
+        rm = self._reward_model(r)
+        sampling = {"temperature": gen.eval_temperature, "max_new_tokens": gen.max_new_tokens, "seed": 1,
+                    "batch_size": gen.batch_size}
+        # The new policy answers once; both comparisons judge the same answers.
+        samples = [g[0] for g in new.generate(self.heldout, **sampling)]
+        result = {}
+        for name, against in (("initial", 0), ("previous", r - 1)):
+            if name == "previous" and r == 1:
+                continue
+            report = evaluate_policy(new, self._load_policy(against), self.heldout,
+                                     reward_model=rm, judge=self.judge, policy_samples=samples, **sampling)
+            result[name] = {"judge_win_rate": report["judge"]["win_rate"],
+                            "reward_win_rate": report["reward"]["win_rate"],
+                            "reward_policy": report["reward"]["policy_mean"],
+                            "reward_reference": report["reward"]["reference_mean"], "kl": report["kl"],
+                            "length": report["length"]["policy_tokens"],
+                            "example": report["examples"][0] if report.get("examples") else None}
+        self._round(r)["evaluation"] = result
+
+    # -- driver -----------------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        t0 = time.perf_counter()
+        main = self.processes.is_main
+        for r in range(1, self.config.rounds + 1):
+            state = self._round(r)
+            for i, stage in enumerate(STAGES):
+                if stage in state["done"]:
+                    continue
+                start = time.perf_counter()
+                if main or stage in TRAINING_STAGES:
+                    getattr(self, stage)(r)
+                if not main:
+                    state = self._wait_for(r, stage)
+                    continue
+                state["done"].append(stage)
+                state.setdefault("seconds", {})[stage] = round(time.perf_counter() - start, 1)
+                self._save()
+                print(f"[round {r}/{self.config.rounds}] {i + 1}/{len(STAGES)} {stage}: "
+                      f"{describe_stage(stage, state)} ({state['seconds'][stage]:.0f} s)", flush=True)
+            if main:
+                write_report(self.state, self.out)
+        final = self._round(self.config.rounds)["evaluation"]["initial"]
+        if main:
+            print(f"align loop: report in {self.out / 'report.md'} ({time.perf_counter() - t0:.0f} s this run)")
+        return final
+
+    def _wait_for(self, r: int, stage: str) -> dict:
+        """(Ranks other than 0) wait until rank 0 has recorded `stage` of round `r`, then take its state.
+        A file, not a barrier: labeling by people can outlast any collective's timeout."""
+        while True:
+            if self.state_path.exists():
+                state = json.loads(self.state_path.read_text())
+                if stage in state["rounds"].get(str(r), {}).get("done", []):
+                    self.state = state
+                    return self._round(r)
+            time.sleep(1.0)
+
+
+def run_loop(config: LoopConfig) -> None:
+    loop = Loop(config)
+    final = loop.run()
+    if loop.processes.is_main:
+        print(f"align loop: final policy vs initial on held-out prompts: gold judge ({config.judge}) "
+              f"win rate {final['judge_win_rate']:.2f}")

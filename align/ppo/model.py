@@ -1,0 +1,130 @@
+"""PPO's model pieces: the policy with its value head, the shared-prefix forward, and adapter folding.
+
+`PolicyWithValue` holds everything on one base: the policy is a LoRA adapter, the value function a
+linear head on the policy's last hidden state (or on a separate value model), the reference the same
+base with the adapter disabled. `folded_adapter` samples with the adapter folded into copies of the
+base weights; `token_logprobs` reads log π(token) off logits at the sampling temperature.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+
+import torch
+
+__all__ = ["PolicyWithValue", "common_prefix", "folded_adapter", "token_logprobs"]
+
+
+class PolicyWithValue(torch.nn.Module):
+    """A peft LoRA causal LM plus a value head on its last hidden state (one base for everything)."""
+
+    def __init__(self, model, value_backbone=None, share_prefix: bool = True):
+        """`value_backbone`: a separate model (with its own adapter) under the value head; None puts the
+        head on the policy's own hidden states (one base for everything). `share_prefix`: forward the
+        prompt tokens that every row of a batch starts with once (see `forward`)."""
+        super().__init__()
+        self.model = model
+        self.value_backbone = value_backbone
+        self.share_prefix = share_prefix
+        hidden = model.config.get_text_config().hidden_size if hasattr(model.config, "get_text_config") \
+            else model.config.hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+        self.value_head.to(next(model.parameters()).device)
+
+    def forward(self, input_ids, attention_mask, start: int, *, with_values: bool = True):
+        """(logits (B, T, V) that predict the tokens input_ids[:, start:], values (B, T) of the states
+        before each of them, or None). Logits are computed for those T positions only (`logits_to_keep`):
+        the prompt's would cost a fifth of the forward and a copy of (B, P, V) floats for nothing.
+
+        Rows are left-padded prompts followed by responses. When every row's prompt starts with the same
+        S tokens (a chat template's system prompt, an instruction), those go through the model once, as a
+        batch of one whose keys and values every row then attends to (gradients flow back through them):
+        the same function, S/L less work."""
+        T = input_ids.shape[1] - start
+        shared_value = with_values and self.value_backbone is None
+        S = common_prefix(input_ids, attention_mask, start) if self.share_prefix else 0
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kwargs = dict(output_hidden_states=shared_value, logits_to_keep=T + 1)
+        if S:
+            pads = (attention_mask.long().cumsum(-1) == 0).sum(-1, keepdim=True)        # (B, 1) left pads
+            prefix = input_ids[:1, pads[0, 0]:pads[0, 0] + S]
+            cache = self.model(input_ids=prefix, position_ids=torch.arange(S, device=prefix.device)[None],
+                               use_cache=True).cache
+            cache.batch_repeat_interleave(len(input_ids))
+            cols = torch.arange(input_ids.shape[1] - S, device=input_ids.device)[None]
+            cols = cols + S * (cols >= pads)                                    # each row without its prefix
+            ones = attention_mask.new_ones(len(input_ids), S)
+            out = self.model(input_ids=input_ids.gather(1, cols), position_ids=position_ids.gather(1, cols),
+                             attention_mask=torch.cat([ones, attention_mask.gather(1, cols)], 1),
+                             cache=cache, use_cache=True, **kwargs)
+        else:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             use_cache=False, **kwargs)
+        values = None
+        if with_values:
+            values = self.values_of(out.hidden_states[-1][:, start - S - 1:-1]) if shared_value \
+                else self.backbone_values(input_ids, attention_mask, start)
+        return out.logits[:, :-1], values
+
+    def backbone_values(self, input_ids, attention_mask, start: int) -> torch.Tensor:
+        """Values (B, T) from the separate value model (`value_model: separate`)."""
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                  output_hidden_states=True, use_cache=False, logits_to_keep=1)
+        return self.values_of(out.hidden_states[-1][:, start - 1:-1])
+
+    def values_of(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The value head on last-layer hidden states (..., H) -> (...)."""
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+
+    def reference(self):
+        """Context in which the model is the reference (the base, adapter disabled)."""
+        return self.model.disable_adapter()
+
+
+def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, minimum: int = 8) -> int:
+    """How many tokens every row's prompt (left-padded, ending at `start`) starts with, keeping at least
+    one prompt token per row apart; 0 when fewer than `minimum` or only one row."""
+    if len(input_ids) < 2:
+        return 0
+    pads = (attention_mask[:, :start].long().cumsum(-1) == 0).sum(-1)             # (B,) left pads
+    limit = start - int(pads.max()) - 1                                          # shortest prompt - 1
+    if limit < minimum:
+        return 0
+    aligned = input_ids.gather(1, pads[:, None] + torch.arange(limit, device=input_ids.device)[None])
+    same = (aligned == aligned[:1]).all(0).long().cumprod(0)
+    S = int(same.sum())
+    return S if S >= minimum else 0
+
+
+@contextmanager
+def folded_adapter(model):
+    """Sample faster: while inside, each LoRA layer's update B·A·scale is folded into a fresh copy of its
+    base weight and the adapter branch is off, so a decoding step runs one matmul per layer instead of
+    three (measured: 3.7 → 3.1 s for 8 × 40 tokens of SmolLM2-135M on this CPU). The base tensors are put back untouched on exit: no merge/unmerge round trip, whose float error
+    would move the reference. Quantized bases are left as they are (their weights cannot take a delta)."""
+    from peft.tuners.lora import LoraLayer
+
+    swapped = []
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and type(module.get_base_layer()) is torch.nn.Linear and not module.merged:
+            base = module.get_base_layer()
+            delta = sum(module.get_delta_weight(name) for name in module.active_adapters if name in module.lora_A)
+            swapped.append((base, base.weight))
+            base.weight = torch.nn.Parameter(base.weight.detach() + delta.to(base.weight.dtype), requires_grad=False)
+    try:
+        with model.disable_adapter() if swapped else nullcontext():
+            yield
+    finally:
+        for base, weight in swapped:
+            base.weight = weight
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log π(token) (B, T) from the logits (B, T, V) that predict `tokens` (B, T), at the sampling temperature."""
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
