@@ -9,4 +9,5 @@ from align.policy import Generation, Policy, load_policy
 from align.ppo import PPOConfig, train_ppo
 from align.sft import SFTConfig, train_sft
 
-__all__ = ["load_policy", "Policy", "Generation", "SFTConfig", "train_sft", "DPOConfig", "train_dpo", "PPOConfig", "train_ppo", "GRPOConfig", "train_grpo"]
+__all__ = ["load_policy", "Policy", "Generation", "SFTConfig", "train_sft", "DPOConfig", "train_dpo",
+           "PPOConfig", "train_ppo", "GRPOConfig", "train_grpo"]

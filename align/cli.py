@@ -29,13 +29,16 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
     "sft": TrainCommand("align.sft.config:SFTConfig", "align.sft.trainer:train_sft",
                         "Supervised fine-tuning of a policy on chat or preference data (LoRA/QLoRA)."),
     "dpo": TrainCommand("align.dpo.config:DPOConfig", "align.dpo.trainer:train_dpo",
-                        "Direct preference optimisation of a LoRA policy (sigmoid, ipo, robust, hinge, ...)."),
+                        "Direct preference optimisation of a LoRA policy "
+                        "(sigmoid, ipo, robust, hinge, ...)."),
     "ppo": TrainCommand("align.ppo.config:PPOConfig", "align.ppo.trainer:train_ppo",
                         "PPO of a LoRA policy against a reward model or function (one base, 4-bit ok)."),
     "grpo": TrainCommand("align.grpo.config:GRPOConfig", "align.grpo.trainer:train_grpo",
-                         "GRPO (or --algorithm rloo) of a LoRA policy on TRL, with our reward model or function."),
+                         "GRPO (or --algorithm rloo) of a LoRA policy on TRL, "
+                         "with our reward model or function."),
     "loop": TrainCommand("align.loop.config:LoopConfig", "align.loop.run:run_loop",
-                         "The whole loop in rounds: candidates -> labels (app) -> reward model -> DPO/PPO -> report."),
+                         "The whole loop in rounds: "
+                         "candidates -> labels (app) -> reward model -> DPO/PPO -> report."),
     "reward train": TrainCommand("reward.config:RewardConfig", "reward.trainer:train_reward",
                                  "Train a Bradley-Terry reward model (margins, ties; --ensemble N)."),
 }
@@ -43,7 +46,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
 # Other commands: name -> (module:function taking argv, summary).
 TOOL_COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("align.commands.generate:main", "Sample K candidate responses per prompt, with provenance."),
-    "evaluate": ("align.commands.evaluate:main", "Win rate over a reference (reward model / judge), KL, length."),
+    "evaluate": ("align.commands.evaluate:main",
+                 "Win rate over a reference (reward model / judge), KL, length."),
     "data": ("align.commands.data:main", "Convert preference data: `align data convert INPUT --out OUT`."),
     "models": ("align.commands.models:main", "List the built-in offline models, or prepare one."),
     "label": ("align.commands.label:main",
@@ -85,7 +89,8 @@ def run_training(name: str, argv: list[str]) -> int:
         from foundation.recipe import config_help
 
         print(f"usage: align {name} [--config recipe.yaml] [--field value ...]\n\n{command.summary}\n"
-              f"{(config_cls.__doc__ or '').strip()}\n\nFields (YAML keys or --flags):\n{config_help(config_cls)}")
+              f"{(config_cls.__doc__ or '').strip()}\n\n"
+              f"Fields (YAML keys or --flags):\n{config_help(config_cls)}")
         return 0
     from foundation.recipe import load_config, parse_flags
 
@@ -104,7 +109,8 @@ def run_training(name: str, argv: list[str]) -> int:
     out = _load(command.run)(config)
     from foundation.training import is_main_process
 
-    if out is not None and is_main_process():   # the loop prints its own summary; one line per run, not per rank
+    # the loop prints its own summary; one line per run, not per rank
+    if out is not None and is_main_process():
         print(f"align {name}: done; output in {out}")
     return 0
 

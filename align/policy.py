@@ -68,8 +68,9 @@ class Policy:
     def device(self):
         return next(self.model.parameters()).device
 
-    def generate(self, conversations: Sequence[str | Sequence[Message]], n: int = 1, *, temperature: float = 1.0,
-                 top_p: float = 1.0, max_new_tokens: int = 128, batch_size: int = 16, seed: int | None = None,
+    def generate(self, conversations: Sequence[str | Sequence[Message]], n: int = 1, *,
+                 temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 128,
+                 batch_size: int = 16, seed: int | None = None,
                  progress: bool = False) -> list[list[Generation]]:
         """`n` responses for each conversation (a prompt string or chat messages), sampled in batches
         with left padding, each stopping at EOS. `temperature=0` is greedy."""
@@ -95,9 +96,10 @@ class Policy:
         eos = eos_ids(tok, self.model)
         for start in starts:
             chunk = jobs[start: start + batch_size]
-            batch = tok([p for _, p in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                          eos_token_id=eos, output_scores=True,
+            batch = tok([p for _, p in chunk], return_tensors="pt", padding=True,
+                        add_special_tokens=False).to(self.device)
+            kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens,
+                          pad_token_id=tok.pad_token_id, eos_token_id=eos, output_scores=True,
                           return_dict_in_generate=True)
             if temperature > 0:
                 kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
@@ -113,7 +115,8 @@ class Policy:
                 finished = length is not None
                 length = length or len(ids)
                 text = tok.decode(ids[:length], skip_special_tokens=True).strip()
-                out[i].append(Generation(text, ids[:length], token_lp[row, :length].tolist(), finished, dict(sampling)))
+                out[i].append(Generation(text, ids[:length], token_lp[row, :length].tolist(), finished,
+                                         dict(sampling)))
         self.model.train(was_training)
         return out
 
@@ -145,5 +148,6 @@ def _adapter_base(adapter_dir: str) -> str:
     if not base:
         from foundation.errors import ModelError
 
-        raise ModelError(f"{adapter_dir}/adapter_config.json names no base model; pass the base and adapter=.")
+        raise ModelError(f"{adapter_dir}/adapter_config.json names no base model; "
+                         "pass the base and adapter=.")
     return base

@@ -40,7 +40,8 @@ def main() -> int:
     results = [
         compare("align --help vs python -c pass", f"{PY} -c pass", f"{PY} -m align --help", repeat=7),
         compare("align --help vs import of the training stack",
-                f"{PY} -c 'import torch, transformers, trl, peft, datasets'", f"{PY} -m align --help", repeat=5),
+                f"{PY} -c 'import torch, transformers, trl, peft, datasets'", f"{PY} -m align --help",
+                repeat=5),
         compare("load builtin:smollm2 (process total): GGUF each time vs our cache",
                 f"{PY} -c {shlex.quote(LOAD_GGUF)}", f"{PY} -c {shlex.quote(LOAD_OURS)}", repeat=3),
     ]

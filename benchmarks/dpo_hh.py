@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz"
+HH = (Path(__file__).resolve().parents[1].parent
+      / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--out", default="outputs/bench-dpo-hh")
-    parser.add_argument("--eval_only", action="store_true", help="Evaluate the checkpoints of an earlier run.")
+    parser.add_argument("--eval_only", action="store_true",
+                        help="Evaluate the checkpoints of an earlier run.")
     args = parser.parse_args(argv)
 
     from align.dpo import DPOConfig
@@ -42,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     records = read_preferences(HH).records
     write_jsonl(records[: args.train], out / "train.jsonl")
     heldout = records[-args.heldout:]
-    config = DPOConfig(model="builtin:smollm2-135m-instruct", data=str(out / "train.jsonl"), output_dir=str(out / "dpo"),
-                       max_steps=args.steps, per_device_train_batch_size=args.batch, learning_rate=args.lr,
+    config = DPOConfig(model="builtin:smollm2-135m-instruct", data=str(out / "train.jsonl"),
+                       output_dir=str(out / "dpo"), max_steps=args.steps,
+                       per_device_train_batch_size=args.batch, learning_rate=args.lr,
                        beta=args.beta, max_length=256, save_steps=args.every, logging_steps=1)
     if not args.eval_only:
         train_dpo(config)

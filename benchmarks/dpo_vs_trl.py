@@ -17,7 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
-HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz"
+HH = (Path(__file__).resolve().parents[1].parent
+      / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz")
 MODEL = "builtin:smollm2-135m-instruct"
 
 
@@ -59,7 +60,8 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dic
                              max_length=256, learning_rate=5e-5, logging_steps=1, save_strategy="no",
                              report_to=[], use_cpu=True, seed=42)
         peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, task_type="CAUSAL_LM",
-                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+                          target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                          "gate_proj", "up_proj", "down_proj"])
         start = time.perf_counter()
         trainer = trl.DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                  processing_class=tok, peft_config=peft)
@@ -73,7 +75,8 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impl", choices=["ours", "trl"])
     parser.add_argument("--pairs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=16)
@@ -92,15 +95,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.runner import alternate_sides
 
-    side = (f"{shlex.quote(sys.executable)} -m benchmarks.dpo_vs_trl --pairs {args.pairs} --steps {args.steps} "
+    side = (f"{shlex.quote(sys.executable)} -m benchmarks.dpo_vs_trl "
+            f"--pairs {args.pairs} --steps {args.steps} "
             f"--batch {args.batch} --out {shlex.quote(str(out))} --ours {shlex.quote(args.ours)} --impl")
     results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("seconds_per_step",),
                                    env={"HF_HUB_OFFLINE": "1"})
     for k, m in med.items():
         losses = results[k][0]["losses"]
         print(f"{k:>4}: {m['seconds_per_step']:.2f} s/step, peak RSS {m['peak_rss_mb']:.0f} MB, "
-              f"loss first/last {losses[0]:.4f}/{losses[-1]:.4f}, mean of last 4 {statistics.fmean(losses[-4:]):.4f}")
-    print(f"ratios ours/TRL: time per step {med['ours']['seconds_per_step'] / med['trl']['seconds_per_step']:.2f}, "
+              f"loss first/last {losses[0]:.4f}/{losses[-1]:.4f}, "
+              f"mean of last 4 {statistics.fmean(losses[-4:]):.4f}")
+    print(f"ratios ours/TRL: "
+          f"time per step {med['ours']['seconds_per_step'] / med['trl']['seconds_per_step']:.2f}, "
           f"peak memory {med['ours']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f} "
           f"(medians of {args.repeat}; {args.steps} steps of batch {args.batch} over {args.pairs} pairs)")
     (out / "result.json").write_text(json.dumps({"runs": results, "median": med}, indent=2))

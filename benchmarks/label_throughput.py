@@ -26,7 +26,8 @@ from foundation.records import PreferenceRecord
 from labeling_app import LabelStore, simulate
 from labeling_app.client import SimulationResult
 
-HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless" / "harmless-base-test-part1.jsonl.gz"
+HH = (Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmless"
+      / "harmless-base-test-part1.jsonl.gz")
 
 
 def make_store(folder: Path, accounts, pairs: int, k: int) -> str:
@@ -45,7 +46,8 @@ def make_store(folder: Path, accounts, pairs: int, k: int) -> str:
 def serve(url: str, port: int, folder: Path) -> subprocess.Popen:
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve", "--store", url, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve", "--store", url,
+                             "--port", str(port)],
                             stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT)
     for _ in range(200):
         try:
@@ -124,7 +126,8 @@ def store_only(pairs: int, labels: int, k: int, synchronous: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labelers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--pairs", type=int, default=12000)
@@ -140,7 +143,8 @@ def main() -> None:
     rows = [run("ours", args.labelers, args.seconds, args.pairs, args.k, args.port)]
     if not args.skip_baseline:
         rows.append(run("gradio_client", args.labelers, args.seconds, args.pairs, args.k, args.port + 1))
-        rows.append({"ratio_labels_per_second": round(rows[0]["labels_per_second"] / rows[1]["labels_per_second"], 2)})
+        rows.append({"ratio_labels_per_second": round(rows[0]["labels_per_second"]
+                                                      / rows[1]["labels_per_second"], 2)})
     for row in rows:
         print(json.dumps(row))
 

@@ -82,7 +82,8 @@ def run_trl(steps: int, trl_dir: str) -> dict:
     value = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     value.config.pad_token_id = tok.pad_token_id
     policy = AutoModelForCausalLM.from_pretrained(path)
-    prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+    prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                       add_generation_prompt=True)
                for p in review_prompts()[0]]
     ds = Dataset.from_dict({"input_ids": [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]})
     times, last = [], [None]
@@ -96,8 +97,9 @@ def run_trl(steps: int, trl_dir: str) -> dict:
             times.append(now - last[0])
             last[0] = now
 
-    args = PPOConfig(output_dir="/tmp/ppo-bench-trl", per_device_train_batch_size=ROLLOUTS, num_mini_batches=1,
-                     num_ppo_epochs=EPOCHS, response_length=NEW_TOKENS, total_episodes=ROLLOUTS * steps,
+    args = PPOConfig(output_dir="/tmp/ppo-bench-trl", per_device_train_batch_size=ROLLOUTS,
+                     num_mini_batches=1, num_ppo_epochs=EPOCHS, response_length=NEW_TOKENS,
+                     total_episodes=ROLLOUTS * steps,
                      local_rollout_forward_batch_size=ROLLOUTS, stop_token="eos", bf16=False, use_cpu=True,
                      report_to=[], save_strategy="no", num_sample_generations=0, learning_rate=3e-5,
                      gradient_checkpointing=False)
@@ -111,7 +113,8 @@ def run_trl(steps: int, trl_dir: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trl112", default="/tmp/trl112")
     parser.add_argument("--side", choices=["ours", "trl"], help="(internal) run one side in this process")
@@ -128,12 +131,14 @@ def main() -> None:
                        f"--trl112 {args.trl112}", env={"HF_HUB_OFFLINE": "1"})
         result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
         steady = result["seconds_per_update"][1:] or result["seconds_per_update"]
-        rows[side] = {"seconds_per_update": round(sum(steady) / len(steady), 2), "peak_rss_mb": round(run.peak_rss_mb),
+        rows[side] = {"seconds_per_update": round(sum(steady) / len(steady), 2),
+                      "peak_rss_mb": round(run.peak_rss_mb),
                       "all_updates": [round(x, 2) for x in result["seconds_per_update"]]}
         print(json.dumps({side: rows[side]}), flush=True)
     print(json.dumps({"time_ratio_ours_over_trl": round(rows["ours"]["seconds_per_update"] /
                                                         rows["trl"]["seconds_per_update"], 2),
-                      "memory_ratio_ours_over_trl": round(rows["ours"]["peak_rss_mb"] / rows["trl"]["peak_rss_mb"], 2)}))
+                      "memory_ratio_ours_over_trl": round(rows["ours"]["peak_rss_mb"]
+                                                          / rows["trl"]["peak_rss_mb"], 2)}))
 
 
 if __name__ == "__main__":

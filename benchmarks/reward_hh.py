@@ -18,7 +18,8 @@ from align.cli import main as align_main
 from foundation.readers import read_preferences
 from foundation.records import write_jsonl
 
-HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz"
+HH = (Path(__file__).resolve().parents[1].parent
+      / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz")
 
 
 def main(argv: list[str] | None = None) -> int:

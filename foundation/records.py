@@ -21,8 +21,8 @@ from typing import Any, Iterable, Sequence
 
 from foundation.errors import DataError
 
-__all__ = ["Message", "PreferenceRecord", "ROLES", "STRENGTH_MARGINS", "messages_from", "write_jsonl", "write_json_lines",
-           "iter_json_lines", "to_hf_dataset"]
+__all__ = ["Message", "PreferenceRecord", "ROLES", "STRENGTH_MARGINS", "messages_from", "write_jsonl",
+           "write_json_lines", "iter_json_lines", "to_hf_dataset"]
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
@@ -102,7 +102,8 @@ class PreferenceRecord:
             try:
                 margin = float(margin)
             except (TypeError, ValueError):
-                raise DataError(f"{where}, field `margin`: expected a number, got {_short(margin)}.") from None
+                raise DataError(f"{where}, field `margin`: expected a number, "
+                                f"got {_short(margin)}.") from None
         tie = row.get("tie", False)
         if isinstance(tie, str):
             if tie.strip().lower() not in ("true", "false", "1", "0", ""):
@@ -110,7 +111,8 @@ class PreferenceRecord:
             tie = tie.strip().lower() in ("true", "1")
         known = {f.name for f in fields(cls)} - {"prompt", "chosen", "rejected", "margin", "tie"}
         meta = {k: (None if row.get(k) is None else str(row[k])) for k in known}
-        return cls(prompt=prompt, chosen=chosen, rejected=rejected, margin=float(margin), tie=bool(tie), **meta)
+        return cls(prompt=prompt, chosen=chosen, rejected=rejected, margin=float(margin), tie=bool(tie),
+                   **meta)
 
 
 def as_chat(prompt: str | Sequence[Message]) -> list[Message]:

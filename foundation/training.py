@@ -17,9 +17,11 @@ def trainer_arguments(config) -> dict:
     dtype = pick_dtype(config.dtype) if hasattr(config, "dtype") else torch.float32
     # auto: bf16 autocast wherever the weights are fp32 or bf16 (a bf16 GPU, or a CPU: measured here,
     # autocast made reward steps 1.8x and DPO steps 1.5x faster with the same losses; docs/benchmarks.md).
-    auto = torch.bfloat16 if dtype != torch.float16 and (not torch.cuda.is_available() or torch.cuda.is_bf16_supported()) \
-        else dtype
-    precision = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": torch.float32}.get(config.mixed_precision, auto)
+    auto = (torch.bfloat16
+            if dtype != torch.float16 and (not torch.cuda.is_available() or torch.cuda.is_bf16_supported())
+            else dtype)
+    precision = {"bf16": torch.bfloat16, "fp16": torch.float16,
+                 "no": torch.float32}.get(config.mixed_precision, auto)
     return dict(
         output_dir=config.output_dir,
         max_steps=config.max_steps,
@@ -36,7 +38,8 @@ def trainer_arguments(config) -> dict:
         use_cpu=not torch.cuda.is_available(),
         bf16=precision == torch.bfloat16,
         fp16=precision == torch.float16,
-        # Off here: the loader turns it on when `gradient_checkpointing: true` (LoRA-safe, use_reentrant=False).
+        # Off here: the loader turns it on when `gradient_checkpointing: true`
+        # (LoRA-safe, use_reentrant=False).
         # TRL's configs default to True, which costs about 30% more time per step for memory a small model
         # on one machine does not need.
         activation_checkpointing=False,
@@ -86,8 +89,8 @@ def seeded_length_grouped_sampler(trainer, dataset):
     seed = args.data_seed if args.data_seed is not None else args.seed
     # Group by the global batch (all processes, all accumulation steps), so that 2 processes × batch 4
     # see the same examples per optimizer step as 1 process × batch 4 × 2 accumulation steps.
-    return SeededLengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
-                                      dataset[args.length_column_name], seed)
+    return SeededLengthGroupedSampler(args.train_batch_size * args.gradient_accumulation_steps
+                                      * args.world_size, dataset[args.length_column_name], seed)
 
 
 def is_main_process() -> bool:

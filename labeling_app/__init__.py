@@ -1,10 +1,10 @@
 """labeling_app: collecting human comparisons.
 
 The store (`LabelStore`: SQLite, transactions, no lost label), assignment (k labels per pair from
-distinct labelers, gold pairs, a priority hook that the caller supplies), quality (agreement, gold accuracy), export (a TRL-ready
-dataset), the Gradio UI (`build_app(store, config)`) and simulated labelers that label through the
-app's own API (`simulate`). Importing this package is light: Gradio loads with `build_app`.
-It imports `foundation` only: never a trainer or a reward model.
+distinct labelers, gold pairs, a priority hook that the caller supplies), quality (agreement, gold
+accuracy), export (a TRL-ready dataset), the Gradio UI (`build_app(store, config)`) and simulated
+labelers that label through the app's own API (`simulate`). Importing this package is light: Gradio
+loads with `build_app`. It imports `foundation` only: never a trainer or a reward model.
 """
 
 from labeling_app.client import LabelingClient, SimulationResult, simulate

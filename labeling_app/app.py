@@ -27,8 +27,8 @@ from labeling_app.config import AppConfig
 from labeling_app.errors import LabelingError
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
 
-__all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last", "skip_pair",
-           "next_pair_api", "submit_label_api", "admin_view", "escape_markdown"]
+__all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
+           "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "escape_markdown"]
 
 CHOICE_LABELS = {"A": "A is better (1)", "B": "B is better (2)", "tie": "Tie (3)", "both_bad": "Both bad (4)"}
 STRENGTH_LABELS = {s: f"{name} ({key})" for (s, name), key in zip(STRENGTHS.items(), "qwer")}
@@ -98,7 +98,8 @@ class PairView:
                                          f"Come back later or ask an admin for more pairs. {status}")
         conversation = [{"role": m["role"] if m["role"] != "system" else "user",
                          "content": escape_markdown(m["content"])} for m in a.prompt]
-        return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)), status)
+        return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)),
+                   status)
 
 
 # -- handlers: plain functions, called by the UI events and by tests ---------------------------------
@@ -107,8 +108,8 @@ def show_next(store: LabelStore, config: AppConfig, user: str, note: str = "") -
     return PairView.of(store.next_assignment(user, batch=config.batch), store, user, note)
 
 
-def record_preference(store: LabelStore, config: AppConfig, user: str, pair_id: str | None, choice: str | None,
-                      strength: int | None, rationale: str = "") -> PairView:
+def record_preference(store: LabelStore, config: AppConfig, user: str, pair_id: str | None,
+                      choice: str | None, strength: int | None, rationale: str = "") -> PairView:
     """The one submit path for every button and key. Raises LabelingError with what to fix."""
     if not pair_id:
         raise LabelingError("there is no pair on screen to label.")
@@ -137,7 +138,8 @@ def next_pair_api(store: LabelStore, config: AppConfig, user: str) -> dict | Non
     a = store.next_assignment(user, batch=config.batch)
     if a is None:
         return None
-    return {"pair_id": a.pair_id, "prompt": a.prompt, "response_a": _text(a.left), "response_b": _text(a.right)}
+    return {"pair_id": a.pair_id, "prompt": a.prompt, "response_a": _text(a.left),
+            "response_b": _text(a.right)}
 
 
 def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, strength: int,
@@ -155,7 +157,8 @@ def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list
     summary = (f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
                f"(+{s['gold_pairs']} gold); **{s['pairs_completed']}** completed at k = {s['k']}; "
                f"{s['labels_needed']} labels still needed.\n\n"
-               f"Krippendorff's α **{s['krippendorff_alpha']}** · pairwise agreement **{s['pairwise_agreement']}** "
+               f"Krippendorff's α **{s['krippendorff_alpha']}** · "
+               f"pairwise agreement **{s['pairwise_agreement']}** "
                f"· left-pick share **{s['position_bias_left']}** (0.5 = no position bias)\n\n"
                "Labels per day: " + (", ".join(f"{d}: {n}" for d, n in s["per_day"].items()) or "none yet"))
     rows = [[name, e["labels"], e["seconds_median"], e["agreement_with_majority"], e["gold_accuracy"]]
@@ -215,9 +218,10 @@ def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
             gr.Markdown(config.guidelines)
         gr.Markdown(SHORTCUTS)
         with gr.Column(elem_id="pair") as ui.pair_box:
-            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260, max_height=420,
-                                         resizable=True, sanitize_html=True, allow_tags=False, latex_delimiters=[],
-                                         buttons=[], feedback_options=None, group_consecutive_messages=False)
+            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260,
+                                         max_height=420, resizable=True, sanitize_html=True, allow_tags=False,
+                                         latex_delimiters=[], buttons=[], feedback_options=None,
+                                         group_consecutive_messages=False)
             with gr.Row(equal_height=False):
                 ui.left = _response_column("Response A", "response-left")
                 ui.right = _response_column("Response B", "response-right")
@@ -262,10 +266,12 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
         is_admin = store.role(user) == "admin"
         view = _guarded(lambda: show_next(store, config, user))
         stats = admin_view(store, user) if is_admin else ("", [], [])
-        return (*_page(view), f"Signed in as **{html.escape(user)}** ({'admin' if is_admin else 'labeler'}) · "
+        return (*_page(view), f"Signed in as **{html.escape(user)}** "
+                              f"({'admin' if is_admin else 'labeler'}) · "
                               f"[log out](/logout)", gr.update(visible=is_admin), *stats)
 
-    def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str], request: gr.Request):
+    def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str],
+                  request: gr.Request):
         return _page(_guarded(lambda: record_preference(store, config, _user_of(request), p, c, st, r)))
 
     def on_undo(request: gr.Request):
@@ -281,7 +287,8 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
         return _guarded(lambda: export_zip(store, _user_of(request)))
 
     app.load(on_load, None, [*page.outputs, who, admin.column, *admin.outputs], **quick)
-    page.submit.click(on_submit, [page.pair_id, page.choice, page.strength, page.rationale], page.outputs, **quick)
+    page.submit.click(on_submit, [page.pair_id, page.choice, page.strength, page.rationale], page.outputs,
+                      **quick)
     page.undo.click(on_undo, None, page.outputs, **quick)
     page.skip.click(on_skip, [page.pair_id], page.outputs, **quick)
     admin.refresh.click(on_refresh, None, admin.outputs, **quick)
@@ -299,7 +306,8 @@ def register_api(store: LabelStore, config: AppConfig) -> None:
     async def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
                            request: Optional[gr.Request] = None) -> dict:
         """Store a label (choice as shown: A = left); returns once it is committed."""
-        return _guarded(lambda: submit_label_api(store, _user_of(request), pair_id, choice, strength, rationale))
+        return _guarded(lambda: submit_label_api(store, _user_of(request), pair_id, choice, strength,
+                                                 rationale))
 
     gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)
     gr.api(submit_label, api_name="submit_label", queue=False, concurrency_limit=None)

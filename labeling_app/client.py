@@ -34,7 +34,8 @@ class LabelingClient:
         try:
             response = self._http.post("/login", data={"username": user, "password": password})
         except httpx.HTTPError as e:
-            raise LabelingError(f"cannot reach the labeling app at {url} ({e}); is `align label serve` running?") from e
+            raise LabelingError(f"cannot reach the labeling app at {url} ({e}); "
+                                f"is `align label serve` running?") from e
         if response.status_code != 200:
             raise AuthError(f"login as {user!r} at {url} failed: unknown user or wrong password "
                             f"(`align label add-user {user}` creates an account).")
@@ -43,10 +44,12 @@ class LabelingClient:
         import httpx
 
         try:
-            response = self._http.post(f"/gradio_api/run/{name}", json={"data": list(data), "session_hash": self.session_hash})
+            response = self._http.post(f"/gradio_api/run/{name}",
+                                       json={"data": list(data), "session_hash": self.session_hash})
         except httpx.HTTPError as e:
             raise LabelingError(f"{self.url}/{name}: {e}") from e
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        body = (response.json() if response.headers.get("content-type", "").startswith("application/json")
+                else {})
         if response.status_code != 200:
             message = body.get("error") or response.text[:200]
             cls = NotAssignedError if "not assigned" in message or "expired" in message else LabelingError
@@ -80,7 +83,8 @@ class SimulationResult:
 
     def summary(self) -> dict:
         n = len(self.acknowledged)
-        return {"labels": n, "seconds": round(self.seconds, 2), "labels_per_second": round(n / max(self.seconds, 1e-9), 1),
+        return {"labels": n, "seconds": round(self.seconds, 2),
+                "labels_per_second": round(n / max(self.seconds, 1e-9), 1),
                 "submit_p50_ms": round(1000 * self.percentile(0.5), 1),
                 "submit_p99_ms": round(1000 * self.percentile(0.99), 1), "errors": len(self.errors)}
 
@@ -144,7 +148,8 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
         finally:
             client.close()
 
-    threads = [threading.Thread(target=work, args=(i, u, p), daemon=True) for i, (u, p) in enumerate(accounts)]
+    threads = [threading.Thread(target=work, args=(i, u, p), daemon=True)
+               for i, (u, p) in enumerate(accounts)]
     for t in threads:
         t.start()
     ready.wait()
@@ -158,5 +163,6 @@ def _judge(judge: Callable, pair: dict) -> tuple[str, int]:
     out = judge(pair["prompt"], pair["response_a"], pair["response_b"])
     choice, strength = out if isinstance(out, (tuple, list)) else (out, 3)
     if choice not in ("A", "B", "tie", "both_bad"):
-        raise LabelingError(f"the judge returned choice {choice!r}; it must return one of A, B, tie, both_bad.")
+        raise LabelingError(f"the judge returned choice {choice!r}; "
+                            f"it must return one of A, B, tie, both_bad.")
     return choice, int(strength)

@@ -25,21 +25,29 @@ class AppConfig:
     """The labeling app: queue rules, limits and the text labelers see."""
 
     title: str = field(default="Preference labeling", metadata={"help": "Shown at the top of the page."})
-    guidelines: str = field(default=DEFAULT_GUIDELINES, metadata={"help": "Markdown shown in the guidelines panel."})
+    guidelines: str = field(default=DEFAULT_GUIDELINES, metadata={
+        "help": "Markdown shown in the guidelines panel."})
     k: int | None = field(default=None, metadata={
-        "help": "Labels per pair, from distinct labelers; kept in the store (empty: as stored, 3 for a new store)."})
+        "help": "Labels per pair, from distinct labelers; "
+                "kept in the store (empty: as stored, 3 for a new store)."})
     gold_rate: float | None = field(default=None, metadata={
         "help": "Share of queue items drawn from gold pairs (0-1); kept in the store (empty: as stored, 0)."})
     claim_timeout: float = field(default=600.0, metadata={
-        "help": "Seconds after which an abandoned claim on a pair expires and the pair goes back to the queue."})
+        "help": "Seconds after which an abandoned claim on a pair expires "
+                "and the pair goes back to the queue."})
     max_text_chars: int = field(default=20_000, metadata={
-        "help": "Longest prompt or response (characters) that import accepts; longer ones are refused by name."})
-    batch: str | None = field(default=None, metadata={"help": "Serve only pairs imported with this batch tag."})
-    max_threads: int = field(default=64, metadata={"help": "Worker threads of the server (concurrent requests)."})
+        "help": "Longest prompt or response (characters) that import accepts; "
+                "longer ones are refused by name."})
+    batch: str | None = field(default=None, metadata={
+        "help": "Serve only pairs imported with this batch tag."})
+    max_threads: int = field(default=64, metadata={
+        "help": "Worker threads of the server (concurrent requests)."})
 
     def __post_init__(self):
         check(self.k is None or self.k >= 1, "k", self.k, "must be at least 1")
-        check(self.gold_rate is None or 0.0 <= self.gold_rate < 1.0, "gold_rate", self.gold_rate, "must be a share in [0, 1), e.g. 0.05")
-        check(self.claim_timeout > 0, "claim_timeout", self.claim_timeout, "must be a positive number of seconds")
+        check(self.gold_rate is None or 0.0 <= self.gold_rate < 1.0, "gold_rate", self.gold_rate,
+              "must be a share in [0, 1), e.g. 0.05")
+        check(self.claim_timeout > 0, "claim_timeout", self.claim_timeout,
+              "must be a positive number of seconds")
         check(self.max_text_chars >= 100, "max_text_chars", self.max_text_chars, "must be at least 100")
         check(self.max_threads >= 1, "max_threads", self.max_threads, "must be at least 1")

@@ -73,10 +73,12 @@ def aggregate(store: LabelStore, *, min_labels: int = 1, min_agreement: float = 
             continue
         agreeing = [lab for lab in labels if lab.choice == top]
         margin = sum(STRENGTH_MARGINS[lab.strength] for lab in agreeing) / len(agreeing)
-        chosen, rejected = (pair.response_b, pair.response_a) if top == "B" else (pair.response_a, pair.response_b)
+        chosen, rejected = ((pair.response_b, pair.response_a) if top == "B"
+                            else (pair.response_a, pair.response_b))
         records.append(PreferenceRecord(
-            prompt=pair.prompt, chosen=chosen, rejected=rejected, margin=0.0 if top == "tie" else round(margin, 4),
-            tie=top == "tie", labeler=",".join(sorted(lab.labeler for lab in labels)), pair_id=pair.pair_id,
+            prompt=pair.prompt, chosen=chosen, rejected=rejected,
+            margin=0.0 if top == "tie" else round(margin, 4), tie=top == "tie",
+            labeler=",".join(sorted(lab.labeler for lab in labels)), pair_id=pair.pair_id,
             shown_order=None, source=pair.source or "labeling_app"))
     return records, dropped
 
@@ -100,12 +102,13 @@ def export_dataset(store: LabelStore, out_dir: str | Path, *, min_labels: int = 
                        "seconds": round(lab.seconds, 3), "created_at": lab.created_at}
                       for lab in store.labels() if lab.pair_id in wanted), out / "labels.jsonl")
     summary = ExportSummary(str(out), len(prefs), len(ties), dropped)
-    (out / "README.md").write_text(_card(store, summary, label_stats(store, batch=batch), min_labels, min_agreement),
-                                   encoding="utf-8")
+    (out / "README.md").write_text(_card(store, summary, label_stats(store, batch=batch), min_labels,
+                                         min_agreement), encoding="utf-8")
     return summary
 
 
-def _card(store: LabelStore, summary: ExportSummary, stats: dict, min_labels: int, min_agreement: float) -> str:
+def _card(store: LabelStore, summary: ExportSummary, stats: dict, min_labels: int,
+          min_agreement: float) -> str:
     dropped = "\n".join(f"| {why} | {n} |" for why, n in summary.dropped.items())
     return f"""---
 task_categories: [text-generation]

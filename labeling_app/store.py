@@ -106,7 +106,8 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
 def check_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
-        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=32)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), digest)
@@ -126,7 +127,8 @@ def parse_store_url(url: str) -> tuple[Path, dict[str, str]]:
     options = dict(urllib.parse.parse_qsl(parsed.query))
     unknown = set(options) - {"synchronous", "claim_timeout"}
     if unknown:
-        raise ConfigError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; known: synchronous, claim_timeout.")
+        raise ConfigError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; "
+                          f"known: synchronous, claim_timeout.")
     return Path(path[1:]), options
 
 
@@ -140,8 +142,9 @@ class LabelStore:
     >>> store.submit("ann", a.pair_id, "A", strength=3)   # "A" as shown, i.e. the left response
     """
 
-    def __init__(self, url: str = "sqlite:///labels.db", *, k: int | None = None, gold_rate: float | None = None,
-                 claim_timeout: float = 600.0, max_text_chars: int = 20_000, seed: int | None = None):
+    def __init__(self, url: str = "sqlite:///labels.db", *, k: int | None = None,
+                 gold_rate: float | None = None, claim_timeout: float = 600.0, max_text_chars: int = 20_000,
+                 seed: int | None = None):
         """`k` and `gold_rate` are kept in the store: None reads them (3 and 0 for a new store); a value
         changes them for every later user of this store."""
         self.path, options = parse_store_url(url)
@@ -154,7 +157,8 @@ class LabelStore:
         self.max_text_chars = max_text_chars
         self.synchronous = options.get("synchronous", "full").upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ConfigError(f"store URL option synchronous={self.synchronous.lower()!r}: use full, normal or extra.")
+            raise ConfigError(f"store URL option synchronous={self.synchronous.lower()!r}: "
+                              f"use full, normal or extra.")
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._local = threading.local()
@@ -164,7 +168,8 @@ class LabelStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.migrated_from, _ = migrate(self._conn())
         with self._write() as conn:
-            stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('k', 'gold_rate')").fetchall())
+            stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('k', 'gold_rate')")
+                          .fetchall())
             self.k = k if k is not None else int(stored.get("k", 3))
             self.gold_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -174,8 +179,9 @@ class LabelStore:
 
     def _mark_completed(self, conn: sqlite3.Connection, pair_seq: int | None) -> None:
         """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
-        conn.execute("UPDATE pairs SET completed = ((SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = pairs.seq)"
-                     " >= ?) WHERE gold_choice IS NULL AND (? IS NULL OR seq = ?)", (self.k, pair_seq, pair_seq))
+        conn.execute("UPDATE pairs SET completed = ((SELECT COUNT(*) FROM live_labels l "
+                     "WHERE l.pair_seq = pairs.seq) >= ?) "
+                     "WHERE gold_choice IS NULL AND (? IS NULL OR seq = ?)", (self.k, pair_seq, pair_seq))
 
     # -- connections and transactions -------------------------------------------------------------
 
@@ -186,7 +192,8 @@ class LabelStore:
                 conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.DatabaseError as e:
-                raise LabelingError(f"{self.path}: cannot open the label store ({e}); is it an SQLite file?") from e
+                raise LabelingError(f"{self.path}: cannot open the label store ({e}); "
+                                    f"is it an SQLite file?") from e
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 60000")
@@ -223,14 +230,16 @@ class LabelStore:
     def add_labeler(self, name: str, password: str, role: str = "labeler") -> None:
         if role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
-        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        if (not name or len(name) > 64
+                or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()):
             raise LabelingError(f"user name {name!r}: use 1-64 letters, digits, '-', '_' or '.'.")
         if len(password) < 4:
             raise LabelingError(f"user {name!r}: the password must have at least 4 characters.")
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
                 raise LabelingError(f"user {name!r} exists already; choose another name.")
-            conn.execute("INSERT INTO labelers VALUES (?, ?, ?, ?)", (name, role, hash_password(password), time.time()))
+            conn.execute("INSERT INTO labelers VALUES (?, ?, ?, ?)",
+                         (name, role, hash_password(password), time.time()))
 
     def authenticate(self, name: str, password: str) -> bool:
         row = self._read("SELECT password_hash FROM labelers WHERE name = ?", (name,))
@@ -239,7 +248,8 @@ class LabelStore:
     def role(self, name: str | None) -> str:
         row = self._read("SELECT role FROM labelers WHERE name = ?", (name,)) if name else []
         if not row:
-            raise AuthError(f"unknown user {name!r}: ask an admin to run `align label add-user {name or 'NAME'}`.")
+            raise AuthError(f"unknown user {name!r}: "
+                            f"ask an admin to run `align label add-user {name or 'NAME'}`.")
         return row[0][0]
 
     def require_admin(self, name: str | None) -> None:
@@ -257,13 +267,14 @@ class LabelStore:
             raise LabelingError(f"{what} has {size:,} characters, more than the store's limit of "
                                 f"{self.max_text_chars:,}; shorten it or raise `max_text_chars`.")
 
-    def _insert_pair(self, conn: sqlite3.Connection, prompt: list[Message], a: list[Message], b: list[Message], *,
-                     provenance_a: dict, provenance_b: dict, gold_choice: str | None, batch: str | None,
-                     source: str | None, priority: float, now: float) -> bool:
+    def _insert_pair(self, conn: sqlite3.Connection, prompt: list[Message], a: list[Message],
+                     b: list[Message], *, provenance_a: dict, provenance_b: dict, gold_choice: str | None,
+                     batch: str | None, source: str | None, priority: float, now: float) -> bool:
         key = pair_key(prompt, a, b)
         if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
             return False
-        conn.execute("INSERT OR IGNORE INTO prompts (messages, created_at) VALUES (?, ?)", (_dumps(prompt), now))
+        conn.execute("INSERT OR IGNORE INTO prompts (messages, created_at) VALUES (?, ?)",
+                     (_dumps(prompt), now))
         prompt_id = conn.execute("SELECT id FROM prompts WHERE messages = ?", (_dumps(prompt),)).fetchone()[0]
         ids = []
         for side, prov in ((a, provenance_a), (b, provenance_b)):
@@ -271,8 +282,8 @@ class LabelStore:
                          "VALUES (?, ?, ?, ?)", (prompt_id, _dumps(side), _dumps(prov), now))
             ids.append(conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
                                     (prompt_id, _dumps(side))).fetchone()[0])
-        conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, source, "
-                     "priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, "
+                     "source, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, priority, now))
         return True
 
@@ -289,7 +300,8 @@ class LabelStore:
             for key in ("prompt", "response_a", "response_b"):
                 self._check_text(item[key], f"{where}: `{key}`")
             if item.get("gold_choice") not in (None, *CHOICES):
-                raise LabelingError(f"{where}: gold_choice must be one of {CHOICES}, got {item['gold_choice']!r}.")
+                raise LabelingError(f"{where}: gold_choice must be one of {CHOICES}, "
+                                    f"got {item['gold_choice']!r}.")
         with self._write() as conn:
             for item in rows:
                 new = self._insert_pair(conn, item["prompt"], item["response_a"], item["response_b"],
@@ -309,7 +321,8 @@ class LabelStore:
                                 "gold_choice": ("tie" if r.tie else "A") if gold else None}
                                for i, r in enumerate(records)), batch=batch)
 
-    def add_candidates(self, sets, *, batch: str | None = None, pairs_per_prompt: int | None = None) -> tuple[int, int]:
+    def add_candidates(self, sets, *, batch: str | None = None,
+                       pairs_per_prompt: int | None = None) -> tuple[int, int]:
         """Pairs from candidate sets (K responses per prompt, with provenance): every two distinct
         responses, or the first `pairs_per_prompt` of those combinations."""
         return self.add_pairs(candidate_pairs(sets, pairs_per_prompt=pairs_per_prompt), batch=batch)
@@ -358,15 +371,19 @@ class LabelStore:
                 row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NOT NULL AND {fresh} "
                                    "ORDER BY p.seq LIMIT 1", args).fetchone()
             if row is None:
-                row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 AND {fresh} "
-                                   f"AND {self._LOAD} < :k ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
+                row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NULL "
+                                   f"AND p.completed = 0 AND {fresh} AND {self._LOAD} < :k "
+                                   f"ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
             if row is None:
                 return None
-            cur = conn.execute("INSERT INTO assignments (pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
-                               "VALUES (?, ?, ?, ?, ?, 'open')", (row[0], labeler, order, now, now + self.claim_timeout))
+            cur = conn.execute("INSERT INTO assignments "
+                               "(pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
+                               "VALUES (?, ?, ?, ?, ?, 'open')",
+                               (row[0], labeler, order, now, now + self.claim_timeout))
             return self._assignment(conn, cur.lastrowid)
 
-    def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3, rationale: str = "") -> Label:
+    def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3,
+               rationale: str = "") -> Label:
         """Store a label; `choice` is as shown ("A" = left). Returns once the label is committed."""
         if choice not in CHOICES:
             raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
@@ -376,7 +393,8 @@ class LabelStore:
             except (TypeError, ValueError):
                 strength = -1
             if strength not in STRENGTHS:
-                raise LabelingError("strength must be 1-4 (negligibly, slightly, better, significantly better).")
+                raise LabelingError("strength must be 1-4 "
+                                    "(negligibly, slightly, better, significantly better).")
         rationale = rationale or ""
         if len(rationale) > 4000:
             raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
@@ -389,29 +407,36 @@ class LabelStore:
                 "WHERE p.pair_id = :pair AND a.labeler = :who",
                 {"now": now, "k": self.k, "pair": pair_id, "who": labeler}).fetchone()
             if row is None:
-                raise NotAssignedError(f"pair {pair_id!r} is not assigned to {labeler!r}; ask for the next pair.")
+                raise NotAssignedError(f"pair {pair_id!r} is not assigned to {labeler!r}; "
+                                       f"ask for the next pair.")
             assignment_id, status, order, claimed_at, still_yours = row
             if status == "done":
-                raise NotAssignedError(f"{labeler!r} has labeled pair {pair_id!r} already; undo it to change it.")
+                raise NotAssignedError(f"{labeler!r} has labeled pair {pair_id!r} already; "
+                                       f"undo it to change it.")
             if status != "open" or not still_yours:
-                raise NotAssignedError(f"the claim of {labeler!r} on pair {pair_id!r} expired and the pair has "
-                                       f"its {self.k} labels; nothing was stored; go on with the next pair.")
+                raise NotAssignedError(f"the claim of {labeler!r} on pair {pair_id!r} expired "
+                                       f"and the pair has its {self.k} labels; nothing was stored; "
+                                       f"go on with the next pair.")
             stored = choice if order == "AB" else SWAP[choice]
             cur = conn.execute(
-                "INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, rationale, shown_order, "
-                "seconds, created_at) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ? FROM assignments WHERE id = ?",
+                "INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, rationale, "
+                "shown_order, seconds, created_at) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ? "
+                "FROM assignments WHERE id = ?",
                 (assignment_id, labeler, stored, strength, rationale, order, max(0.0, now - claimed_at), now,
                  assignment_id))
             conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
             self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
                                                     (assignment_id,)).fetchone()[0])
-            return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order, now - claimed_at, now)
+            return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order,
+                         now - claimed_at, now)
 
     def skip(self, labeler: str, pair_id: str) -> None:
         """Give the pair back; this labeler will not see it again."""
         with self._write() as conn:
-            n = conn.execute("UPDATE assignments SET status = 'skipped' WHERE labeler = ? AND status = 'open' AND "
-                             "pair_seq = (SELECT seq FROM pairs WHERE pair_id = ?)", (labeler, pair_id)).rowcount
+            n = conn.execute("UPDATE assignments SET status = 'skipped' "
+                             "WHERE labeler = ? AND status = 'open' AND "
+                             "pair_seq = (SELECT seq FROM pairs WHERE pair_id = ?)",
+                             (labeler, pair_id)).rowcount
         if not n:
             raise NotAssignedError(f"pair {pair_id!r} is not open for {labeler!r}; nothing to skip.")
 
@@ -425,10 +450,10 @@ class LabelStore:
                 return None
             conn.execute("INSERT INTO retractions VALUES (?, ?, ?)", (row[0], labeler, now))
             # Back to the front of this labeler's queue, with a fresh claim.
-            conn.execute("UPDATE assignments SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
-                         (now, now + self.claim_timeout, row[1]))
-            conn.execute("UPDATE assignments SET status = 'expired' WHERE labeler = ? AND status = 'open' AND id != ?",
-                         (labeler, row[1]))
+            conn.execute("UPDATE assignments SET status = 'open', claimed_at = ?, expires_at = ? "
+                         "WHERE id = ?", (now, now + self.claim_timeout, row[1]))
+            conn.execute("UPDATE assignments SET status = 'expired' "
+                         "WHERE labeler = ? AND status = 'open' AND id != ?", (labeler, row[1]))
             self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
                                                     (row[1],)).fetchone()[0])
         return self.label(row[0])
@@ -439,7 +464,8 @@ class LabelStore:
                       "l.seconds, l.created_at FROM {table} l JOIN pairs p ON p.seq = l.pair_seq")
 
     def label(self, label_id: int) -> Label:
-        return Label(*self._read(self._LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?", (label_id,))[0])
+        return Label(*self._read(self._LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?",
+                                 (label_id,))[0])
 
     def labels(self, *, labeler: str | None = None, include_retracted: bool = False) -> list[Label]:
         sql = self._LABEL_COLUMNS.format(table="labels" if include_retracted else "live_labels")
@@ -453,8 +479,8 @@ class LabelStore:
 
     def pairs(self, *, batch: str | None = None, include_gold: bool = True) -> list[Pair]:
         rows = self._read(
-            "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, p.gold_choice, p.priority, p.batch, p.source, "
-            "ra.provenance, rb.provenance FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
+            "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, p.gold_choice, p.priority, p.batch, "
+            "p.source, ra.provenance, rb.provenance FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
             "JOIN responses ra ON ra.id = p.response_a JOIN responses rb ON rb.id = p.response_b "
             "WHERE (:batch IS NULL OR p.batch = :batch) AND (:gold OR p.gold_choice IS NULL) ORDER BY p.seq",
             {"batch": batch, "gold": include_gold})
@@ -473,9 +499,11 @@ class LabelStore:
         if since is None:
             t = time.localtime()
             since = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
-        done = self._read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?", (labeler, since))[0][0]
-        left = self._read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 AND NOT EXISTS (SELECT 1 FROM "
-                          f"assignments y WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
+        done = self._read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?",
+                          (labeler, since))[0][0]
+        left = self._read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 "
+                          f"AND NOT EXISTS (SELECT 1 FROM assignments y "
+                          f"WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
                           f"AND {self._LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
         return done, left
 

@@ -65,7 +65,8 @@ def evaluate_records(scorer, records: list[PreferenceRecord], batch_size: int = 
         m = records[i].margin
         key = "0" if m == 0 else "(0, 0.5]" if m <= 0.5 else "(0.5, 1]" if m <= 1 else ">1"
         buckets.setdefault(key, []).append(correct[i])
-    report["accuracy_by_margin"] = {k: {"pairs": len(v), "accuracy": sum(v) / len(v)} for k, v in sorted(buckets.items())}
+    report["accuracy_by_margin"] = {k: {"pairs": len(v), "accuracy": sum(v) / len(v)}
+                                    for k, v in sorted(buckets.items())}
     if ties:
         # A tie "agrees" when the model is close to indifferent: P(a ≻ b) within 0.4-0.6.
         report["tie_agreement"] = sum(abs(p[i] - 0.5) <= 0.1 for i in ties) / len(ties)
@@ -78,7 +79,8 @@ def evaluate_records(scorer, records: list[PreferenceRecord], batch_size: int = 
     report["length_reward_correlation"] = _pearson(lengths, scores)
     shorter = [i for i in pref if _text_length(records[i].chosen) < _text_length(records[i].rejected)]
     report["accuracy_chosen_shorter"] = {"pairs": len(shorter),
-                                         "accuracy": sum(correct[i] for i in shorter) / len(shorter) if shorter else None}
+                                         "accuracy": (sum(correct[i] for i in shorter) / len(shorter)
+                                                      if shorter else None)}
     report["reward_mean"] = sum(scores) / len(scores)
     report["reward_std"] = math.sqrt(sum((s - report["reward_mean"]) ** 2 for s in scores) / len(scores))
     return report
@@ -96,7 +98,8 @@ def reliability_plot(report: dict, path: str) -> str:
     rows = report["reliability"]
     ax.bar([(r["bin"][0] + r["bin"][1]) / 2 for r in rows], [r["accuracy"] for r in rows], width=0.09,
            alpha=0.7, label="observed")
-    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", color="C1", label="bin mean")
+    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-", color="C1",
+            label="bin mean")
     ax.set(xlabel="predicted P(chosen ≻ rejected)", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
            title=f"accuracy {report['accuracy']:.3f}, ECE {report['ece']:.3f}")
     ax.legend(loc="upper left", fontsize=8)

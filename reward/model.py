@@ -46,7 +46,8 @@ def right_pad(sequences: Sequence[Sequence[int]], pad_id: int):
     return ids, mask
 
 
-def prompt_response_ids(tokenizer, prompt: Sequence[Message], response: Sequence[Message]) -> tuple[list[int], list[int]]:
+def prompt_response_ids(tokenizer, prompt: Sequence[Message],
+                        response: Sequence[Message]) -> tuple[list[int], list[int]]:
     """The chat template's tokens for `prompt` (with the generation prompt) and for `response` after it,
     without special tokens. A template that rewrites earlier turns gives everything to the prompt."""
     prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
@@ -57,7 +58,8 @@ def prompt_response_ids(tokenizer, prompt: Sequence[Message], response: Sequence
             tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"])
 
 
-def encode_pair_side(tokenizer, prompt: Sequence[Message], response: Sequence[Message], max_length: int) -> tuple[list[int], bool]:
+def encode_pair_side(tokenizer, prompt: Sequence[Message], response: Sequence[Message],
+                     max_length: int) -> tuple[list[int], bool]:
     """Token ids of prompt + response in the chat template, at most `max_length` long.
 
     Returns `(ids, truncated)`. Truncation drops the oldest prompt tokens first; only a response longer
@@ -95,7 +97,8 @@ class RewardModel:
 
         saved = Path(name_or_path) / REWARD_CONFIG
         meta = json.loads(saved.read_text()) if saved.is_file() else {}
-        options = ModelOptions(model=name_or_path, lora=lora, quantization=quantization, dtype=dtype, **lora_options)
+        options = ModelOptions(model=name_or_path, lora=lora, quantization=quantization, dtype=dtype,
+                               **lora_options)
         from reward.backbone import load_reward_backbone
 
         model, tokenizer = load_reward_backbone(options)
@@ -116,7 +119,8 @@ class RewardModel:
 
     def to(self, device) -> "RewardModel":
         """Move the model to `device` (a quantized model stays where its loader placed it)."""
-        if not (getattr(self.model, "is_loaded_in_4bit", False) or getattr(self.model, "is_loaded_in_8bit", False)):
+        if not (getattr(self.model, "is_loaded_in_4bit", False)
+                or getattr(self.model, "is_loaded_in_8bit", False)):
             self.model.to(device)
         return self
 
@@ -162,7 +166,8 @@ class RewardModel:
         self.model.train(was_training)
         return out
 
-    def prefer(self, prompt: str | Sequence[Message], a: str | Sequence[Message], b: str | Sequence[Message]) -> float:
+    def prefer(self, prompt: str | Sequence[Message], a: str | Sequence[Message],
+               b: str | Sequence[Message]) -> float:
         """P(a ≻ b | prompt) = σ(r(a) − r(b))."""
         from foundation.stats import sigmoid
 

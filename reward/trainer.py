@@ -58,7 +58,8 @@ class PairCollator:
     def __call__(self, features: list[dict]) -> dict:
         import torch
 
-        ids, mask = right_pad([f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features], self.pad)
+        ids, mask = right_pad([f["chosen_ids"] for f in features] + [f["rejected_ids"] for f in features],
+                              self.pad)
         return {"input_ids": ids, "attention_mask": mask,
                 "margin": torch.tensor([f["margin"] for f in features], dtype=torch.float),
                 "tie": torch.tensor([f["tie"] for f in features], dtype=torch.float)}
@@ -71,7 +72,8 @@ def _trainer_class():
         center_coefficient = 0.0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            rewards = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0]
+            rewards = model(input_ids=inputs["input_ids"],
+                            attention_mask=inputs["attention_mask"]).logits[:, 0]
             r_chosen, r_rejected = rewards.float().chunk(2)  # (B,), (B,)
             loss = bradley_terry_loss(r_chosen, r_rejected, inputs["margin"], inputs["tie"],
                                       self.center_coefficient)
@@ -97,12 +99,14 @@ def train_reward(config: RewardConfig) -> str:
     if not is_main_process():             # rank 0 writes the ensemble index and the report
         return str(out)
     if config.ensemble > 1:
-        (out / "ensemble.json").write_text(json.dumps({"members": [f"member-{k}" for k in range(config.ensemble)]}))
+        (out / "ensemble.json").write_text(
+            json.dumps({"members": [f"member-{k}" for k in range(config.ensemble)]}))
     report = {"data": data.summary(), "members": summaries}
     if config.eval_data:
         from reward.evaluate import evaluate_file
 
-        report["eval"] = evaluate_file(str(out), config.eval_data, config.format, plot=str(out / "reliability.png"))
+        report["eval"] = evaluate_file(str(out), config.eval_data, config.format,
+                                       plot=str(out / "reliability.png"))
         print(f"held-out accuracy {report['eval']['accuracy']:.3f} on {report['eval']['pairs']} pairs")
     (out / "train_report.json").write_text(json.dumps(report, indent=2))
     return str(out)

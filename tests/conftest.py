@@ -71,8 +71,9 @@ def make_tiny_llama(folder: Path, *, initializer_range: float = 0.02, hidden_siz
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = _chat_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=512,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                          pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
                          initializer_range=initializer_range)
@@ -95,7 +96,8 @@ def tiny_bert(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = _wordpiece_tokenizer()
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id)
+                        num_attention_heads=4, max_position_embeddings=512,
+                        pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -152,9 +154,10 @@ class LabelServer:
         if not config.exists():
             config.write_text(self.config or f"k: {self.k}\n")
         self.log = open(self.folder / "server.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve", "--store", self.store_url,
-                                      "--port", str(port), "--config", str(config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, cwd=self.folder)
+        self.proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve",
+                                      "--store", self.store_url, "--port", str(port),
+                                      "--config", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=self.folder)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.time() + timeout
         while time.time() < deadline:

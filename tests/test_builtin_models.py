@@ -45,7 +45,8 @@ def test_smollm2_in_4bit_with_lora_trains_one_step(smollm_folder):
     model, tok = load_policy(ModelOptions(model=SMOLLM, quantization="4bit", lora_r=8))
     import bitsandbytes as bnb
 
-    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 30 * 7  # 7 projections x 30 layers
+    # 7 projections x 30 layers
+    assert sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules()) == 30 * 7
     batch = tok(["The capital of France is Paris."], return_tensors="pt")
     batch["labels"] = batch["input_ids"].clone()
     # bitsandbytes' CPU backend repacks 4-bit weights on their first forward, so the base is compared by

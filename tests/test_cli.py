@@ -11,7 +11,8 @@ from align.cli import main
 
 
 def _align(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "align", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "align", *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def test_help_is_fast_and_lists_commands():
@@ -24,8 +25,10 @@ def test_help_is_fast_and_lists_commands():
     assert "sft" in out.stdout and "data" in out.stdout
     # no torch/transformers on the --help path (the 1-second promise; timed in benchmarks, checked here)
     probe = subprocess.run([sys.executable, "-c", "import sys, align.cli; sys.argv=['align','--help'];"
-                            "import contextlib, io\nwith contextlib.redirect_stdout(io.StringIO()): align.cli.main()\n"
-                            "print(sorted(m for m in ('torch','transformers','trl','datasets') if m in sys.modules))"],
+                            "import contextlib, io\n"
+                            "with contextlib.redirect_stdout(io.StringIO()): align.cli.main()\n"
+                            "print(sorted(m for m in ('torch','transformers','trl','datasets') "
+                            "if m in sys.modules))"],
                            capture_output=True, text=True)
     assert probe.stdout.strip() == "[]"
     assert min(times) < 5.0

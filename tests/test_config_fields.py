@@ -47,7 +47,8 @@ def unread(config, reads) -> list[str]:
 @pytest.fixture(scope="module")
 def prefs(tmp_path_factory):
     path = tmp_path_factory.mktemp("fields") / "prefs.jsonl"
-    rows = [{"prompt": f"Review product {i}.", "chosen": "Great, I love it.", "rejected": "Bad."} for i in range(8)]
+    rows = [{"prompt": f"Review product {i}.", "chosen": "Great, I love it.", "rejected": "Bad."}
+            for i in range(8)]
     rows.append({"prompt": "Review the lamp.", "chosen": "Fine.", "rejected": "Okay.", "tie": True})
     path.write_text("\n".join(json.dumps(r) for r in rows))
     return str(path)
@@ -79,8 +80,9 @@ def test_reward_reads_every_field(tiny_bert, prefs, tmp_path):
     from reward.config import RewardConfig
     from reward.trainer import train_reward
 
-    assert _run(lambda out: RewardConfig(model=tiny_bert, data=prefs, output_dir=out, max_steps=1, max_length=64,
-                                         eval_data=prefs, lora=True, lora_r=4), train_reward, tmp_path) == []
+    assert _run(lambda out: RewardConfig(model=tiny_bert, data=prefs, output_dir=out, max_steps=1,
+                                         max_length=64, eval_data=prefs, lora=True, lora_r=4),
+                train_reward, tmp_path) == []
 
 
 def test_ppo_reads_every_field(tiny_llama, tmp_path):

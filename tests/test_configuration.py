@@ -9,19 +9,23 @@ from foundation.recipe import load_config, parse_flags
 
 def test_yaml_then_flags_override(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("data: d.jsonl\nlearning_rate: 1.0e-5\nlora_r: 8\nlora_target_modules: [q_proj, v_proj]\n")
-    cfg = load_config(SFTConfig, recipe, parse_flags(["--lora_r", "4", "--packing", "--max-steps=3"], SFTConfig))
+    recipe.write_text("data: d.jsonl\nlearning_rate: 1.0e-5\nlora_r: 8\n"
+                      "lora_target_modules: [q_proj, v_proj]\n")
+    cfg = load_config(SFTConfig, recipe,
+                      parse_flags(["--lora_r", "4", "--packing", "--max-steps=3"], SFTConfig))
     assert cfg.learning_rate == 1e-5 and cfg.lora_r == 4 and cfg.packing is True and cfg.max_steps == 3
     assert cfg.lora_target_modules == ["q_proj", "v_proj"]
     cfg = load_config(SFTConfig, None, parse_flags(["--data", "x", "--lora_target_modules", "a,b",
-                                                    "--quantization", "4bit", "--packing", "false"], SFTConfig))
+                                                    "--quantization", "4bit", "--packing", "false"],
+                                                   SFTConfig))
     assert cfg.lora_target_modules == ["a", "b"] and cfg.quantization == "4bit" and cfg.packing is False
 
 
 def test_unknown_yaml_key_names_key_and_closest(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("data: d.jsonl\nlearning_rat: 0.1\n")
-    with pytest.raises(ConfigError, match=r"unknown key `learning_rat` \(in .*r.yaml\)\. Did you mean `learning_rate`"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown key `learning_rat` \(in .*r.yaml\)\. Did you mean `learning_rate`"):
         load_config(SFTConfig, recipe)
 
 
@@ -120,7 +124,8 @@ def test_loop_sections_from_yaml_and_dotted_flags(tmp_path):
     (["--dpo.model", "x"], r"unknown key `dpo.model`"),                  # the model lives in `policy:`
     (["--policy.quantisation", "4bit"], r"Did you mean `policy.quantization`"),
     (["--dpo.beta", "-1"], r"`dpo.beta` must be positive, got -1.0"),
-    (["--policy.lora", "false", "--policy.quantization", "4bit"], r"`policy.quantization` needs `lora: true`"),
+    (["--policy.lora", "false", "--policy.quantization", "4bit"],
+     r"`policy.quantization` needs `lora: true`"),
     (["--policy.lora_r", "x"], r"`policy.lora_r` must be an integer, got 'x' \(--policy.lora_r\)"),
     (["--method", "ppo", "--ppo.cliprange", "2"], r"`ppo.cliprange` must be in \(0, 1\)"),
     (["--generation.top_p", "0"], r"`generation.top_p` must be in \(0, 1\]"),

@@ -20,8 +20,10 @@ CONFIG = REPO / "recipes" / "accelerate" / "cpu-2proc.yaml"
 def prefs(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("dist") / "prefs.jsonl"
     write_jsonl([PreferenceRecord(prompt=[{"role": "user", "content": f"Review item {i}"}],
-                                  chosen=[{"role": "assistant", "content": "I love this product, it is great " * (1 + i % 3)}],
-                                  rejected=[{"role": "assistant", "content": "terrible, I hate waiting " * (1 + i % 2)}])
+                                  chosen=[{"role": "assistant",
+                                           "content": "I love this product, it is great " * (1 + i % 3)}],
+                                  rejected=[{"role": "assistant",
+                                             "content": "terrible, I hate waiting " * (1 + i % 2)}])
                  for i in range(16)], path)
     return str(path)
 
@@ -40,7 +42,8 @@ def launch(out: Path, processes: int, command: list[str], extra: list[str] | Non
         extra = ["--per_device_train_batch_size", "4"] if extra is None else extra
     else:
         cmd = [sys.executable, "-m", "align.cli"]
-        extra = ["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"] if extra is None else extra
+        extra = (["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"] if extra is None
+                 else extra)
     result = subprocess.run([*cmd, *command, *extra, "--output_dir", str(out)], env=env, capture_output=True,
                             text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, "\n".join(line for line in result.stderr.splitlines()
@@ -57,11 +60,12 @@ def weights(folder: Path) -> dict:
 @pytest.mark.parametrize("trainer", ["reward", "dpo"])
 def test_two_processes_match_one(trainer, prefs, tiny_bert, tiny_llama, tmp_path):
     if trainer == "reward":
-        command = ["reward", "train", "--model", tiny_bert, "--data", prefs, "--max_steps", "2", "--seed", "1",
-                   "--mixed_precision", "no", "--learning_rate", "1e-3", "--save_steps", "100"]
+        command = ["reward", "train", "--model", tiny_bert, "--data", prefs, "--max_steps", "2",
+                   "--seed", "1", "--mixed_precision", "no", "--learning_rate", "1e-3", "--save_steps", "100"]
     else:
         command = ["dpo", "--model", tiny_llama, "--data", prefs, "--max_steps", "2", "--seed", "1",
-                   "--mixed_precision", "no", "--learning_rate", "1e-3", "--save_steps", "100", "--max_length", "64"]
+                   "--mixed_precision", "no", "--learning_rate", "1e-3", "--save_steps", "100",
+                   "--max_length", "64"]
     one = launch(tmp_path / "one", 1, command)
     two = launch(tmp_path / "two", 2, command)
     assert one.stdout.count("done; output in") == 1
@@ -70,7 +74,8 @@ def test_two_processes_match_one(trainer, prefs, tiny_bert, tiny_llama, tmp_path
     assert a.keys() == b.keys() and a
     for name in a:
         assert torch.allclose(a[name], b[name], atol=2e-5, rtol=1e-4), (name, (a[name] - b[name]).abs().max())
-    if trainer == "reward":                 # the backbone moved (DPO saves only the adapter: its B starts at 0)
+    # the backbone moved (DPO saves only the adapter: its B starts at 0)
+    if trainer == "reward":
         base = {f"bert.{k}": v for k, v in weights(Path(tiny_bert)).items()}
         assert sum(not torch.equal(a[n], base[n]) for n in a if n in base) > 10
     else:
@@ -85,9 +90,12 @@ def test_ppo_two_processes_match_one(tiny_llama, tmp_path):
     prompts.write_text("".join(f"Write about topic {i}{' and more' * (i % 3)}\n" for i in range(16)))
     command = ["ppo", "--model", tiny_llama, "--prompts", str(prompts), "--reward_model",
                "tests.test_ppo:letters_share", "--max_steps", "3", "--seed", "1", "--learning_rate", "1e-2",
-               "--max_new_tokens", "8", "--ppo_epochs", "2", "--save_steps", "100", "--generation_batch_size", "2"]
-    one = launch(tmp_path / "one", 1, command, ["--per_device_train_batch_size", "4", "--mini_batch_size", "2"])
-    two = launch(tmp_path / "two", 2, command, ["--per_device_train_batch_size", "2", "--mini_batch_size", "1"])
+               "--max_new_tokens", "8", "--ppo_epochs", "2", "--save_steps", "100",
+               "--generation_batch_size", "2"]
+    one = launch(tmp_path / "one", 1, command,
+                 ["--per_device_train_batch_size", "4", "--mini_batch_size", "2"])
+    two = launch(tmp_path / "two", 2, command,
+                 ["--per_device_train_batch_size", "2", "--mini_batch_size", "1"])
     assert one.stdout.count("done; output in") == 1 and two.stdout.count("done; output in") == 1
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert a.keys() == b.keys() and any(a[n].abs().sum() > 0 for n in a if "lora_B" in n)
@@ -99,7 +107,8 @@ def test_ppo_two_processes_match_one(tiny_llama, tmp_path):
         assert torch.allclose(head_a[name], head_b[name], atol=1e-5, rtol=1e-4), name
     import json
 
-    metrics = [[json.loads(line) for line in (tmp_path / side / "metrics.jsonl").open()] for side in ("one", "two")]
+    metrics = [[json.loads(line) for line in (tmp_path / side / "metrics.jsonl").open()]
+               for side in ("one", "two")]
     assert len(metrics[0]) == len(metrics[1]) == 3
     for m1, m2 in zip(*metrics):             # the same rollouts: the same rewards and KL, update by update
         assert m1["rewards/mean"] == pytest.approx(m2["rewards/mean"], abs=1e-6)
@@ -115,8 +124,8 @@ def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
     out = tmp_path / "loop"
     command = ["loop", "--policy.model", tiny_llama, "--prompts", str(prompts), "--reward.model", tiny_bert,
                "--judge", "tests.test_loop:longer_judge", "--rounds", "1", "--candidates_per_prompt", "2",
-               "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--method", "ppo", "--ppo.max_steps", "2",
-               "--ppo.per_device_train_batch_size", "4", "--ppo.mini_batch_size", "2",
+               "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--method", "ppo",
+               "--ppo.max_steps", "2", "--ppo.per_device_train_batch_size", "4", "--ppo.mini_batch_size", "2",
                "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1", "--output_dir", str(out)]
     result = launch(out, 2, command[:-2], [])
     lines = result.stdout.strip().splitlines()
@@ -129,7 +138,7 @@ def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
 
     state = json.loads((out / "loop_state.json").read_text())
     assert state["rounds"]["1"]["done"] == ["generate", "select", "label", "reward", "policy", "evaluate"]
-    assert len(LabelStore(f"sqlite:///{out}/labels.db").labels()) == 4                   # no pair labeled twice
+    assert len(LabelStore(f"sqlite:///{out}/labels.db").labels()) == 4  # no pair labeled twice
     assert (out / "round-1" / "ppo" / "adapter_model.safetensors").exists()
     assert len(list((out / "round-1" / "ppo").glob("checkpoint-*"))) == 1
     assert (out / "report.md").exists()

@@ -48,12 +48,13 @@ def test_config_errors():
         DPOConfig(data="d", beta=0.0)
 
 
-@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo", "robust", "conservative", "hinge", "length_normalized"])
+@pytest.mark.parametrize("loss_type",
+                         ["sigmoid", "ipo", "robust", "conservative", "hinge", "length_normalized"])
 def test_each_loss_variant_trains_the_adapter(loss_type, tiny_llama, tmp_path):
     out = tmp_path / "dpo"
     args = ["dpo", "--model", tiny_llama, "--data", str(_prefs(tmp_path)), "--output_dir", str(out),
-            "--max_steps", "2", "--per_device_train_batch_size", "4", "--lora_r", "4", "--learning_rate", "1e-2",
-            "--loss_type", loss_type, "--save_steps", "100"]
+            "--max_steps", "2", "--per_device_train_batch_size", "4", "--lora_r", "4",
+            "--learning_rate", "1e-2", "--loss_type", loss_type, "--save_steps", "100"]
     if loss_type in ("robust", "conservative"):
         args += ["--label_smoothing", "0.1"]
     assert main(args) == 0
@@ -79,9 +80,9 @@ def test_implicit_reward_accuracy_rises_after_dpo(tiny_llama, tmp_path):
     data = _prefs(tmp_path)
     records = read_preferences(data).records
     out = tmp_path / "dpo"
-    assert main(["dpo", "--model", tiny_llama, "--data", str(data), "--output_dir", str(out), "--max_steps", "8",
-                 "--per_device_train_batch_size", "4", "--lora_r", "4", "--learning_rate", "2e-2",
-                 "--save_steps", "100"]) == 0
+    assert main(["dpo", "--model", tiny_llama, "--data", str(data), "--output_dir", str(out),
+                 "--max_steps", "8", "--per_device_train_batch_size", "4", "--lora_r", "4",
+                 "--learning_rate", "2e-2", "--save_steps", "100"]) == 0
     untrained = Policy.from_pretrained(tiny_llama, lora=True, lora_r=4)   # B = 0: policy == reference
     before = implicit_reward_accuracy(untrained, records)
     assert before["accuracy"] == 0.0 and before["mean_margin"] == 0.0 and before["pairs"] == 16
@@ -143,9 +144,10 @@ def test_dpo_with_and_without_prefix_sharing_trains_the_same_adapter(tiny_llama,
     adapters = []
     for shared in ("true", "false"):
         out = tmp_path / f"dpo-{shared}"
-        assert main(["dpo", "--model", tiny_llama, "--data", data, "--output_dir", str(out), "--max_steps", "3",
-                     "--per_device_train_batch_size", "4", "--lora_r", "4", "--learning_rate", "1e-2",
-                     "--mixed_precision", "no", "--prefix_sharing", shared, "--save_steps", "100"]) == 0
+        assert main(["dpo", "--model", tiny_llama, "--data", data, "--output_dir", str(out),
+                     "--max_steps", "3", "--per_device_train_batch_size", "4", "--lora_r", "4",
+                     "--learning_rate", "1e-2", "--mixed_precision", "no", "--prefix_sharing", shared,
+                     "--save_steps", "100"]) == 0
         adapters.append(_adapter(out))
     assert adapters[0].keys() == adapters[1].keys()
     assert any("lora_B" in n and t.abs().sum() > 0 for n, t in adapters[0].items())
@@ -154,7 +156,8 @@ def test_dpo_with_and_without_prefix_sharing_trains_the_same_adapter(tiny_llama,
     # ...and the shared run did pack: TRL's batches carry the packed rows and the model runs them.
     from align.dpo.trainer import build_dpo_trainer
 
-    trainer, _ = build_dpo_trainer(DPOConfig(model=tiny_llama, data=data, output_dir=str(tmp_path / "x"), lora_r=4))
+    trainer, _ = build_dpo_trainer(DPOConfig(model=tiny_llama, data=data, output_dir=str(tmp_path / "x"),
+                                             lora_r=4))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     assert batch["packed_input_ids"].shape[0] == 4 and batch["input_ids"].shape[0] == 8
     assert len(trainer.model._forward_pre_hooks) == 1

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from align.cli import main
-from align.evaluate import evaluate_policy, sequence_logprobs, win_rate_from_judge
+from align.evaluate import evaluate_policy, sequence_logprobs, token_kl, win_rate_from_judge
 from align.policy import Policy
 from foundation.candidates import read_candidates, read_prompts
 
@@ -60,10 +60,12 @@ def test_generate_command_writes_candidates_with_provenance(tiny_llama, tmp_path
 
 
 def test_read_prompts_from_jsonl_and_preferences(tmp_path):
-    (tmp_path / "p.jsonl").write_text(json.dumps({"prompt": "a"}) + "\n" + json.dumps({"prompt": SHORT}) + "\n")
+    (tmp_path / "p.jsonl").write_text(json.dumps({"prompt": "a"}) + "\n"
+                                      + json.dumps({"prompt": SHORT}) + "\n")
     assert read_prompts(tmp_path / "p.jsonl") == [[{"role": "user", "content": "a"}], SHORT]
     prefs = tmp_path / "prefs.jsonl"
-    prefs.write_text("\n".join(json.dumps({"prompt": p, "chosen": "x", "rejected": "y"}) for p in ["q1", "q1", "q2"]))
+    prefs.write_text("\n".join(json.dumps({"prompt": p, "chosen": "x", "rejected": "y"})
+                               for p in ["q1", "q1", "q2"]))
     assert read_prompts(prefs) == [[{"role": "user", "content": "q1"}], [{"role": "user", "content": "q2"}]]
 
 
@@ -72,14 +74,18 @@ def test_judge_win_rate_undoes_random_order():
     prefers_policy = lambda prompt, a, b: ("A", 3) if a == "good" else ("B", 3)  # noqa: E731
     n = 200
     assert win_rate_from_judge(prefers_policy, ["p"] * n, ["good"] * n, ["bad"] * n)["win_rate"] == 1.0
-    assert win_rate_from_judge(always_a, ["p"] * n, ["good"] * n, ["bad"] * n)["win_rate"] == pytest.approx(0.5, abs=0.1)
+    assert win_rate_from_judge(always_a, ["p"] * n, ["good"] * n, ["bad"] * n)["win_rate"] \
+        == pytest.approx(0.5, abs=0.1)
     tie = lambda prompt, a, b: ("tie", 1)  # noqa: E731
-    assert win_rate_from_judge(tie, ["p"] * 4, ["x"] * 4, ["y"] * 4) == {
+    result = win_rate_from_judge(tie, ["p"] * 4, ["x"] * 4, ["y"] * 4)
+    assert {k: result[k] for k in ("win_rate", "n", "wins", "ties", "losses")} == {
         "win_rate": 0.5, "n": 4, "wins": 0, "ties": 4, "losses": 0}
+    assert result["interval"] == pytest.approx([0.15004, 0.84996], abs=1e-5)     # Wilson, n = 4
 
 
 def test_policy_against_itself_has_zero_kl_and_even_odds(policy):
-    report = evaluate_policy(policy, policy, [SHORT, LONG], judge=lambda p, a, b: ("tie", 1), max_new_tokens=5)
+    report = evaluate_policy(policy, policy, [SHORT, LONG], judge=lambda p, a, b: ("tie", 1),
+                             max_new_tokens=5)
     assert report["kl"] == pytest.approx(0.0, abs=1e-6)
     assert report["judge"]["win_rate"] == 0.5
     assert report["length"]["policy_tokens"] == report["length"]["reference_tokens"]
@@ -87,7 +93,8 @@ def test_policy_against_itself_has_zero_kl_and_even_odds(policy):
 
 def test_evaluate_command_with_a_plugged_judge(tiny_llama, tmp_path, monkeypatch, capsys):
     (tmp_path / "my_judge.py").write_text(
-        "def longer(prompt, a, b):\n    return ('A', 2) if len(a) > len(b) else ('B', 2) if len(b) > len(a) else ('tie', 1)\n")
+        "def longer(prompt, a, b):\n"
+        "    return ('A', 2) if len(a) > len(b) else ('B', 2) if len(b) > len(a) else ('tie', 1)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     prompts = tmp_path / "p.txt"
     prompts.write_text("hi\nhello there\n")
@@ -118,3 +125,30 @@ def test_save_adapter_and_merge_give_the_same_policy(tiny_llama, tmp_path):
     for folder in ("adapter", "merged"):
         again = Policy.from_pretrained(str(tmp_path / folder))
         assert again.generate([SHORT], temperature=0, max_new_tokens=6)[0][0].token_ids == expected
+
+
+def test_token_kl_is_the_exact_kl_and_never_negative(tiny_llama):
+    """Σ_t KL(π(·|x, y<t) ‖ π_ref(·|x, y<t)) along the sampled response: checked against a direct
+    computation for one response, zero for a policy against itself, positive for a moved adapter."""
+    import torch
+
+    base = Policy.from_pretrained(tiny_llama)
+    moved = Policy.from_pretrained(tiny_llama, lora=True, lora_r=4)
+    with torch.no_grad():
+        for name, p in moved.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    samples = [g[0] for g in moved.generate([SHORT, LONG], temperature=1.0, max_new_tokens=6, seed=0)]
+    ids = [g.token_ids for g in samples]
+    assert token_kl(base, base, [SHORT, LONG], ids) == pytest.approx([0.0, 0.0], abs=1e-6)
+    kl = token_kl(moved, base, [SHORT, LONG], ids)
+    assert all(k > 0 for k in kl)
+    tok = base.tokenizer
+    prompt = tok(tok.apply_chat_template(SHORT, tokenize=False, add_generation_prompt=True),
+                 add_special_tokens=False)["input_ids"]
+    row = torch.tensor([prompt + ids[0]])
+    moved.model.eval()                          # no LoRA dropout in the direct computation either
+    with torch.no_grad():
+        logp = moved.model(input_ids=row).logits[0, len(prompt) - 1:-1].log_softmax(-1)
+        logq = base.model(input_ids=row).logits[0, len(prompt) - 1:-1].log_softmax(-1)
+    assert kl[0] == pytest.approx(float((logp.exp() * (logp - logq)).sum()), rel=1e-4)

@@ -25,7 +25,8 @@ def test_vader_judge_with_bradley_terry_noise_follows_its_probability():
 
 
 def test_load_by_name(tmp_path, monkeypatch):
-    (tmp_path / "judges_mod.py").write_text("def j(p, a, b):\n    return ('B', 1)\ndef r(ps, rs):\n    return [1.0] * len(rs)\n")
+    (tmp_path / "judges_mod.py").write_text("def j(p, a, b):\n    return ('B', 1)\n"
+                                            "def r(ps, rs):\n    return [1.0] * len(rs)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert load_judge("vader") is vader_judge
     assert load_judge("judges_mod:j")("p", "a", "b") == ("B", 1)

@@ -67,7 +67,8 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     assert page.locator("#admin").is_hidden()                     # a labeler has no admin view
     assert "Nothing left" not in page.locator("#status").inner_text()
 
-    for i, (choice, strength) in enumerate([("A is better (1)", "better (e)"), ("B is better (2)", "slightly better (w)"),
+    for i, (choice, strength) in enumerate([("A is better (1)", "better (e)"),
+                                            ("B is better (2)", "slightly better (w)"),
                                             ("Tie (3)", None)]):
         page.locator("#choice").get_by_text(choice, exact=True).click()
         if strength:

@@ -16,21 +16,23 @@ from labeling_app.errors import AuthError
 
 
 def align(*args, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "align.cli", *args], input=stdin, capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "align.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
 
 
 def test_cli_and_api(label_server, tmp_path, hh_file):
     server = label_server(k=2)
     store = server.store_url
     assert align("label", "add-user", "ann", "--store", store, stdin="pw-ann\n").returncode == 0
-    assert align("label", "add-user", "boss", "--role", "admin", "--store", store, stdin="pw-boss\n").returncode == 0
+    assert align("label", "add-user", "boss", "--role", "admin", "--store", store,
+                 stdin="pw-boss\n").returncode == 0
     dup = align("label", "add-user", "ann", "--store", store, stdin="pw-other\n")
     assert dup.returncode == 1 and "exists already" in dup.stderr
     out = align("label", "import", str(hh_file), "--format", "hh", "--store", store)
     assert out.returncode == 0 and "imported 1200 pairs" in out.stdout, out.stderr
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: a", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: b"}\n'
+    bad.write_text('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: a", '
+                   '"rejected": "\\n\\nHuman: hi\\n\\nAssistant: b"}\n'
                    '{"chosen": 3}\n')
     out = align("label", "import", str(bad), "--store", store)
     assert out.returncode == 1 and "bad.jsonl, line 2" in out.stderr

@@ -48,7 +48,8 @@ def test_url_and_schema(tmp_path):
     assert s.k == 3 and s.gold_rate == 0.0 and s.migrated_from == 0
     conn = sqlite3.connect(tmp_path / "a.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    assert (conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+            == str(SCHEMA_VERSION))
     # k is kept in the store: a later open without k sees it
     LabelStore(f"sqlite:///{tmp_path}/a.db", k=5)
     assert LabelStore(f"sqlite:///{tmp_path}/a.db").k == 5

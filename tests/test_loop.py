@@ -2,6 +2,7 @@
 rounds, the report, the summary line, and resuming after kill -9 at a stage boundary."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +17,12 @@ def longer_judge(prompt, a, b):
 
 
 def loop_args(tiny_llama, tiny_bert, prompts, out, *extra):
-    return [sys.executable, "-m", "align.cli", "loop", "--policy.model", tiny_llama, "--prompts", str(prompts),
+    return [sys.executable, "-m", "align.cli", "loop", "--policy.model", tiny_llama,
+            "--prompts", str(prompts),
             "--reward.model", tiny_bert, "--judge", "tests.test_loop:longer_judge", "--rounds", "2",
             "--candidates_per_prompt", "2", "--pairs_per_round", "4", "--k", "1", "--labelers", "2",
             "--dpo.max_steps", "2", "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1",
-            "--output_dir", str(out), *extra]
+            "--keep_worse_rounds", "--output_dir", str(out), *extra]
 
 
 def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path):
@@ -32,7 +34,8 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
     while time.time() < deadline:                 # kill once round 1's labels are in
-        if state_file.exists() and "label" in json.loads(state_file.read_text())["rounds"].get("1", {}).get("done", []):
+        if (state_file.exists()
+                and "label" in json.loads(state_file.read_text())["rounds"].get("1", {}).get("done", [])):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -41,18 +44,24 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert "label" in done_before and "evaluate" not in done_before
     labels_before = len(LabelStore(f"sqlite:///{out}/labels.db").labels())
 
-    resumed = subprocess.run(loop_args(tiny_llama, tiny_bert, prompts, out), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(loop_args(tiny_llama, tiny_bert, prompts, out), capture_output=True, text=True,
+                             timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     lines = resumed.stdout.strip().splitlines()
     assert not any(line.startswith("[round 1/2] 3/6 label") for line in lines)   # not labeled twice
-    assert "win rate" in lines[-1]
-    rate = float(lines[-1].rsplit("win rate", 1)[1])
-    assert 0.0 <= rate <= 1.0
+    final = re.search(r"held-out prompts, KL ([\d.]+) nats \(budget 5\): gold judge .* win rate ([\d.]+) "
+                      r"\[([\d.]+), ([\d.]+)\]$", lines[-1])
+    assert final, lines[-1]
+    kl, rate, low, high = map(float, final.groups())
+    assert 0.0 <= low <= rate <= high <= 1.0 and kl >= 0.0
     state = json.loads(state_file.read_text())
     for r in ("1", "2"):
         assert state["rounds"][r]["done"] == ["generate", "select", "label", "reward", "policy", "evaluate"]
     assert state["rounds"]["2"]["select"]["active"] == 3 and state["rounds"]["2"]["select"]["random"] == 1
-    assert "previous" in state["rounds"]["2"]["evaluation"]
+    evaluation = state["rounds"]["2"]["evaluation"]
+    assert evaluation["previous"]["round"] == 1 and evaluation["initial"]["prompts"] == 3
+    assert evaluation["initial"]["kl"] >= 0 and state["rounds"]["2"]["kl_guard"]["kl"] <= 5.0
+    assert (out / "heldout-samples.jsonl").read_text().count("\n") == 3          # the initial policy's, once
     store = LabelStore(f"sqlite:///{out}/labels.db")
     assert labels_before == 4 and len(store.labels()) == 8          # k = 1: 4 pairs a round, none twice
     assert all(lab.labeler.startswith("sim-") for lab in store.labels())

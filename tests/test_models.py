@@ -13,12 +13,14 @@ MESSAGES = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 
 
 
 def _lora_names(model):
-    return sorted({n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters() if "lora_A" in n})
+    return sorted({n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters()
+                   if "lora_A" in n})
 
 
 def test_policy_with_lora_trains_only_the_adapter(tiny_llama):
     model, tok = load_policy(ModelOptions(model=tiny_llama, lora_r=4))
-    assert _lora_names(model) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    assert _lora_names(model) == sorted(["q_proj", "k_proj", "v_proj", "o_proj",
+                                         "gate_proj", "up_proj", "down_proj"])
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert tok.padding_side == "right" and tok.pad_token == "<|endoftext|>" != tok.eos_token
@@ -68,7 +70,8 @@ def test_quantized_base_with_lora_trains_adapter_only(tiny_llama, quantization):
     model, tok = load_policy(ModelOptions(model=tiny_llama, quantization=quantization, lora_r=4))
     linear_types = {type(m).__name__ for m in model.modules()}
     assert ("Linear4bit" if quantization == "4bit" else "Linear8bitLt") in linear_types
-    batch = tok(["hello there, how are you today", "the coffee was wonderful"], return_tensors="pt", padding=True)
+    batch = tok(["hello there, how are you today", "the coffee was wonderful"], return_tensors="pt",
+                padding=True)
     batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     # bitsandbytes' CPU backend repacks quantized weights on their first forward: compare the base by
     # what it computes with the adapter disabled, not by its packed bytes.

@@ -42,8 +42,9 @@ def prompts_file(tmp_path_factory) -> str:
 
 
 def config(model, prompts, out, **kw) -> PPOConfig:
-    base = dict(model=model, prompts=prompts, output_dir=str(out), per_device_train_batch_size=16, mini_batch_size=8,
-                learning_rate=3e-3, max_new_tokens=12, kl_coef=0.01, lora_r=8, lora_alpha=16, save_steps=100)
+    base = dict(model=model, prompts=prompts, output_dir=str(out), per_device_train_batch_size=16,
+                mini_batch_size=8, learning_rate=3e-3, max_new_tokens=12, kl_coef=0.01, lora_r=8,
+                lora_alpha=16, save_steps=100)
     return PPOConfig(**{**base, **kw})
 
 
@@ -55,7 +56,8 @@ def test_ppo_raises_a_rule_based_reward(ppo_model, prompts_file, tmp_path):
     rewards = [h["rewards/mean"] for h in history]
     first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10     # measured: 0.60 -> 0.85
     assert last > first + 0.12, (first, last)
-    for key in ("objective/kl", "objective/entropy", "policy/clipfrac", "val/vpred", "rewards/mean", "objective/kl_coef"):
+    for key in ("objective/kl", "objective/entropy", "policy/clipfrac", "val/vpred", "rewards/mean",
+                "objective/kl_coef"):
         assert key in history[-1]
     assert history[-1]["objective/kl"] > 0
     assert (out / "adapter_model.safetensors").is_file() and (out / "value_head.pt").is_file()
@@ -70,10 +72,12 @@ def test_resume_after_kill_matches_a_straight_run(ppo_model, prompts_file, tmp_p
     from safetensors.torch import load_file
 
     def run(out, *extra):
-        return subprocess.Popen([sys.executable, "-m", "align.cli", "ppo", "--model", ppo_model, "--prompts", prompts_file,
+        return subprocess.Popen([sys.executable, "-m", "align.cli", "ppo", "--model", ppo_model,
+                                 "--prompts", prompts_file,
                                  "--reward_model", "tests.test_ppo:letters_share", "--output_dir", str(out),
-                                 "--max_steps", "6", "--save_steps", "2", "--per_device_train_batch_size", "8",
-                                 "--mini_batch_size", "4", "--max_new_tokens", "8", "--learning_rate", "3e-3",
+                                 "--max_steps", "6", "--save_steps", "2",
+                                 "--per_device_train_batch_size", "8", "--mini_batch_size", "4",
+                                 "--max_new_tokens", "8", "--learning_rate", "3e-3",
                                  *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     straight = run(tmp_path / "a")
@@ -117,9 +121,10 @@ def test_grpo_and_rloo_through_trl_with_our_reward(ppo_model, prompts_file, tmp_
     from align.grpo import GRPOConfig, train_grpo
 
     out = train_grpo(GRPOConfig(algorithm=algorithm, model=ppo_model, prompts=prompts_file,
-                                reward_model="tests.test_ppo:letters_share", output_dir=str(tmp_path / algorithm),
-                                max_steps=2, per_device_train_batch_size=4, num_generations=2,
-                                max_completion_length=8, save_steps=100, logging_steps=1))
+                                reward_model="tests.test_ppo:letters_share",
+                                output_dir=str(tmp_path / algorithm), max_steps=2,
+                                per_device_train_batch_size=4, num_generations=2, max_completion_length=8,
+                                save_steps=100, logging_steps=1))
     assert (Path(out) / "adapter_model.safetensors").is_file()
     state = json.loads((Path(out) / "trainer_state.json").read_text())
     assert state["global_step"] == 2
@@ -134,7 +139,8 @@ def test_ppo_on_a_4bit_base(ppo_model, prompts_file, tmp_path):
     before = {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if "lora_B" in n}
     metrics = trainer.train_step()
     assert all(torch.isfinite(torch.tensor(v)) for k, v in metrics.items() if isinstance(v, float))
-    moved = [n for n, p in trainer.policy.model.named_parameters() if "lora_B" in n and not torch.equal(p, before[n])]
+    moved = [n for n, p in trainer.policy.model.named_parameters()
+             if "lora_B" in n and not torch.equal(p, before[n])]
     assert moved
     assert "Linear4bit" in {type(m).__name__ for m in trainer.policy.model.modules()}
 
@@ -143,14 +149,17 @@ def test_separate_value_model_trains_and_resumes(ppo_model, prompts_file, tmp_pa
     cfg = config(ppo_model, prompts_file, tmp_path / "sep", max_steps=2, value_model="separate",
                  per_device_train_batch_size=8, mini_batch_size=4)
     trainer = PPOTrainer(cfg, reward_fn=letters_share)
-    assert trainer.policy.value_backbone is not None and trainer.policy.value_backbone is not trainer.policy.model
-    before = {n: p.detach().clone() for n, p in trainer.policy.value_backbone.named_parameters() if "lora_B" in n}
+    assert (trainer.policy.value_backbone is not None
+            and trainer.policy.value_backbone is not trainer.policy.model)
+    before = {n: p.detach().clone() for n, p in trainer.policy.value_backbone.named_parameters()
+              if "lora_B" in n}
     trainer.train()
     assert any(not torch.equal(p, before[n]) for n, p in trainer.policy.value_backbone.named_parameters()
                if "lora_B" in n)                                          # the value adapter learned
     assert (tmp_path / "sep" / "checkpoint-2" / "value_adapter" / "adapter_model.safetensors").is_file()
-    resumed = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "sep", max_steps=2, value_model="separate",
-                                per_device_train_batch_size=8, mini_batch_size=4, resume=True), reward_fn=letters_share)
+    resumed = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "sep", max_steps=2,
+                                value_model="separate", per_device_train_batch_size=8, mini_batch_size=4,
+                                resume=True), reward_fn=letters_share)
     resumed.load_checkpoint(resumed.last_checkpoint())
     for (n, a), (_, b) in zip(trainer.policy.value_backbone.named_parameters(),
                               resumed.policy.value_backbone.named_parameters()):
@@ -174,7 +183,8 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
     prefix = list(range(10, 30))                                   # 20 shared tokens, then different prompts
     prompts = [prefix + [40, 41, 42], prefix + [50], prefix + [60, 61, 62, 63, 64]]
     P = max(map(len, prompts))
-    ids = torch.tensor([[tok.pad_token_id] * (P - len(p)) + p + [70 + i, 71, 72, 73] for i, p in enumerate(prompts)])
+    ids = torch.tensor([[tok.pad_token_id] * (P - len(p)) + p + [70 + i, 71, 72, 73]
+                        for i, p in enumerate(prompts)])
     mask = torch.tensor([[0] * (P - len(p)) + [1] * (len(p) + 4) for p in prompts])
     mask[1, -1] = 0                                                 # a response that ended early
     assert common_prefix(ids, mask, P) == 20
@@ -184,11 +194,13 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
         plain.value_head.zero_grad()
         logits, values = policy(ids, mask, P)
         (logits.log_softmax(-1)[..., :5].sum() + values.sum()).backward()
-        grads = [p.grad.clone() for p in [*model.parameters(), *plain.value_head.parameters()] if p.requires_grad]
+        grads = [p.grad.clone() for p in [*model.parameters(), *plain.value_head.parameters()]
+                 if p.requires_grad]
         results.append((logits.detach(), values.detach(), grads))
     (la, va, ga), (lb, vb, gb) = results
     assert torch.allclose(la, lb, atol=1e-5) and torch.allclose(va, vb, atol=1e-5)
-    worst = max(float((a - b).norm() / b.norm().clamp(min=1e-12)) for a, b in zip(ga, gb))   # float rounding only
+    # float rounding only
+    worst = max(float((a - b).norm() / b.norm().clamp(min=1e-12)) for a, b in zip(ga, gb))
     assert worst < 1e-5, worst
     assert sum(g.abs().sum() > 0 for g in ga) > 10
 
@@ -198,9 +210,10 @@ def test_micro_batches_accumulate_to_the_minibatch_step(ppo_model, prompts_file,
     has the gradient of one forward of all 8 (no clipping, one epoch: the gradient is left in .grad)."""
     grads = []
     for micro in (8, 3):
-        trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"m{micro}", per_device_train_batch_size=8,
-                                    mini_batch_size=8, micro_batch_size=micro, ppo_epochs=1, max_grad_norm=1e9,
-                                    max_new_tokens=6), reward_fn=letters_share)
+        trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"m{micro}",
+                                    per_device_train_batch_size=8, mini_batch_size=8, micro_batch_size=micro,
+                                    ppo_epochs=1, max_grad_norm=1e9, max_new_tokens=6),
+                             reward_fn=letters_share)
         trainer.update(trainer.rollout(trainer._batch_prompts(0)))
         grads.append([p.grad.clone() for p in trainer.trainable])
     assert sum(g.abs().sum() > 0 for g in grads[0]) > 2

@@ -21,7 +21,8 @@ def t(rows):
 
 
 def test_gae_by_hand():
-    # γ = 1, λ = 0.5. t=2: δ = 2 + 0 − 1.5 = 0.5, A = 0.5; t=1: δ = 0 + 1.5 − 1 = 0.5, A = 0.5 + 0.5·0.5 = 0.75;
+    # γ = 1, λ = 0.5. t=2: δ = 2 + 0 − 1.5 = 0.5, A = 0.5;
+    # t=1: δ = 0 + 1.5 − 1 = 0.5, A = 0.5 + 0.5·0.5 = 0.75;
     # t=0: δ = 1 + 1 − 0.5 = 1.5, A = 1.5 + 0.5·0.75 = 1.875. Returns = A + V.
     adv, ret = gae(t([[1, 0, 2]]), t([[0.5, 1.0, 1.5]]), t([[1, 1, 1]]), gamma=1.0, lam=0.5)
     assert adv[0].tolist() == pytest.approx([1.875, 0.75, 0.5])
@@ -58,7 +59,8 @@ def test_clipped_value_loss_by_hand():
 
 
 def test_kl_penalty_and_score_on_last_real_token():
-    # kl = logp − ref = [0.5, 0, (masked)]; rewards = −0.1·kl, plus the score 2 on token 1 (the last real one).
+    # kl = logp − ref = [0.5, 0, (masked)]; rewards = −0.1·kl,
+    # plus the score 2 on token 1 (the last real one).
     rewards, kl = kl_penalized_rewards(t([2.0]), t([[-1, -2, -3]]), t([[-1.5, -2, -2]]), t([[1, 1, 0]]), 0.1)
     assert kl[0].tolist() == pytest.approx([0.5, 0.0, 0.0])
     assert rewards[0].tolist() == pytest.approx([-0.05, 2.0, 0.0])

@@ -25,7 +25,8 @@ def _prefs(tmp_path, n=16):
 def _weights(folder):
     from safetensors.torch import load_file
 
-    name = "adapter_model.safetensors" if (folder / "adapter_model.safetensors").exists() else "model.safetensors"
+    name = ("adapter_model.safetensors" if (folder / "adapter_model.safetensors").exists()
+            else "model.safetensors")
     return load_file(str(folder / name))
 
 

@@ -26,9 +26,11 @@ def test_bradley_terry_loss_hand_computed():
     # tie on the second pair: −½ log σ(d) − ½ log σ(−d); its margin is ignored
     tie = torch.tensor([0.0, 1.0])
     exp_tie = -(_ls(1.0) + (0.5 * _ls(-1.0) + 0.5 * _ls(1.0))) / 2
-    assert bradley_terry_loss(rc, rr, torch.tensor([0.0, 3.0]), tie).item() == pytest.approx(exp_tie, abs=1e-6)
+    assert (bradley_terry_loss(rc, rr, torch.tensor([0.0, 3.0]), tie).item()
+            == pytest.approx(exp_tie, abs=1e-6))
     # centering adds c · mean((rc + rr)²) = 0.1 · (9 + 4) / 2
-    assert bradley_terry_loss(rc, rr, center_coefficient=0.1).item() == pytest.approx(expected + 0.65, abs=1e-6)
+    assert (bradley_terry_loss(rc, rr, center_coefficient=0.1).item()
+            == pytest.approx(expected + 0.65, abs=1e-6))
 
 
 def test_tie_loss_is_minimal_when_rewards_are_equal():
@@ -87,7 +89,8 @@ def test_train_lowers_loss_saves_loads_same_scores(backbone, request, tmp_path, 
     assert report["eval"]["accuracy"] == 1.0 and report["eval"]["pairs"] == 24 and report["eval"]["ties"] == 1
     assert (out / "reliability.png").stat().st_size > 1000
     rm = RewardModel.from_pretrained(str(out))
-    prompts, responses = ["Review product 1.", "Tie?"], ["I love it, great and wonderful.", "I hate it, terrible."]
+    prompts, responses = (["Review product 1.", "Tie?"],
+                          ["I love it, great and wonderful.", "I hate it, terrible."])
     s1 = rm.score(prompts, responses)
     s2 = RewardModel.from_pretrained(str(out)).score(prompts, responses)
     assert s1 == pytest.approx(s2, abs=1e-5)
@@ -102,7 +105,8 @@ def test_scores_a_policy_with_another_tokenizer(tiny_llama, tiny_bert):
     policy_tok = load_tokenizer(tiny_llama)
     text = policy_tok.decode(policy_tok("I love this coffee")["input_ids"], skip_special_tokens=True)
     rm = RewardModel.from_pretrained(tiny_bert)
-    scores = rm.score(["Review the coffee."] * 3, [text, "I hate it", [{"role": "assistant", "content": text}]])
+    scores = rm.score(["Review the coffee."] * 3,
+                      [text, "I hate it", [{"role": "assistant", "content": text}]])
     assert len(scores) == 3 and scores[0] == pytest.approx(scores[2], abs=1e-6) and scores[0] != scores[1]
 
 
@@ -116,7 +120,8 @@ def test_ensemble_mean_spread_and_uncertainty(tiny_bert, tmp_path):
     assert isinstance(ens, RewardEnsemble) and len(ens.members) == 2
     (mean, spread), = ens.score_with_spread(["p"], ["I love it"])
     members = [m.score(["p"], ["I love it"])[0] for m in ens.members]
-    assert mean == pytest.approx(sum(members) / 2) and spread == pytest.approx(abs(members[0] - members[1]) / 2)
+    assert (mean == pytest.approx(sum(members) / 2)
+            and spread == pytest.approx(abs(members[0] - members[1]) / 2))
     assert 0.0 <= ens.uncertainty("p", "I love it", "I hate it") <= 1.0
     assert ens.uncertainty("p", "same", "same") == pytest.approx(1.0)
 
@@ -131,7 +136,8 @@ def test_reward_eval_cli_json(tiny_bert, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert {"accuracy", "accuracy_by_margin", "ece", "tie_agreement", "length_reward_correlation",
             "accuracy_chosen_shorter"} <= set(report)
-    assert report["accuracy_by_margin"]["0"]["pairs"] == 4 and report["accuracy_by_margin"]["(0.5, 1]"]["pairs"] == 4
+    assert (report["accuracy_by_margin"]["0"]["pairs"] == 4
+            and report["accuracy_by_margin"]["(0.5, 1]"]["pairs"] == 4)
 
 
 def test_qlora_reward_model_trains_on_this_cpu(tiny_llama, tmp_path):
@@ -145,5 +151,6 @@ def test_qlora_reward_model_trains_on_this_cpu(tiny_llama, tmp_path):
     saved = load_file(str(out / "adapter_model.safetensors"))  # a quantized base keeps its adapter apart
     assert any("lora_B" in n and t.abs().sum() > 0 for n, t in saved.items())
     assert any("score" in n for n in saved)  # the head trains in full and is saved with the adapter
-    scores = RewardModel.from_pretrained(str(out)).score(["Review product 1."], ["I love it, great and wonderful."])
+    scores = RewardModel.from_pretrained(str(out)).score(["Review product 1."],
+                                                         ["I love it, great and wonderful."])
     assert len(scores) == 1 and math.isfinite(scores[0])

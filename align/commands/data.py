@@ -11,7 +11,8 @@ def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="align data", description="Preference data tools.")
     sub = parser.add_subparsers(dest="action", required=True)
     convert = sub.add_parser("convert", help="Read a preference file and write preference records.")
-    convert.add_argument("input", help="File (.jsonl/.json/.csv/.parquet, .gz too) or a saved dataset folder.")
+    convert.add_argument("input",
+                         help="File (.jsonl/.json/.csv/.parquet, .gz too) or a saved dataset folder.")
     convert.add_argument("--format", choices=FORMATS, default="auto", help="Input format (default: auto).")
     convert.add_argument("--out", required=True,
                          help="Output: a .jsonl file, or a folder for a Hugging Face dataset saved to disk.")

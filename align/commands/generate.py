@@ -6,11 +6,15 @@ from align.cli import ArgumentParser
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="align generate", description="Sample K candidate responses per prompt, with provenance.")
-    parser.add_argument("--model", required=True, help="Base model (hub id, folder, builtin:ALIAS) or an adapter folder.")
+    parser = ArgumentParser(prog="align generate",
+                            description="Sample K candidate responses per prompt, with provenance.")
+    parser.add_argument("--model", required=True,
+                        help="Base model (hub id, folder, builtin:ALIAS) or an adapter folder.")
     parser.add_argument("--adapter", help="A LoRA adapter folder to apply on --model.")
-    parser.add_argument("--prompts", required=True, help=".txt (one per line), JSONL with `prompt`, or a preference file.")
-    parser.add_argument("--out", required=True, help="Candidates JSONL (what `align label import --format candidates` reads).")
+    parser.add_argument("--prompts", required=True,
+                        help=".txt (one per line), JSONL with `prompt`, or a preference file.")
+    parser.add_argument("--out", required=True,
+                        help="Candidates JSONL (what `align label import --format candidates` reads).")
     parser.add_argument("--n", type=int, default=2, help="Responses per prompt (default 2).")
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--top_p", "--top-p", type=float, default=1.0)
@@ -29,11 +33,12 @@ def main(argv: list[str]) -> int:
     prompts = read_prompts(args.prompts)[: args.max_prompts]
     policy = Policy.from_pretrained(args.model, adapter=args.adapter, quantization=args.quantization)
     generations = policy.generate(prompts, n=args.n, temperature=args.temperature, top_p=args.top_p,
-                                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-                                  progress=True)
+                                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                  seed=args.seed, progress=True)
     sets = [CandidateSet(f"p-{i:05d}", list(p), [
-        Candidate(g.text, model=policy.name, adapter=policy.adapter, sampling={**g.sampling, "seed": args.seed},
-                  logprobs=g.logprobs, finished=g.finished) for g in gens])
+        Candidate(g.text, model=policy.name, adapter=policy.adapter,
+                  sampling={**g.sampling, "seed": args.seed}, logprobs=g.logprobs, finished=g.finished)
+        for g in gens])
         for i, (p, gens) in enumerate(zip(prompts, generations))]
     write_candidates(sets, args.out)
     unfinished = sum(not g.finished for gens in generations for g in gens)

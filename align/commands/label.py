@@ -35,7 +35,8 @@ def _parser() -> ArgumentParser:
     p = command("import", "Add pairs to label from a preference file or a candidates JSONL.")
     p.add_argument("file")
     p.add_argument("--format", choices=["auto", "hh", "kway", "records", "candidates"], default="auto")
-    p.add_argument("--gold", action="store_true", help="The file's preferences are known answers (gold pairs).")
+    p.add_argument("--gold", action="store_true",
+                   help="The file's preferences are known answers (gold pairs).")
     p.add_argument("--batch", help="Tag the pairs (e.g. round-2); serve and export can select a batch.")
     p.add_argument("--pairs_per_prompt", "--pairs-per-prompt", type=int,
                    help="Candidates: at most this many pairs per prompt (default: every two responses).")
@@ -56,12 +57,15 @@ def _parser() -> ArgumentParser:
     p = command("simulate", "Simulated labelers labeling through a running app's API.")
     p.add_argument("--url", required=True, help="The app's URL, e.g. http://127.0.0.1:7860")
     p.add_argument("--labelers", type=int, default=4)
-    p.add_argument("--judge", default="vader", help="`vader` or module:function (judge(prompt, a, b) -> (choice, strength)).")
+    p.add_argument("--judge", default="vader",
+                   help="`vader` or module:function (judge(prompt, a, b) -> (choice, strength)).")
     p.add_argument("--temperature", type=float, default=0.1, help="Bradley-Terry noise of the vader judge.")
-    p.add_argument("--duration", type=float, help="Stop after this many seconds (default: when the queue is empty).")
+    p.add_argument("--duration", type=float,
+                   help="Stop after this many seconds (default: when the queue is empty).")
     p.add_argument("--max_labels", "--max-labels", type=int)
-    p.add_argument("--password", default="simulated", help="Password of the simulated accounts sim-01..sim-N; "
-                   "missing accounts are created in --store with it.")
+    p.add_argument("--password", default="simulated",
+                   help="Password of the simulated accounts sim-01..sim-N; "
+                        "missing accounts are created in --store with it.")
     p.add_argument("--seed", type=int, default=0)
     return parser
 

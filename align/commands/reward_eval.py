@@ -9,9 +9,11 @@ from foundation.readers import FORMATS
 
 
 def main(argv: list[str]) -> int:
-    parser = ArgumentParser(prog="align reward eval", description="Evaluate a reward model on preference data.")
+    parser = ArgumentParser(prog="align reward eval",
+                            description="Evaluate a reward model on preference data.")
     parser.add_argument("--model", required=True, help="A folder written by `align reward train`.")
-    parser.add_argument("--data", required=True, help="Preference file (any format `align data convert` reads).")
+    parser.add_argument("--data", required=True,
+                        help="Preference file (any format `align data convert` reads).")
     parser.add_argument("--format", choices=FORMATS, default="auto")
     parser.add_argument("--skip-invalid", "--skip_invalid", action="store_true")
     parser.add_argument("--batch-size", "--batch_size", type=int, default=32)
@@ -35,6 +37,7 @@ def main(argv: list[str]) -> int:
     print(f"calibration: ECE {report['ece']:.3f}; reliability diagram: {report['reliability_png']}")
     shorter = report["accuracy_chosen_shorter"]
     print(f"length bias: corr(reward, length) {report['length_reward_correlation']:+.3f}; accuracy when the "
-          f"chosen response is shorter: {shorter['accuracy'] if shorter['accuracy'] is None else round(shorter['accuracy'], 3)} "
+          f"chosen response is shorter: "
+          f"{shorter['accuracy'] if shorter['accuracy'] is None else round(shorter['accuracy'], 3)} "
           f"on {shorter['pairs']} pairs")
     return 0

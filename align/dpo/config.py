@@ -30,7 +30,8 @@ class DPOConfig(ModelOptions, DataOptions, TrainerOptions):
         "help": "Recompute activations in the backward instead of keeping them (on by default for DPO, as in "
                 "TRL: measured on this CPU with prefix sharing, 3% more time for a third less memory)."})
     output_dir: str = field(default="outputs/dpo", metadata={"help": "Where checkpoints and the adapter go."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW); LoRA DPO likes 1e-5..1e-4."})
+    learning_rate: float = field(default=5e-5, metadata={
+        "help": "Peak learning rate (AdamW); LoRA DPO likes 1e-5..1e-4."})
     max_length: int = field(default=512, metadata={"help": "Longest prompt+response in tokens."})
     beta: float = field(default=0.1, metadata={
         "help": "Strength of the pull towards the reference (β in the DPO loss; τ for ipo)."})
@@ -43,10 +44,12 @@ class DPOConfig(ModelOptions, DataOptions, TrainerOptions):
     min_margin: float = field(default=0.0, metadata={
         "help": "Train only on pairs whose labeled margin is at least this (0: every non-tie pair)."})
     prefix_sharing: bool = field(default=True, metadata={
-        "help": "Forward each pair's prompt once for both responses (one packed row with a 4-D attention mask); "
+        "help": "Forward each pair's prompt once for both responses "
+                "(one packed row with a 4-D attention mask); "
                 "the same losses as two rows, less compute. Needs sdpa or eager attention."})
     precompute_ref_log_probs: Literal["auto", "true", "false"] = field(default="auto", metadata={
-        "help": "Compute the reference log-probs once before training; auto: when every pair is seen at least twice."})
+        "help": "Compute the reference log-probs once before training; "
+                "auto: when every pair is seen at least twice."})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -54,7 +57,8 @@ class DPOConfig(ModelOptions, DataOptions, TrainerOptions):
         check(self.max_length >= 16, "max_length", self.max_length, "must be at least 16 tokens")
         check(self.data is not None, "data", self.data, "must name a preference file (--data FILE)")
         check(self.beta > 0, "beta", self.beta, "must be positive")
-        check(0.0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "must be in [0, 0.5)")
+        check(0.0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing,
+              "must be in [0, 0.5)")
         check(self.loss_type not in ("robust", "conservative") or self.label_smoothing > 0, "label_smoothing",
               self.label_smoothing, f"must be positive with loss_type {self.loss_type} (0.1 is typical)")
         check(self.min_margin >= 0, "min_margin", self.min_margin, "must be non-negative")

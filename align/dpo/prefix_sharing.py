@@ -102,7 +102,8 @@ def share_prefixes(model) -> list:
         current.update(packed)
         attention = packed["packed_attention_mask"]
         if getattr(_config(module), "_attn_implementation", "sdpa") == "eager":
-            attention = torch.zeros(attention.shape, dtype=torch.float32, device=attention.device).masked_fill(
+            attention = torch.zeros(attention.shape, dtype=torch.float32,
+                                    device=attention.device).masked_fill(
                 ~attention, torch.finfo(torch.float32).min)
         kwargs.update(input_ids=packed["packed_input_ids"], attention_mask=attention,
                       position_ids=packed["packed_position_ids"], shift_labels=packed["packed_shift_labels"])

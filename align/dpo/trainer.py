@@ -29,7 +29,8 @@ __all__ = ["train_dpo", "preference_rows"]
 def preference_rows(config: DPOConfig) -> tuple[list[dict], dict]:
     """TRL conversational rows from the data, and counts of what was left out and why."""
     data = read_preferences(config.data, config.format, skip_invalid=config.skip_invalid)
-    rows, counts = [], {"ties_dropped": 0, "below_min_margin": 0, "skipped_invalid": sum(data.skipped.values())}
+    rows, counts = [], {"ties_dropped": 0, "below_min_margin": 0,
+                        "skipped_invalid": sum(data.skipped.values())}
     for r in data.records:
         if r.tie and config.ties == "drop":
             counts["ties_dropped"] += 1
@@ -88,7 +89,8 @@ def build_dpo_trainer(config: DPOConfig):
     args = trl.DPOConfig(
         **trainer_arguments(config), beta=config.beta, loss_type=[LOSS_TYPES[config.loss_type]],
         label_smoothing=config.label_smoothing, max_length=config.max_length,
-        precompute_ref_log_probs=precompute, train_sampling_strategy="group_by_length", length_column_name="length")
+        precompute_ref_log_probs=precompute, train_sampling_strategy="group_by_length",
+        length_column_name="length")
     trainer = _grouped_dpo_trainer()(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                      processing_class=tokenizer)
     # The sampler groups by this column: the tokens of each pair's forward (one packed row with prefix
@@ -101,7 +103,8 @@ def build_dpo_trainer(config: DPOConfig):
         from align.dpo.prefix_sharing import PrefixSharingCollator, share_prefixes
 
         collator = trainer.data_collator
-        trainer.data_collator = PrefixSharingCollator(pad_token_id=collator.pad_token_id, max_length=collator.max_length,
+        trainer.data_collator = PrefixSharingCollator(pad_token_id=collator.pad_token_id,
+                                                      max_length=collator.max_length,
                                                       pad_to_multiple_of=collator.pad_to_multiple_of)
         share_prefixes(trainer.model)
     return trainer, tokenizer

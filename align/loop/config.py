@@ -28,7 +28,8 @@ __all__ = ["LoopConfig", "GenerationOptions", "PolicySection", "RewardSection", 
 # Set by the loop for every stage, in every round: not a key of any section.
 _PER_ROUND = ("output_dir", "seed", "resume")
 _DATA_FIELDS = ("data", "format", "skip_invalid", "max_samples")
-_NEVER = 10**9   # "no intermediate checkpoints": each stage runs to its end in one go; the loop resumes by stage
+# "No intermediate checkpoints": each stage runs to its end in one go; the loop resumes by stage.
+_NEVER = 10**9
 
 PolicySection = ModelOptions
 RewardSection = section(
@@ -52,7 +53,8 @@ class GenerationOptions:
 
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the candidates."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the candidates (1: off)."})
-    max_new_tokens: int = field(default=48, metadata={"help": "Longest response sampled (candidates and evaluation)."})
+    max_new_tokens: int = field(default=48, metadata={
+        "help": "Longest response sampled (candidates and evaluation)."})
     eval_temperature: float = field(default=0.7, metadata={
         "help": "Sampling temperature of the held-out answers that the evaluation judges."})
     batch_size: int = field(default=16, metadata={"help": "Responses sampled together."})
@@ -70,25 +72,47 @@ class LoopConfig:
     """The loop: candidates → labels → reward model → DPO or PPO → evaluation, for `rounds` rounds."""
 
     prompts: str = field(default="builtin:reviews", metadata={
-        "help": "Training prompts: a file (.txt, JSONL, preference data) or builtin:reviews (review requests)."})
+        "help": "Training prompts: a file (.txt, JSONL, preference data) or builtin:reviews (review "
+                "requests)."})
     heldout_prompts: str | None = field(default=None, metadata={
         "help": "Held-out prompts for evaluation (default: builtin:reviews' held-out third)."})
-    output_dir: str = field(default="outputs/loop", metadata={"help": "Rounds, store, models and the report."})
+    output_dir: str = field(default="outputs/loop", metadata={
+        "help": "Rounds, store, models and the report."})
     rounds: int = field(default=2, metadata={"help": "Rounds of the loop."})
-    candidates_per_prompt: int = field(default=4, metadata={"help": "Responses sampled per prompt each round."})
+    candidates_per_prompt: int = field(default=4, metadata={
+        "help": "Responses sampled per prompt each round."})
     pairs_per_round: int = field(default=40, metadata={"help": "Pairs sent to labelers each round."})
     random_share: float = field(default=0.25, metadata={
-        "help": "From round 2: share of the round's pairs chosen at random (the rest by uncertainty), to compare."})
+        "help": "From round 2: share of the round's pairs chosen at random (the rest by uncertainty), to "
+                "compare."})
     k: int = field(default=2, metadata={"help": "Labels per pair."})
     labelers: int = field(default=4, metadata={
         "help": "Simulated labelers (through the app's API); 0: wait for people at the app's URL."})
     judge: str = field(default="vader", metadata={
         "help": "Judge of the simulated labelers and gold judge of the evaluation: vader or module:function "
                 "(judge(prompt, a, b) -> (choice, strength))."})
-    judge_temperature: float = field(default=0.05, metadata={"help": "Bradley-Terry noise of the vader labelers."})
+    judge_temperature: float = field(default=0.05, metadata={
+        "help": "Bradley-Terry noise of the simulated labelers (vader, and judges that take `temperature`)."})
     method: Literal["dpo", "ppo"] = field(default="dpo", metadata={
         "help": "dpo: DPO on the labels; ppo: PPO against the reward model."})
-    store: str | None = field(default=None, metadata={"help": "Label store URL (default: OUTPUT_DIR/labels.db)."})
+    kl_budget: float = field(default=5.0, metadata={
+        "help": "Most KL(policy ‖ initial) per response, in nats, that a round's policy may reach: after "
+                "training, an adapter over it is shrunk towards the initial policy until it fits (PPO also "
+                "aims its KL controller below it). Bounds reward over-optimisation."})
+    kl_prompts: int = field(default=32, metadata={
+        "help": "Training prompts on which the KL budget is measured after each policy stage."})
+    rm_pairs: bool = field(default=False, metadata={
+        "help": "DPO also trains on pairs the round's reward model labels among every training prompt's "
+                "candidates (its best vs its worst, when it is confident), beside the human labels "
+                "(online DPO, as in RLHFlow's iterative DPO)."})
+    rm_pair_confidence: float = field(default=0.7, metadata={
+        "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used."})
+    keep_worse_rounds: bool = field(default=False, metadata={
+        "help": "Let a round whose policy the gold judge finds worse (95% interval below ½ against the "
+                "previous kept policy) start the next round anyway; by default the next round starts from "
+                "the last policy that was not worse, and the final policy is that one."})
+    store: str | None = field(default=None, metadata={
+        "help": "Label store URL (default: OUTPUT_DIR/labels.db)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Where the labeling app listens."})
     port: int = field(default=0, metadata={"help": "The app's port (0: a free one)."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling, selection and every stage's training."})
@@ -107,6 +131,10 @@ class LoopConfig:
         check(self.labelers >= 0, "labelers", self.labelers, "must be 0 (people) or more")
         check(0.0 <= self.random_share <= 1.0, "random_share", self.random_share, "must be in [0, 1]")
         check(self.pairs_per_round >= 1, "pairs_per_round", self.pairs_per_round, "must be at least 1")
+        check(self.kl_budget > 0, "kl_budget", self.kl_budget, "must be positive (nats per response)")
+        check(self.kl_prompts >= 1, "kl_prompts", self.kl_prompts, "must be at least 1")
+        check(0.5 <= self.rm_pair_confidence < 1, "rm_pair_confidence", self.rm_pair_confidence,
+              "must be in [0.5, 1)")
         # Each stage's own checks, now rather than rounds later.
         self.reward_config(data="(each round's labels)", output_dir="(each round's folder)")
         if self.method == "dpo":
@@ -122,8 +150,12 @@ class LoopConfig:
                       seed=self.seed)
 
     def ppo_config(self, *, reward_model: str, output_dir: str) -> PPOConfig:
-        return _stage(PPOConfig, {"policy": self.policy, "ppo": self.ppo}, reward_model=reward_model,
-                      output_dir=output_dir, seed=self.seed)
+        """PPO's config; its KL controller aims below the loop's budget, and it stops at the budget."""
+        ppo = _stage(PPOConfig, {"policy": self.policy, "ppo": self.ppo}, reward_model=reward_model,
+                     output_dir=output_dir, seed=self.seed)
+        ppo.target_kl = min(ppo.target_kl, 0.8 * self.kl_budget)
+        ppo.kl_stop = min(ppo.kl_stop or self.kl_budget, self.kl_budget)
+        return ppo
 
 
 def _stage(cls: type, sections: dict, **owned):

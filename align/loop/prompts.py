@@ -1,24 +1,67 @@
-"""The loop's built-in prompts (`prompts: builtin:reviews`): review requests over products and places,
-split into training and held-out prompts with a fixed seed, so that evaluation never sees a training
-prompt."""
+"""The loop's built-in prompts (`prompts: builtin:reviews`): review requests of several kinds over
+products, places and services.
+
+Training and held-out prompts are about *different* subjects (a fixed seeded split of the subjects),
+so the evaluation measures what the policy learnt about reviews, not about the items it was trained
+on. 40 training prompts (one per training subject) and 120 held-out prompts (two request kinds per
+held-out subject): enough for a 95% interval of about ±0.08 on a win rate.
+"""
 
 from __future__ import annotations
 
 import random
 
-__all__ = ["review_prompts"]
+__all__ = ["review_prompts", "TEMPLATES", "SUBJECTS"]
 
-PRODUCTS = ["coffee grinder", "rain jacket", "electric kettle", "hiking boots", "desk lamp", "backpack",
-            "bluetooth speaker", "cast iron pan", "yoga mat", "fountain pen", "board game", "tent",
-            "road bike", "office chair", "teapot", "headphones", "sketchbook", "water bottle"]
-PLACES = ["bakery in Lyon", "museum in Madrid", "beach in Crete", "cafe in Vienna", "park in Kyoto",
-          "bookshop in Dublin", "hotel in Lisbon", "market in Marrakesh", "library in Prague",
-          "ramen bar in Osaka", "zoo in Berlin", "lake in Ontario"]
+PRODUCTS = [
+    "coffee grinder", "rain jacket", "electric kettle", "hiking boots", "desk lamp", "backpack",
+    "bluetooth speaker", "cast iron pan", "yoga mat", "fountain pen", "board game", "tent", "road bike",
+    "office chair", "teapot", "headphones", "sketchbook", "water bottle", "standing desk", "rice cooker",
+    "e-reader", "wool sweater", "kitchen knife", "air purifier", "camping stove", "electric toothbrush",
+    "mechanical keyboard", "running shoes", "winter gloves", "blender", "picnic blanket", "travel mug",
+    "smart watch", "garden hose", "puzzle of 1000 pieces", "umbrella", "sleeping bag", "desk fan",
+    "laptop stand", "bread knife",
+]
+PLACES = [
+    "bakery in Lyon", "museum in Madrid", "beach in Crete", "cafe in Vienna", "park in Kyoto",
+    "bookshop in Dublin", "hotel in Lisbon", "market in Marrakesh", "library in Prague", "ramen bar in Osaka",
+    "zoo in Berlin", "lake in Ontario", "pizzeria in Naples", "botanical garden in Singapore",
+    "jazz club in New Orleans", "hostel in Reykjavik", "castle in Edinburgh", "night market in Taipei",
+    "ski resort in the Alps", "aquarium in Monterey", "tea house in Istanbul", "cinema in Melbourne",
+    "food hall in Copenhagen", "campsite in Patagonia", "harbour in Cape Town", "gallery in Florence",
+    "brewery in Munich", "spa in Budapest", "farmers market in Portland", "temple in Bangkok",
+]
+SERVICES = [
+    "plumber who fixed my sink", "online Spanish course", "car rental in Seville", "food delivery app",
+    "dentist appointment", "bike repair shop", "moving company", "yoga class at the community centre",
+    "tax preparation service", "dog walking service", "hair salon on Main Street", "train journey to Milan",
+    "cooking class in Bologna", "guided city walking tour", "phone repair kiosk", "laundry service",
+    "piano teacher", "airport shuttle", "house cleaning service", "photography workshop",
+    "music streaming service", "gym membership", "car wash", "tailor who altered my suit",
+    "coworking space", "wine tasting tour", "language exchange meetup", "pottery class",
+    "bus tour of the coast", "vet clinic",
+]
+SUBJECTS = PRODUCTS + PLACES + SERVICES
+TEMPLATES = [
+    "Write a short review of the {}.",
+    "Write a brief review of the {} for a friend who is considering it.",
+    "In a few sentences, give your honest opinion of the {}.",
+    "Describe your experience with the {} in a short review.",
+    "Write a short customer review of the {}.",
+    "What did you think of the {}? Answer with a short review.",
+]
+TRAIN_SUBJECTS = 40
+HELDOUT_PROMPTS = 120
 
 
 def review_prompts() -> tuple[list[str], list[str]]:
-    """Training and held-out prompts over every product and place, split 2:1 with a fixed seed."""
-    prompts = [f"Write a short review of the {s}." for s in PRODUCTS + PLACES]
-    random.Random(0).shuffle(prompts)
-    cut = len(prompts) * 2 // 3
-    return prompts[:cut], prompts[cut:]
+    """(training, held-out) prompts: subjects split with a fixed seed, so no held-out prompt is about a
+    training subject; each training subject asked once, each held-out subject in two request kinds."""
+    rng = random.Random(0)
+    subjects = list(SUBJECTS)
+    rng.shuffle(subjects)
+    train_subjects, heldout_subjects = subjects[:TRAIN_SUBJECTS], subjects[TRAIN_SUBJECTS:]
+    train = [rng.choice(TEMPLATES).format(s) for s in train_subjects]
+    heldout = [t.format(s) for s in heldout_subjects for t in rng.sample(TEMPLATES, 2)]
+    rng.shuffle(heldout)
+    return train, heldout[:HELDOUT_PROMPTS]

@@ -9,6 +9,11 @@ from pathlib import Path
 __all__ = ["describe_stage", "write_report"]
 
 NAN = float("nan")
+TABLE_HEADER = (
+    "| round | judge win rate vs initial | vs previous kept | RM win rate vs initial | KL (nats) "
+    "| length (tokens) | labels so far | alpha | previous RM accuracy on this round's fresh labels "
+    "| same, uncertain / random |\n"
+    "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def describe_stage(stage: str, state: dict) -> str:
@@ -21,21 +26,43 @@ def describe_stage(stage: str, state: dict) -> str:
         return f"{lab['labels']} labels in the store, Krippendorff's alpha {lab['krippendorff_alpha']}"
     if stage == "reward":
         info = state["reward"]
-        fresh = ", ".join(f"{k.split('_')[-1]} {v:.2f}" for k, v in info.items() if k.startswith("fresh"))
-        return f"refit on {info['train_records']} records" + (f"; previous RM on fresh labels: {fresh}" if fresh else "")
+        fresh = info.get("fresh_accuracy")
+        accuracy = f"; previous RM on this round's {fresh['n']} fresh labels: accuracy " \
+            f"{_with_interval(fresh['accuracy'], fresh['interval'])}" if fresh else ""
+        return f"refit on {info['train_records']} records" + accuracy
     if stage == "evaluate":
-        return "; ".join(f"vs {k}: judge win rate {v['judge_win_rate']:.2f}, RM win rate {v['reward_win_rate']:.2f}, "
-                         f"KL {v['kl']:.2f}" for k, v in state["evaluation"].items())
+        kept = "" if state.get("kept", True) else " (worse: not kept)"
+        return "; ".join(f"vs {k}: judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}, "
+                         f"RM {_with_interval(v['reward_win_rate'], v['reward_interval'])}, "
+                         f"KL {_with_interval(v['kl'], v['kl_interval'])}"
+                         for k, v in state["evaluation"].items()) + kept
     if stage == "policy":
-        return state["policy"]
+        guard = state.get("kl_guard", {})
+        held = (f"; KL {guard['kl_trained']:.2f} over the budget {guard['budget']:g}: adapter scaled by "
+                f"{guard['scale']:.2f} to KL {guard['kl']:.2f}" if guard.get("scale", 1.0) < 1.0
+                else f"; KL {guard['kl']:.2f} within the budget {guard['budget']:g}" if guard else "")
+        return state["policy"] + held
     return "done"
+
+
+def _with_interval(value: float, interval) -> str:
+    return f"{value:.2f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{value:.2f}"
 
 
 def _evaluated_rounds(state: dict) -> list[tuple[int, dict]]:
     return sorted((int(r), s) for r, s in state["rounds"].items() if "evaluation" in s)
 
 
-def plot_rounds(rounds: list[tuple[int, dict]], path: Path) -> None:
+def _errorbar(ax, xs, entries: list[dict], key: str, fmt: str, label: str) -> None:
+    """Points with their 95% intervals as error bars."""
+    ys = [e[key] for e in entries]
+    intervals = [e.get(f"{key.rsplit('_', 2)[0]}_interval") or (y, y) for e, y in zip(entries, ys)]
+    below = [y - i[0] for y, i in zip(ys, intervals)]
+    above = [i[1] - y for y, i in zip(ys, intervals)]
+    ax.errorbar(xs, ys, yerr=[below, above], fmt=fmt, capsize=3, label=label)
+
+
+def plot_rounds(rounds: list[tuple[int, dict]], path: Path, kl_budget: float | None = None) -> None:
     """Four panels over the rounds: win rates, mean reward, KL to the initial policy, label quality."""
     import matplotlib
 
@@ -45,8 +72,8 @@ def plot_rounds(rounds: list[tuple[int, dict]], path: Path) -> None:
     xs = [r for r, _ in rounds]
     ev = [s["evaluation"] for _, s in rounds]
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
-    axes[0].plot(xs, [e["initial"]["judge_win_rate"] for e in ev], "o-", label="judge, vs initial")
-    axes[0].plot(xs, [e["initial"]["reward_win_rate"] for e in ev], "s--", label="reward model, vs initial")
+    _errorbar(axes[0], xs, [e["initial"] for e in ev], "judge_win_rate", "o-", "judge, vs initial")
+    _errorbar(axes[0], xs, [e["initial"] for e in ev], "reward_win_rate", "s--", "reward model, vs initial")
     prev = [(x, e["previous"]["judge_win_rate"]) for x, e in zip(xs, ev) if "previous" in e]
     if prev:
         axes[0].plot(*zip(*prev), "^-", label="judge, vs previous round")
@@ -55,8 +82,10 @@ def plot_rounds(rounds: list[tuple[int, dict]], path: Path) -> None:
     axes[1].plot(xs, [e["initial"]["reward_policy"] for e in ev], "o-", label="policy")
     axes[1].plot(xs, [e["initial"]["reward_reference"] for e in ev], "s--", label="initial")
     axes[1].set_title("mean reward (this round's RM)")
-    axes[2].plot(xs, [e["initial"]["kl"] for e in ev], "o-")
-    axes[2].set_title("KL(policy ‖ initial), nats")
+    _errorbar(axes[2], xs, [e["initial"] for e in ev], "kl", "o-", "held-out KL")
+    if kl_budget:
+        axes[2].axhline(kl_budget, color="C3", ls="--", lw=1, label="KL budget")
+    axes[2].set_title("KL(policy ‖ initial) per response, nats")
     _plot_labels(axes[3], xs, [s for _, s in rounds])
     for ax in axes:
         ax.set_xlabel("round")
@@ -84,26 +113,45 @@ def _plot_labels(ax, xs: list[int], states: list[dict]) -> None:
 
 def _row(r: int, s: dict) -> str:
     e, fresh = s["evaluation"], s.get("reward", {})
-    return (f"| {r} | {e['initial']['judge_win_rate']:.2f} | "
-            f"{e['previous']['judge_win_rate'] if 'previous' in e else NAN:.2f} | "
-            f"{e['initial']['reward_win_rate']:.2f} | {e['initial']['kl']:.2f} | {e['initial']['length']:.0f} | "
+    initial, previous = e["initial"], e.get("previous")
+    accuracy = fresh.get("fresh_accuracy")
+    return (f"| {r}{'' if s.get('kept', True) else ' (not kept)'} | "
+            f"{_with_interval(initial['judge_win_rate'], initial['judge_interval'])} | "
+            f"{_with_interval(previous['judge_win_rate'], previous['judge_interval']) if previous else '–'} "
+            "| "
+            f"{_with_interval(initial['reward_win_rate'], initial['reward_interval'])} | "
+            f"{_with_interval(initial['kl'], initial['kl_interval'])} | {initial['length']:.0f} | "
             f"{s['labels']['labels']} | {s['labels']['krippendorff_alpha']} | "
-            f"{fresh.get('fresh_accuracy_active', NAN):.2f} / {fresh.get('fresh_accuracy_random', NAN):.2f} |")
+            f"{_with_interval(accuracy['accuracy'], accuracy['interval']) if accuracy else '–'} | "
+            f"{fresh.get('fresh_accuracy_active', NAN):.2f} / "
+            f"{fresh.get('fresh_accuracy_random', NAN):.2f} |")
+
+
+def _warnings(rounds: list[tuple[int, dict]]) -> str:
+    lines = [f"> **⚠ Round {r}:** {w}" for r, s in rounds for w in s.get("warnings", [])]
+    if not lines:
+        return "No warnings: the reward model and the gold judge agree within their intervals.\n"
+    return "\n".join(lines) + "\n"
 
 
 def report_markdown(state: dict, rounds: list[tuple[int, dict]]) -> str:
     cfg = state["config"]
     example = rounds[-1][1]["evaluation"]["initial"].get("example") or {}
+    n = rounds[-1][1]["evaluation"]["initial"].get("prompts", "")
     return f"""# align loop report
 
 Policy `{cfg['policy']['model']}` (quantization {cfg['policy']['quantization']}), {cfg['rounds']} rounds,
 {cfg['method'].upper()}, judge `{cfg['judge']}` ({cfg['labelers']} simulated labelers, k = {cfg['k']}),
-reward model on `{cfg['reward']['model']}`.
+reward model on `{cfg['reward']['model']}`, KL budget {cfg['kl_budget']} nats per response.
 
+{_warnings(rounds)}
 ![rounds](report.png)
 
-| round | judge win rate vs initial | vs previous | RM win rate vs initial | KL | length (tokens) | labels so far | alpha | previous RM on fresh labels (uncertain / random) |
-|---|---|---|---|---|---|---|---|---|
+Win rates are on {n} held-out prompts (ties count half), with 95% Wilson intervals; KL(policy ‖ initial)
+is per response (exact per-token KL over the vocabulary, summed), with a 95% interval. "RM" is the
+round's reward model (the proxy the policy was trained towards); the judge is the gold standard.
+
+{TABLE_HEADER}
 {chr(10).join(_row(r, s) for r, s in rounds)}
 
 From round 2, pairs are chosen by the previous reward model's uncertainty, with a random slice kept:
@@ -121,11 +169,11 @@ def write_report(state: dict, out: Path) -> Path:
     rounds = _evaluated_rounds(state)
     if not rounds:
         return out / "report.md"
-    plot_rounds(rounds, out / "report.png")
+    plot_rounds(rounds, out / "report.png", state["config"].get("kl_budget"))
     md = report_markdown(state, rounds)
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "report.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>align loop report</title><body style='font-family:sans-serif;"
-        "max-width:1100px;margin:auto'><pre style='white-space:pre-wrap'>" + html.escape(md) +
-        "</pre><img src='report.png' style='width:100%'></body>", encoding="utf-8")
+        "<!doctype html><meta charset='utf-8'><title>align loop report</title>"
+        "<body style='font-family:sans-serif;max-width:1100px;margin:auto'><pre style='white-space:pre-wrap'>"
+        + html.escape(md) + "</pre><img src='report.png' style='width:100%'></body>", encoding="utf-8")
     return out / "report.md"

@@ -17,6 +17,7 @@ import json
 import random
 import socket
 import statistics
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -71,7 +72,8 @@ class Loop:
                                 seed=config.seed) if self.processes.is_main else None
         self.judge = load_judge(config.judge)
         self.train_prompts = [as_chat(p) for p in _prompts(config.prompts, held_out=False)]
-        heldout = config.heldout_prompts or ("builtin:reviews" if config.prompts == "builtin:reviews" else None)
+        builtin = config.prompts == "builtin:reviews"
+        heldout = config.heldout_prompts or ("builtin:reviews" if builtin else None)
         if heldout:
             self.heldout = [as_chat(p) for p in _prompts(heldout, held_out=True)]
         else:   # no held-out set given: keep a third of the prompts apart
@@ -103,12 +105,25 @@ class Loop:
         """The policy after round r (round 0: the initial model)."""
         return self.config.policy.model if r == 0 else self._round(r)["policy"]
 
+    def kept(self, r: int) -> int:
+        """The last round up to r whose policy was kept (0: the initial policy): a round that made the
+        policy worse by the gold judge's held-out measure is passed over (`keep_worse_rounds`)."""
+        while r > 0 and self._round(r).get("kept") is False and not self.config.keep_worse_rounds:
+            r -= 1
+        return r
+
     def _load_policy(self, r: int):
         """The policy after round r, for sampling, quantized as it trains (`policy.quantization`)."""
         from align.policy import Policy
 
         options = self.config.policy
-        return Policy.from_pretrained(self.policy_path(r), quantization=options.quantization, dtype=options.dtype)
+        return Policy.from_pretrained(self.policy_path(r), quantization=options.quantization,
+                                      dtype=options.dtype)
+
+    def _eval_sampling(self) -> dict:
+        gen = self.config.generation
+        return {"temperature": gen.eval_temperature, "max_new_tokens": gen.max_new_tokens, "seed": 1,
+                "batch_size": gen.batch_size}
 
     def _reward_model(self, r: int):
         from reward.ensemble import load_scorer
@@ -121,13 +136,13 @@ class Loop:
         from foundation.candidates import Candidate, CandidateSet, write_candidates
 
         cfg, gen = self.config, self.config.generation
-        policy = self._load_policy(r - 1)
+        policy = self._load_policy(self.kept(r - 1))
         gens = policy.generate(self.train_prompts, n=cfg.candidates_per_prompt, temperature=gen.temperature,
                                top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
                                seed=cfg.seed + r, progress=True)
-        sets = [CandidateSet(f"r{r}-p{i:04d}", p, [Candidate(g.text, model=policy.name, adapter=policy.adapter,
-                                                             sampling=g.sampling, logprobs=g.logprobs,
-                                                             finished=g.finished) for g in gs])
+        sets = [CandidateSet(f"r{r}-p{i:04d}", p, [
+                    Candidate(g.text, model=policy.name, adapter=policy.adapter, sampling=g.sampling,
+                              logprobs=g.logprobs, finished=g.finished) for g in gs])
                 for i, (p, gs) in enumerate(zip(self.train_prompts, gens))]
         write_candidates(sets, self._dir(r) / "candidates.jsonl")
 
@@ -155,11 +170,13 @@ class Loop:
             n_random = round(n * cfg.random_share)
             ranked = sorted(range(len(pool)), key=lambda i: -scores[i])
             active = set(ranked[: n - n_random])
-            random_slice = [i for i in range(len(pool)) if i not in active][:n_random]   # the pool is shuffled
+            # the pool is shuffled: its first pairs not chosen by uncertainty are a random slice
+            random_slice = [i for i in range(len(pool)) if i not in active][:n_random]
             chosen = {"active": [pool[i] for i in ranked[: n - n_random]],
                       "random": [{**pool[i], "priority": 0.0} for i in random_slice]}
-            info["uncertainty"] = {"active": statistics.fmean(scores[i] for i in active),
-                                   "random": statistics.fmean(scores[i] for i in random_slice) if n_random else None}
+            info["uncertainty"] = {
+                "active": statistics.fmean(scores[i] for i in active) if active else None,
+                "random": statistics.fmean(scores[i] for i in random_slice) if random_slice else None}
         for slice_name, items in chosen.items():
             self.store.add_pairs(items, batch=f"round-{r}/{slice_name}")
             info[slice_name] = len(items)
@@ -186,8 +203,8 @@ class Loop:
         finally:
             app.close()
         stats = label_stats(self.store)
-        self._round(r)["labels"] = {"labels": stats["labels"], "krippendorff_alpha": stats["krippendorff_alpha"],
-                                    "pairwise_agreement": stats["pairwise_agreement"]}
+        self._round(r)["labels"] = {key: stats[key]
+                                    for key in ("labels", "krippendorff_alpha", "pairwise_agreement")}
 
     def _remaining(self, batches) -> int:
         return sum(self.store.remaining(batch=b) for b in batches)
@@ -205,9 +222,10 @@ class Loop:
         labelers = load_judge(cfg.judge, temperature=cfg.judge_temperature)   # noisy, unlike the gold judge
         result = simulate(url, accounts, labelers, seed=cfg.seed + r)
         if self._remaining(batches):
-            raise LabelingStopped(f"round {r}: the simulated labelers stopped with {self._remaining(batches)} "
-                                  f"labels missing ({result.errors[:3]}); rerun `align loop` with the same "
-                                  f"--output_dir to resume, or label the rest at {url}.")
+            raise LabelingStopped(f"round {r}: the simulated labelers stopped with "
+                                  f"{self._remaining(batches)} labels missing ({result.errors[:3]}); rerun "
+                                  f"`align loop` with the same --output_dir to resume, or label the rest at "
+                                  f"{url}.")
 
     def _wait_for_people(self, url: str, r: int, batches) -> None:
         from tqdm.auto import tqdm
@@ -229,7 +247,8 @@ class Loop:
         return aggregate(self.store, batch=f"round-{r}/{slice_name}")[0]
 
     def reward(self, r: int) -> None:
-        """Accuracy of the previous reward model on this round's fresh labels (by slice), then refit on all labels."""
+        """Accuracy of the previous reward model on this round's fresh labels (by slice), then refit on
+        all labels."""
         from foundation.records import write_jsonl
         from reward.trainer import train_reward
 
@@ -237,13 +256,21 @@ class Loop:
         info = {}
         if self.processes.is_main:
             if r > 1:
+                from foundation.stats import wilson_interval
                 from reward.evaluate import evaluate_records
 
                 rm = self._reward_model(r - 1)
+                fresh = []
                 for slice_name in ("active", "random"):
                     recs = [x for x in self._records(r, slice_name) if not x.tie]
                     if recs:
                         info[f"fresh_accuracy_{slice_name}"] = evaluate_records(rm, recs)["accuracy"]
+                        fresh += [(info[f"fresh_accuracy_{slice_name}"], len(recs))]
+                if fresh:   # the previous RM on labels it was not trained on: this round's
+                    n = sum(k for _, k in fresh)
+                    accuracy = sum(a * k for a, k in fresh) / n
+                    info["fresh_accuracy"] = {"accuracy": accuracy, "n": n,
+                                              "interval": list(wilson_interval(accuracy, n))}
             records = self._records()
             write_jsonl(records, data)
             info["train_records"] = len(records)
@@ -253,41 +280,124 @@ class Loop:
         self._round(r)["reward"] = info
 
     def policy(self, r: int) -> None:
+        """Train the round's policy (DPO on the labels, or PPO on the reward model), then hold it to the
+        KL budget (rank 0; the others take its state)."""
         if self.config.method == "dpo":
             from align.dpo import train_dpo
 
-            out = train_dpo(self.config.dpo_config(data=str(self._dir(r) / "preferences.jsonl"),
-                                                   output_dir=str(self._dir(r) / "dpo")))
+            data = self._dpo_data(r)
+            out = train_dpo(self.config.dpo_config(data=str(data), output_dir=str(self._dir(r) / "dpo")))
         else:
             from align.ppo import train_ppo
 
-            out = train_ppo(self.config.ppo_config(reward_model=self._round(r)["reward_model"],
-                                                   output_dir=str(self._dir(r) / "ppo")), prompts=self.train_prompts)
+            config = self.config.ppo_config(reward_model=self._round(r)["reward_model"],
+                                            output_dir=str(self._dir(r) / "ppo"))
+            out = train_ppo(config, prompts=self.train_prompts)
         self._round(r)["policy"] = out
+        if self.processes.is_main:
+            self._hold_to_kl_budget(r)
+
+    def _dpo_data(self, r: int) -> Path:
+        """The round's DPO data: every human label so far, plus (`rm_pairs`) the reward model's own pairs."""
+        labels = self._dir(r) / "preferences.jsonl"
+        if not self.config.rm_pairs:
+            return labels
+        data = self._dir(r) / "dpo-data.jsonl"
+        if self.processes.is_main:
+            from foundation.readers import read_preferences
+            from foundation.records import write_jsonl
+
+            extra = self._reward_model_pairs(r)
+            write_jsonl(read_preferences(labels).records + extra, data)
+            self._round(r).setdefault("reward", {})["rm_pairs"] = len(extra)
+        self.processes.barrier()
+        return data
+
+    def _reward_model_pairs(self, r: int) -> list:
+        """For every training prompt of every round so far, the round's reward model's best and worst
+        candidate, as a preference record, when it prefers the best with P ≥ rm_pair_confidence."""
+        from foundation.candidates import read_candidates
+        from foundation.records import PreferenceRecord
+        from foundation.stats import sigmoid
+
+        rm = self._reward_model(r)
+        sets = [s for k in range(1, r + 1) for s in read_candidates(self._dir(k) / "candidates.jsonl")]
+        flat = [(i, c.content) for i, s in enumerate(sets) for c in s.responses if c.content.strip()]
+        scores = rm.score([sets[i].prompt for i, _ in flat], [text for _, text in flat])
+        by_prompt: dict[int, list[tuple[float, str]]] = {}
+        for (i, text), score in zip(flat, scores):
+            by_prompt.setdefault(i, []).append((score, text))
+        records = []
+        for i, scored in by_prompt.items():
+            (low, worst), (high, best) = min(scored), max(scored)
+            if best != worst and sigmoid(high - low) >= self.config.rm_pair_confidence:
+                records.append(PreferenceRecord(
+                    prompt=sets[i].prompt, chosen=[{"role": "assistant", "content": best}],
+                    rejected=[{"role": "assistant", "content": worst}], labeler="reward-model",
+                    source=f"loop round {r} reward model"))
+        return records
+
+    def _hold_to_kl_budget(self, r: int) -> None:
+        from align.loop.guards import hold_to_kl_budget
+
+        cfg = self.config
+        info = hold_to_kl_budget(self._load_policy(r), self._load_policy(0),
+                                 self.train_prompts[: cfg.kl_prompts], budget=cfg.kl_budget,
+                                 sampling=self._eval_sampling(), out=self._dir(r) / "policy")
+        if info["path"]:
+            self._round(r)["policy"] = info.pop("path")
+        self._round(r)["kl_guard"] = {k: v for k, v in info.items() if k != "path"}
+
+    def _heldout_samples(self, r: int, policy=None) -> list:
+        """The held-out answers of the policy after round r (0: the initial policy), sampled once and
+        kept in a file, so that every round judges the same initial and previous answers."""
+        from align.evaluate import sample_once
+        from align.policy import Generation
+
+        path = (self.out if r == 0 else self._dir(r)) / "heldout-samples.jsonl"
+        if path.exists():
+            return [Generation(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+        samples = sample_once(policy or self._load_policy(r), self.heldout, **self._eval_sampling())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(asdict(g), ensure_ascii=False) + "\n" for g in samples),
+                       encoding="utf-8")
+        tmp.replace(path)
+        return samples
 
     def evaluate(self, r: int) -> None:
+        """The new policy against the initial one and the last kept one on the held-out prompts: gold
+        judge and reward model (proxy) win rates with intervals, KL; flags over-optimisation and
+        whether the round made the policy worse."""
         from align.evaluate import evaluate_policy
+        from align.loop.guards import made_worse, proxy_gold_disagreement
 
-        gen = self.config.generation
         new = self._load_policy(r)
         rm = self._reward_model(r)
-        sampling = {"temperature": gen.eval_temperature, "max_new_tokens": gen.max_new_tokens, "seed": 1,
-                    "batch_size": gen.batch_size}
-        # The new policy answers once; both comparisons judge the same answers.
-        samples = [g[0] for g in new.generate(self.heldout, **sampling)]
-        result = {}
-        for name, against in (("initial", 0), ("previous", r - 1)):
-            if name == "previous" and r == 1:
+        samples = self._heldout_samples(r, new)
+        result, previous = {}, self.kept(r - 1)
+        for name, against in (("initial", 0), ("previous", previous)):
+            if name == "previous" and previous == 0:
                 continue
-            report = evaluate_policy(new, self._load_policy(against), self.heldout,
-                                     reward_model=rm, judge=self.judge, policy_samples=samples, **sampling)
-            result[name] = {"judge_win_rate": report["judge"]["win_rate"],
-                            "reward_win_rate": report["reward"]["win_rate"],
-                            "reward_policy": report["reward"]["policy_mean"],
-                            "reward_reference": report["reward"]["reference_mean"], "kl": report["kl"],
-                            "length": report["length"]["policy_tokens"],
-                            "example": report["examples"][0] if report.get("examples") else None}
-        self._round(r)["evaluation"] = result
+            reference = self._load_policy(against)
+            report = evaluate_policy(new, reference, self.heldout, reward_model=rm, judge=self.judge,
+                                     policy_samples=samples,
+                                     reference_samples=self._heldout_samples(against, reference),
+                                     **self._eval_sampling())
+            result[name] = _summary(report, against)
+        state = self._round(r)
+        state["evaluation"] = result
+        state["warnings"] = [w for w in [proxy_gold_disagreement(result["initial"])] if w]
+        compared = result.get("previous", result["initial"])
+        state["kept"] = not made_worse(compared)
+        if not state["kept"]:
+            low, high = compared["judge_interval"]
+            then = ("; kept anyway (keep_worse_rounds)" if self.config.keep_worse_rounds
+                    else f"; the next round starts from round {compared['round']}'s")
+            state["warnings"].append(f"the gold judge finds this round's policy worse than round "
+                                     f"{compared['round']}'s ({compared['judge_win_rate']:.2f} [{low:.2f}, "
+                                     f"{high:.2f}])" + then)
+        for warning in state["warnings"]:
+            print(f"align loop: WARNING (round {r}): {warning}", file=sys.stderr, flush=True)
 
     # -- driver -----------------------------------------------------------------------------------
 
@@ -312,10 +422,10 @@ class Loop:
                       f"{describe_stage(stage, state)} ({state['seconds'][stage]:.0f} s)", flush=True)
             if main:
                 write_report(self.state, self.out)
-        final = self._round(self.config.rounds)["evaluation"]["initial"]
         if main:
-            print(f"align loop: report in {self.out / 'report.md'} ({time.perf_counter() - t0:.0f} s this run)")
-        return final
+            print(f"align loop: report in {self.out / 'report.md'} "
+                  f"({time.perf_counter() - t0:.0f} s this run)")
+        return self._round(self.kept(self.config.rounds)).get("evaluation", {})
 
     def _wait_for(self, r: int, stage: str) -> dict:
         """(Ranks other than 0) wait until rank 0 has recorded `stage` of round `r`, then take its state.
@@ -329,9 +439,33 @@ class Loop:
             time.sleep(1.0)
 
 
+def _summary(report: dict, against: int) -> dict:
+    """What the loop keeps of an `evaluate_policy` report against the policy of round `against`."""
+    judge, rm = report["judge"], report["reward"]
+    return {"round": against, "prompts": report["prompts"],
+            "judge_win_rate": judge["win_rate"], "judge_interval": judge["interval"],
+            "reward_win_rate": rm["win_rate"], "reward_interval": rm["interval"],
+            "reward_policy": rm["policy_mean"], "reward_reference": rm["reference_mean"],
+            "kl": report["kl"], "kl_interval": report["kl_interval"],
+            "length": report["length"]["policy_tokens"],
+            "example": report["examples"][0] if report.get("examples") else None}
+
+
+def summary_line(loop: Loop) -> str:
+    """The last line: the final (kept) policy against the initial one, with the interval."""
+    final = loop.kept(loop.config.rounds)
+    if final == 0:
+        return (f"align loop: every round was worse than the initial policy by the gold judge "
+                f"({loop.config.judge}); final policy = initial, win rate 0.50 [0.50, 0.50]")
+    e = loop._round(final)["evaluation"]["initial"]
+    low, high = e["judge_interval"]
+    return (f"align loop: final policy (round {final}) vs initial on {e['prompts']} held-out prompts, "
+            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}): gold judge ({loop.config.judge}) "
+            f"win rate {e['judge_win_rate']:.2f} [{low:.2f}, {high:.2f}]")
+
+
 def run_loop(config: LoopConfig) -> None:
     loop = Loop(config)
-    final = loop.run()
+    loop.run()
     if loop.processes.is_main:
-        print(f"align loop: final policy vs initial on held-out prompts: gold judge ({config.judge}) "
-              f"win rate {final['judge_win_rate']:.2f}")
+        print(summary_line(loop))

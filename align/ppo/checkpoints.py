@@ -14,7 +14,8 @@ import torch
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
 
-def save_checkpoint(out: Path, step: int, policy, optimizer, kl_ctl, history: list[dict], *, keep: int) -> str:
+def save_checkpoint(out: Path, step: int, policy, optimizer, kl_ctl, history: list[dict], *,
+                    keep: int) -> str:
     """Write `out/checkpoint-{step}`; keep the newest `keep` checkpoints. Returns the folder."""
     import numpy as np
 
@@ -28,7 +29,8 @@ def save_checkpoint(out: Path, step: int, policy, optimizer, kl_ctl, history: li
         policy.value_backbone.save_pretrained(tmp / "value_adapter")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save({"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "rng.pt")
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+               tmp / "rng.pt")
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "kl_controller": kl_ctl.state_dict(),
                                                         "history": history}))
     shutil.rmtree(final, ignore_errors=True)

@@ -22,36 +22,44 @@ class PPOConfig(ModelOptions, TrainOptions):
     reward_model: str = field(default="vader", metadata={
         "help": "A reward-model folder (`align reward train`), `vader` (VADER sentiment), or module:function "
                 "taking (prompts, responses) and returning a list of floats."})
-    output_dir: str = field(default="outputs/ppo", metadata={"help": "Where checkpoints, metrics and the adapter go."})
+    output_dir: str = field(default="outputs/ppo", metadata={
+        "help": "Where checkpoints, metrics and the adapter go."})
     max_steps: int = field(default=100, metadata={"help": "PPO updates (each: one batch of rollouts)."})
     per_device_train_batch_size: int = field(default=16, metadata={
         "help": "Prompts (rollouts) per PPO update and process (an update has this × processes)."})
     mini_batch_size: int = field(default=8, metadata={
         "help": "Rollouts per gradient step within an update, per process."})
     micro_batch_size: int = field(default=8, metadata={
-        "help": "Rollouts per forward/backward (gradients accumulate to mini_batch_size). Peak memory grows with "
-                "it: measured on CPU (SmolLM2-135M, 80 tokens), 8 took 4.2 GB and 4 took 2.6 GB without the "
-                "shared-prefix forward, and 2.6 vs 2.4 GB with it (then 8 is 10% faster)."})
+        "help": "Rollouts per forward/backward (gradients accumulate to mini_batch_size). Peak memory grows "
+                "with it: measured on CPU (SmolLM2-135M, 80 tokens), 8 took 4.2 GB and 4 took 2.6 GB without "
+                "the shared-prefix forward, and 2.6 vs 2.4 GB with it (then 8 is 10% faster)."})
     share_prompt_prefix: bool = field(default=True, metadata={
-        "help": "Forward the tokens that all prompts of a batch start with (a system prompt, an instruction) once "
-                "per batch instead of once per rollout, in the reference pass and every update. Same result."})
+        "help": "Forward the tokens that all prompts of a batch start with (a system prompt, an instruction) "
+                "once per batch instead of once per rollout, in the reference pass and every update. "
+                "Same result."})
     generation_batch_size: int | None = field(default=None, metadata={
         "help": "Rollouts sampled and scored together (default: per_device_train_batch_size); smaller saves "
                 "memory. Each such chunk's sampling is seeded by (seed, update, chunk): 2 processes of B "
                 "sample what 1 process of 2B samples with generation_batch_size B."})
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts."})
-    learning_rate: float = field(default=3e-5, metadata={"help": "AdamW learning rate (LoRA and value head)."})
+    learning_rate: float = field(default=3e-5, metadata={
+        "help": "AdamW learning rate (LoRA and value head)."})
     lora_dropout: float = field(default=0.0, metadata={
         "help": "Dropout off by default: PPO's ratios need the same network for rollout and update."})
     max_new_tokens: int = field(default=48, metadata={"help": "Longest response sampled."})
-    max_prompt_length: int = field(default=256, metadata={"help": "Prompts longer than this lose their start."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (also used in the update)."})
+    max_prompt_length: int = field(default=256, metadata={
+        "help": "Prompts longer than this lose their start."})
+    temperature: float = field(default=1.0, metadata={
+        "help": "Sampling temperature (also used in the update)."})
     missing_eos_penalty: float = field(default=0.0, metadata={
         "help": "Subtracted from the score of a response cut at max_new_tokens (e.g. 1.0)."})
     kl_coef: float = field(default=0.05, metadata={"help": "Initial β of the per-token KL penalty."})
-    adaptive_kl: bool = field(default=True, metadata={"help": "Adapt β towards target_kl (Ziegler et al. 2019)."})
-    target_kl: float = field(default=6.0, metadata={"help": "KL (nats per response) the adaptive controller aims at."})
-    kl_horizon: float = field(default=10000.0, metadata={"help": "Horizon of the adaptive KL controller (samples)."})
+    adaptive_kl: bool = field(default=True, metadata={
+        "help": "Adapt β towards target_kl (Ziegler et al. 2019)."})
+    target_kl: float = field(default=6.0, metadata={
+        "help": "KL (nats per response) the adaptive controller aims at."})
+    kl_horizon: float = field(default=10000.0, metadata={
+        "help": "Horizon of the adaptive KL controller (samples)."})
     kl_stop: float | None = field(default=None, metadata={
         "help": "Stop early (saving a checkpoint) when the mean KL per response passes this bound."})
     gamma: float = field(default=1.0, metadata={"help": "Discount."})
@@ -59,10 +67,12 @@ class PPOConfig(ModelOptions, TrainOptions):
     cliprange: float = field(default=0.2, metadata={"help": "PPO policy clip ε."})
     cliprange_value: float = field(default=0.2, metadata={"help": "Value clip ε."})
     value_model: Literal["shared", "separate"] = field(default="shared", metadata={
-        "help": "shared: the value head sits on the policy's hidden states (one base); separate: a second copy "
-                "of the base with its own adapter under the head (more memory; no policy/value interference)."})
+        "help": "shared: the value head sits on the policy's hidden states (one base); "
+                "separate: a second copy of the base with its own adapter under the head "
+                "(more memory; no policy/value interference)."})
     vf_coef: float = field(default=0.1, metadata={"help": "Weight of the value loss."})
-    whiten_rewards: bool = field(default=False, metadata={"help": "Whiten per-token rewards (keeping their mean)."})
+    whiten_rewards: bool = field(default=False, metadata={
+        "help": "Whiten per-token rewards (keeping their mean)."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
     save_steps: int = field(default=25, metadata={"help": "Save a checkpoint every N updates."})
     logging_steps: int = field(default=1, metadata={"help": "Log metrics every N updates."})
@@ -70,20 +80,25 @@ class PPOConfig(ModelOptions, TrainOptions):
     value_head_lr_scale: float = field(default=10.0, metadata={
         "help": "The value head is new: its learning rate is learning_rate × this."})
     score_batch_size: int = field(default=16, metadata={
-        "help": "Responses a reward-model folder scores at a time (a function or `vader` scores all at once)."})
+        "help": "Responses a reward-model folder scores at a time "
+                "(a function or `vader` scores all at once)."})
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(default="no", metadata={
-        "help": "Autocast: no (fp32, exact resume) by default for PPO; bf16 is faster on CPUs and GPUs that have it."})
+        "help": "Autocast: no (fp32, exact resume) by default for PPO; "
+                "bf16 is faster on CPUs and GPUs that have it."})
 
     def __post_init__(self):
         super().__post_init__()
         self.check_trainable()
-        check(self.per_device_train_batch_size % self.mini_batch_size == 0, "mini_batch_size", self.mini_batch_size,
+        check(self.per_device_train_batch_size % self.mini_batch_size == 0, "mini_batch_size",
+              self.mini_batch_size,
               f"must divide per_device_train_batch_size ({self.per_device_train_batch_size})")
         check(self.micro_batch_size > 0, "micro_batch_size", self.micro_batch_size, "must be positive")
         check(self.generation_batch_size is None or (self.generation_batch_size > 0 and
               self.per_device_train_batch_size % self.generation_batch_size == 0), "generation_batch_size",
-              self.generation_batch_size, f"must divide per_device_train_batch_size ({self.per_device_train_batch_size})")
-        check(self.lora, "lora", self.lora, "must be true: PPO trains an adapter so that the base is the reference")
+              self.generation_batch_size,
+              f"must divide per_device_train_batch_size ({self.per_device_train_batch_size})")
+        check(self.lora, "lora", self.lora,
+              "must be true: PPO trains an adapter so that the base is the reference")
         check(self.max_steps > 0, "max_steps", self.max_steps, "must be positive")
         check(self.kl_coef >= 0, "kl_coef", self.kl_coef, "must be non-negative")
         check(self.target_kl > 0, "target_kl", self.target_kl, "must be positive")

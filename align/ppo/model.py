@@ -71,8 +71,9 @@ class PolicyWithValue(torch.nn.Module):
     def backbone_values(self, input_ids, attention_mask, start: int) -> torch.Tensor:
         """Values (B, T) from the separate value model (`value_model: separate`)."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                  output_hidden_states=True, use_cache=False, logits_to_keep=1)
+        out = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask,
+                                  position_ids=position_ids, output_hidden_states=True, use_cache=False,
+                                  logits_to_keep=1)
         return self.values_of(out.hidden_states[-1][:, start - 1:-1])
 
     def values_of(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -103,17 +104,21 @@ def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, start: 
 def folded_adapter(model):
     """Sample faster: while inside, each LoRA layer's update B·A·scale is folded into a fresh copy of its
     base weight and the adapter branch is off, so a decoding step runs one matmul per layer instead of
-    three (measured: 3.7 → 3.1 s for 8 × 40 tokens of SmolLM2-135M on this CPU). The base tensors are put back untouched on exit: no merge/unmerge round trip, whose float error
-    would move the reference. Quantized bases are left as they are (their weights cannot take a delta)."""
+    three (measured: 3.7 → 3.1 s for 8 × 40 tokens of SmolLM2-135M on this CPU). The base tensors are
+    put back untouched on exit: no merge/unmerge round trip, whose float error would move the reference.
+    Quantized bases are left as they are (their weights cannot take a delta)."""
     from peft.tuners.lora import LoraLayer
 
     swapped = []
     for module in model.modules():
-        if isinstance(module, LoraLayer) and type(module.get_base_layer()) is torch.nn.Linear and not module.merged:
+        if (isinstance(module, LoraLayer) and type(module.get_base_layer()) is torch.nn.Linear
+                and not module.merged):
             base = module.get_base_layer()
-            delta = sum(module.get_delta_weight(name) for name in module.active_adapters if name in module.lora_A)
+            delta = sum(module.get_delta_weight(name) for name in module.active_adapters
+                        if name in module.lora_A)
             swapped.append((base, base.weight))
-            base.weight = torch.nn.Parameter(base.weight.detach() + delta.to(base.weight.dtype), requires_grad=False)
+            base.weight = torch.nn.Parameter(base.weight.detach() + delta.to(base.weight.dtype),
+                                             requires_grad=False)
     try:
         with model.disable_adapter() if swapped else nullcontext():
             yield
@@ -123,7 +128,8 @@ def folded_adapter(model):
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
-    """log π(token) (B, T) from the logits (B, T, V) that predict `tokens` (B, T), at the sampling temperature."""
+    """log π(token) (B, T) from the logits (B, T, V) that predict `tokens` (B, T), at the sampling
+    temperature."""
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature

@@ -91,7 +91,8 @@ class PPOTrainer:
         value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
         # The shared-prefix forward runs through a KV cache, which activation checkpointing switches off.
         self.policy = PolicyWithValue(model, value_backbone,
-                                      share_prefix=config.share_prompt_prefix and not config.gradient_checkpointing)
+                                      share_prefix=(config.share_prompt_prefix
+                                                    and not config.gradient_checkpointing))
         if config.quantization == "none":               # a quantized base is placed by its loader
             self.policy.to(self.processes.device)
         # Dropout off, and the modules left in training mode for good: PPO's ratios need the network that
@@ -110,7 +111,8 @@ class PPOTrainer:
             raise AlignError(f"{config.prompts}: {len(self.prompts)} prompts, fewer than one update's "
                              f"{config.per_device_train_batch_size * world} (per_device_train_batch_size = "
                              f"{config.per_device_train_batch_size} × {world} processes).")
-        trainable = [p for m in (model, value_backbone) if m is not None for p in m.parameters() if p.requires_grad]
+        trainable = [p for m in (model, value_backbone) if m is not None
+                     for p in m.parameters() if p.requires_grad]
         self.trainable = trainable + list(self.policy.value_head.parameters())
         self.processes.broadcast(self.trainable)        # every process starts from rank 0's adapter and head
         self.optimizer = torch.optim.AdamW([
@@ -140,8 +142,8 @@ class PPOTrainer:
         texts = [tok.apply_chat_template(as_chat(p),
                                          tokenize=False, add_generation_prompt=True) for p in prompts]
         tok.padding_side, tok.truncation_side = "left", "left"
-        return tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.config.max_prompt_length,
-                   add_special_tokens=False).to(self.device)
+        return tok(texts, return_tensors="pt", padding=True, truncation=True,
+                   max_length=self.config.max_prompt_length, add_special_tokens=False).to(self.device)
 
     def _autocast(self):
         mp = self.config.mixed_precision
@@ -212,14 +214,15 @@ class PPOTrainer:
             else:
                 values = self.policy.backbone_values(input_ids, attention, P)
             with self.policy.reference():
-                ref_logprobs = token_logprobs(self.policy(input_ids, attention, P, with_values=False)[0], response,
-                                         cfg.temperature)
-        return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"], "response": response,
-                "mask": mask, "logprobs": logprobs * mask, "ref_logprobs": ref_logprobs.float() * mask,
+                ref_logprobs = token_logprobs(self.policy(input_ids, attention, P, with_values=False)[0],
+                                              response, cfg.temperature)
+        return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"],
+                "response": response, "mask": mask, "logprobs": logprobs * mask,
+                "ref_logprobs": ref_logprobs.float() * mask,
                 "values": values.float() * mask, "scores": scores, "finished": finished, "texts": texts}
 
-    _TRACKED = ("loss/total", "loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "val/clipfrac",
-                "val/error", "objective/entropy")
+    _TRACKED = ("loss/total", "loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl",
+                "val/clipfrac", "val/error", "objective/entropy")
 
     def update(self, data: dict) -> dict:
         """`ppo_epochs` passes of minibatch gradient steps over one update's rollouts. Each process takes
@@ -230,7 +233,8 @@ class PPOTrainer:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         totals = []
         for _ in range(cfg.ppo_epochs):
-            for minibatch in torch.randperm(len(data["mask"]), generator=gen).split(cfg.mini_batch_size * processes.world):
+            for minibatch in torch.randperm(len(data["mask"]), generator=gen).split(
+                    cfg.mini_batch_size * processes.world):
                 minibatch = minibatch.to(self.device)
                 tokens = data["mask"][minibatch].sum().clamp(min=1)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -238,11 +242,11 @@ class PPOTrainer:
                               minibatch.tensor_split(processes.world)[processes.rank].split(cfg.micro_batch_size))
                 tracked = processes.sum_gradients(self.trainable, tracked)
                 if not torch.isfinite(tracked[0]):
-                    raise TrainingStopped(f"non-finite loss ({tracked[0].item()}) at update {self.step + 1}: policy "
-                                          f"loss {tracked[1].item()}, value loss {tracked[2].item()}. This gradient "
-                                          f"step was not applied; the last good checkpoint is "
-                                          f"{self.last_checkpoint() or 'none yet'}. Lower learning_rate, or check "
-                                          f"the reward function's outputs.")
+                    raise TrainingStopped(f"non-finite loss ({tracked[0].item()}) at update {self.step + 1}: "
+                                          f"policy loss {tracked[1].item()}, value loss {tracked[2].item()}. "
+                                          f"This gradient step was not applied; the last good checkpoint is "
+                                          f"{self.last_checkpoint() or 'none yet'}. Lower learning_rate, "
+                                          f"or check the reward function's outputs.")
                 torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
                 self.optimizer.step()
                 totals.append(tracked.cpu())
@@ -261,8 +265,10 @@ class PPOTrainer:
         with torch.no_grad():
             entropy = masked_mean(entropy_from_logits(logits.float()), mask)
         del logits
-        pg, pg_stats = policy_loss(logprobs, data["logprobs"][idx], data["advantages"][idx], mask, cfg.cliprange)
-        vf, vf_stats = value_loss(values.float(), data["values"][idx], data["returns"][idx], mask, cfg.cliprange_value)
+        pg, pg_stats = policy_loss(logprobs, data["logprobs"][idx], data["advantages"][idx], mask,
+                                   cfg.cliprange)
+        vf, vf_stats = value_loss(values.float(), data["values"][idx], data["returns"][idx], mask,
+                                  cfg.cliprange_value)
         loss = pg + cfg.vf_coef * vf
         (loss * weight).backward()
         return torch.stack([loss, pg, vf, pg_stats["clipfrac"], pg_stats["approxkl"], vf_stats["clipfrac"],
@@ -271,8 +277,9 @@ class PPOTrainer:
     def train_step(self) -> dict:
         data = self.rollout(self._batch_prompts(self.step))
         if not torch.isfinite(data["scores"]).all():
-            raise TrainingStopped(f"the reward function returned a non-finite score at update {self.step + 1}; "
-                                  f"the last good checkpoint is {self.last_checkpoint() or 'none yet'}.")
+            raise TrainingStopped(f"the reward function returned a non-finite score at update "
+                                  f"{self.step + 1}; the last good checkpoint is "
+                                  f"{self.last_checkpoint() or 'none yet'}.")
         metrics = self.update(data)
         mask = data["mask"]
         kl_per_seq = data["kl"].sum(1).mean().item()
@@ -303,8 +310,8 @@ class PPOTrainer:
         return last_checkpoint(self.config.output_dir)
 
     def save_checkpoint(self) -> str:
-        return save_checkpoint(Path(self.config.output_dir), self.step, self.policy, self.optimizer, self.kl_ctl,
-                               self.history, keep=self.config.save_total_limit)
+        return save_checkpoint(Path(self.config.output_dir), self.step, self.policy, self.optimizer,
+                               self.kl_ctl, self.history, keep=self.config.save_total_limit)
 
     def load_checkpoint(self, path: str) -> None:
         self.step, self.history = load_checkpoint(Path(path), self.policy, self.optimizer, self.kl_ctl)
@@ -331,8 +338,8 @@ class PPOTrainer:
             bar.set_postfix(reward=f"{metrics['rewards/mean']:.3f}", kl=f"{metrics['objective/kl']:.2f}")
             bar.update(1)
             if cfg.kl_stop is not None and metrics["objective/kl"] > cfg.kl_stop:
-                stopped = (f"KL {metrics['objective/kl']:.2f} passed kl_stop = {cfg.kl_stop} at update {self.step}; "
-                           f"stopped early")
+                stopped = (f"KL {metrics['objective/kl']:.2f} passed kl_stop = {cfg.kl_stop} "
+                           f"at update {self.step}; stopped early")
             if main and (stopped or self.step % cfg.save_steps == 0 or self.step == cfg.max_steps):
                 self.save_checkpoint()
             if stopped:
@@ -349,7 +356,8 @@ class PPOTrainer:
         return str(out)
 
     def save(self, directory: str | Path) -> None:
-        """The adapter (and tokenizer, value head) in `directory`: `Policy.from_pretrained(directory)` loads it."""
+        """The adapter (and tokenizer, value head) in `directory`: `Policy.from_pretrained(directory)`
+        loads it."""
         from foundation.training import record_base_model
 
         self.policy.model.save_pretrained(directory)

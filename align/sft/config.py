@@ -15,8 +15,10 @@ class SFTConfig(ModelOptions, DataOptions, TrainerOptions):
     """Supervised fine-tuning: the loss is on the assistant's completion only, never on the prompt."""
 
     output_dir: str = field(default="outputs/sft", metadata={"help": "Where checkpoints and the adapter go."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate (AdamW); 2e-4 suits LoRA."})
-    max_length: int = field(default=512, metadata={"help": "Longest example in tokens; longer ones are truncated."})
+    learning_rate: float = field(default=2e-4, metadata={
+        "help": "Peak learning rate (AdamW); 2e-4 suits LoRA."})
+    max_length: int = field(default=512, metadata={
+        "help": "Longest example in tokens; longer ones are truncated."})
     packing: bool = field(default=False, metadata={
         "help": "Pack several short examples into one sequence (padding-free); faster on short chats."})
 

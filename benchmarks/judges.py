@@ -1,0 +1,48 @@
+"""Judges of different kinds for `benchmarks/loop_judges.py`, written for it and not tuned to one
+another: each is a scalar rule on the response text, noisy in the Bradley-Terry way for the simulated
+labelers (`temperature`, the loop's `judge_temperature`) and deterministic as the gold judge.
+
+    --judge vader                               the built-in: the more positive review
+    --judge benchmarks.judges:reserved_critic   against VADER: the more reserved (less positive) review
+    --judge benchmarks.judges:target_length     length: closest to 30 words
+    --judge benchmarks.judges:first_person      form: a personal account, told in the first person
+                                                (more "I", "my", "me", up to five)
+
+Each quality varies among the initial policy's candidates (of 160 round-1 candidates of the demo:
+VADER compound from strongly negative to strongly positive; 5 to 47 words; 0 to 4+ first-person
+words, about half with none). A judge on a quality the candidates never show cannot be learnt from
+their comparisons: "ends on a recommendation" was tried and dropped, 3 of 160 candidates had one.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+from foundation.judges import rule_judge, vader_score
+
+__all__ = ["reserved_critic", "target_length", "first_person", "JUDGES"]
+
+TARGET_WORDS = 30
+_FIRST_PERSON = re.compile(r"\b(I|my|me|mine|I'm|I've|I'd|I'll)\b")
+
+
+def _reserved(text: str) -> float:
+    return -vader_score(text)
+
+
+def _length(text: str) -> float:
+    return -abs(len(text.split()) - TARGET_WORDS) / TARGET_WORDS
+
+
+def _first_person(text: str) -> float:
+    return min(len(_FIRST_PERSON.findall(text)), 5) / 5
+
+
+reserved_critic = partial(rule_judge, _reserved, tie_below=0.0)
+target_length = partial(rule_judge, _length)
+first_person = partial(rule_judge, _first_person)
+
+JUDGES = {"vader": "vader", "reserved_critic": "benchmarks.judges:reserved_critic",
+          "target_length": "benchmarks.judges:target_length",
+          "first_person": "benchmarks.judges:first_person"}
