@@ -56,7 +56,7 @@ def test_url_and_schema(tmp_path):
     assert LabelStore(f"sqlite:///{tmp_path}/a.db").migrated_from == SCHEMA_VERSION
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
-    with pytest.raises(RuntimeError, match="newer than this align-toolkit"):
+    with pytest.raises(LabelingError, match="newer than this align-toolkit"):
         LabelStore(f"sqlite:///{tmp_path}/a.db")
     for bad in ("postgres://x/y", "sqlite://labels.db", f"sqlite:///{tmp_path}/b.db?fast=1"):
         with pytest.raises(ConfigError):
