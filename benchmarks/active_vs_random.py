@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from benchmarks.judges import JUDGES
+from benchmarks.loop_runs import run_loop, split_passthrough
 
-ROOT = Path(__file__).resolve().parents[1]
 ARMS = {"active": ["--random_share", "0"], "random": ["--random_share", "1"]}
 
 
@@ -61,17 +59,14 @@ def run_arm(arm: str, seed: int, judge: str, out: Path, extra: list[str], pairs:
     from reward.evaluate import evaluate_records
 
     folder = out / f"{arm}-seed{seed}"
-    command = [sys.executable, "-m", "align.cli", "loop", "--config", "recipes/demo.yaml", "--judge", judge,
-               "--seed", str(seed), "--output_dir", str(folder), *ARMS[arm], *extra]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    done, seconds = run_loop(judge, seed, folder, [*ARMS[arm], *extra])
     if done.returncode != 0:
         return {"arm": arm, "seed": seed, "error": done.stderr.strip().splitlines()[-1:]}
     state = json.loads((folder / "loop_state.json").read_text())
     last = state["rounds"][str(max(int(r) for r in state["rounds"]))]
     accuracy = evaluate_records(load_scorer(last["reward_model"]), pairs)["accuracy"]
     e = last["evaluation"]["initial"]
-    return {"arm": arm, "seed": seed, "seconds": time.perf_counter() - start,
+    return {"arm": arm, "seed": seed, "seconds": seconds,
             "labels": last["labels"]["labels"], "rm_accuracy": accuracy,
             "rm_interval": list(wilson_interval(accuracy, len(pairs))), "pairs": len(pairs),
             "judge_win_rate": e["judge_win_rate"], "judge_interval": e["judge_interval"], "kl": e["kl"]}
@@ -100,9 +95,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_passthrough(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--judge", default="vader", help="a name in benchmarks/judges.py or module:function")
@@ -118,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_arm(arm, seed, judge, out, extra, pairs))
             print(table(rows[-1:]).splitlines()[2], flush=True)
             (out / "results.json").write_text(json.dumps(rows, indent=1))
-    print(f"\npython -m benchmarks.active_vs_random {' '.join(argv)}\n")
+    print(f"\npython -m benchmarks.active_vs_random {' '.join([*argv, *(['--', *extra] if extra else [])])}\n")
     print(table(rows))
     return 0
 

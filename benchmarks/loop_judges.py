@@ -14,24 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from benchmarks.judges import JUDGES
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.loop_runs import run_loop, split_passthrough
 
 
 def run_one(judge: str, seed: int, out: Path, config: str, extra: list[str]) -> dict:
     folder = out / f"{judge}-seed{seed}"
-    command = [sys.executable, "-m", "align.cli", "loop", "--config", config,
-               "--judge", JUDGES.get(judge, judge),
-               "--seed", str(seed), "--output_dir", str(folder), *extra]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - start
+    done, seconds = run_loop(JUDGES.get(judge, judge), seed, folder, extra, config)
     if done.returncode != 0:
         return {"judge": judge, "seed": seed, "error": done.stderr.strip().splitlines()[-1:],
                 "seconds": seconds}
@@ -76,9 +68,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, extra = split_passthrough(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--judges", default=",".join(JUDGES),
                         help="comma-separated names (benchmarks/judges.py) or module:function specs")
@@ -94,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_one(judge, seed, out, args.config, extra))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
             (out / "results.json").write_text(json.dumps(rows, indent=1))
-    print(f"\npython -m benchmarks.loop_judges {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+    print(f"\npython -m benchmarks.loop_judges {' '.join([*argv, *(['--', *extra] if extra else [])])}\n")
     print(table(rows))
     passed = sum(bool(r.get("pass")) for r in rows)
     print(f"\n{passed} of {len(rows)} runs pass (win rate >= 0.75, lower bound >= 0.65, KL within budget)")
