@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_arm(arm, seed, judge, out, extra, pairs))
             print(table(rows[-1:]).splitlines()[2], flush=True)
             (out / "results.json").write_text(json.dumps(rows, indent=1))
-    print(f"\npython -m benchmarks.active_vs_random {' '.join([*argv, *(['--', *extra] if extra else [])])}\n")
+    flags = " ".join([*argv, *(["--", *extra] if extra else [])])
+    print(f"\npython -m benchmarks.active_vs_random {flags}\n")
     print(table(rows))
     return 0
 
