@@ -356,7 +356,9 @@ class Loop:
 
         path = (self.out if r == 0 else self._dir(r)) / "heldout-samples.jsonl"
         if path.exists():
-            return [Generation(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+            kept = [Generation(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+            if len(kept) == len(self.heldout):           # else the held-out prompts changed: sample anew
+                return kept
         samples = sample_once(policy or self._load_policy(r), self.heldout, **self._eval_sampling())
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(asdict(g), ensure_ascii=False) + "\n" for g in samples),
@@ -425,7 +427,8 @@ class Loop:
         if main:
             print(f"align loop: report in {self.out / 'report.md'} "
                   f"({time.perf_counter() - t0:.0f} s this run)")
-        return self._round(self.kept(self.config.rounds)).get("evaluation", {})
+        final = self.kept(self.config.rounds)
+        return self._round(final).get("evaluation", {}) if final else {}
 
     def _wait_for(self, r: int, stage: str) -> dict:
         """(Ranks other than 0) wait until rank 0 has recorded `stage` of round `r`, then take its state.
