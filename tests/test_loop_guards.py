@@ -1,0 +1,49 @@
+"""The loop's guards on a tiny model: the KL budget shrinks an adapter that overshoots (and leaves one
+within it alone), and the over-optimisation and made-worse flags read the intervals."""
+
+import pytest
+import torch
+
+from align.loop.guards import hold_to_kl_budget, made_worse, proxy_gold_disagreement
+from align.policy import Policy
+
+PROMPTS = [[{"role": "user", "content": f"Write about thing {i}."}] for i in range(6)]
+SAMPLING = {"temperature": 0.7, "max_new_tokens": 8, "seed": 1, "batch_size": 8}
+
+
+def _moved(tiny_llama, scale: float) -> Policy:
+    policy = Policy.from_pretrained(tiny_llama, lora=True, lora_r=4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, scale)
+    return policy
+
+
+def test_an_adapter_over_the_budget_is_shrunk_to_fit(tiny_llama, tmp_path):
+    initial = Policy.from_pretrained(tiny_llama)
+    policy = _moved(tiny_llama, 0.5)
+    info = hold_to_kl_budget(policy, initial, PROMPTS, budget=0.5, sampling=SAMPLING, out=tmp_path / "kept")
+    assert info["kl_trained"] > 0.5 and 0 < info["scale"] < 1 and info["kl"] <= 0.5
+    assert (tmp_path / "kept" / "adapter_config.json").exists()
+    again = Policy.from_pretrained(str(tmp_path / "kept"))              # the saved policy is the shrunk one
+    b = {n: p for n, p in again.model.named_parameters() if "lora_B" in n}
+    assert b and all(torch.allclose(b[n], p) for n, p in policy.model.named_parameters() if "lora_B" in n)
+
+
+def test_an_adapter_within_the_budget_is_left_alone(tiny_llama, tmp_path):
+    initial = Policy.from_pretrained(tiny_llama)
+    policy = _moved(tiny_llama, 0.01)
+    info = hold_to_kl_budget(policy, initial, PROMPTS, budget=5.0, sampling=SAMPLING, out=tmp_path / "kept")
+    assert info["scale"] == 1.0 and info["path"] is None and info["kl"] == pytest.approx(info["kl_trained"])
+    assert not (tmp_path / "kept").exists()
+
+
+def test_flags_read_the_intervals():
+    agree = {"judge_win_rate": 0.7, "judge_interval": [0.6, 0.78], "reward_win_rate": 0.75,
+             "reward_interval": [0.66, 0.82]}
+    assert proxy_gold_disagreement(agree) is None and not made_worse(agree)
+    hacked = {"judge_win_rate": 0.4, "judge_interval": [0.31, 0.49], "reward_win_rate": 0.8,
+              "reward_interval": [0.72, 0.86]}
+    assert "over-optimisation" in proxy_gold_disagreement(hacked) and made_worse(hacked)
