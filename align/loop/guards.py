@@ -32,7 +32,7 @@ def _measure(policy, initial, prompts, sampling: dict) -> float:
 
 
 def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict, out: Path,
-                      steps: int = 4) -> dict:
+                      steps: int = 6) -> dict:
     """Measure KL(policy ‖ initial) per response on `prompts`; if above `budget`, scale the adapter
     down (largest measured α within the budget) and save the result in `out`. Returns what was done:
     {"kl_trained", "scale", "kl", "path"} (path: `out`, or None when the policy was kept as it is)."""
@@ -44,21 +44,21 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     if kl_trained <= budget or not lora_b:
         return info
     trained = {name: p.detach().clone() for name, p in lora_b.items()}
-    feasible, infeasible = (0.0, 0.0), (1.0, kl_trained)        # (α, KL) pairs either side of the budget
-    scale = math.sqrt(0.9 * budget / kl_trained)
+    low, high = (0.0, 0.0), 1.0                     # (α, KL) within the budget; the smallest α over it
+    scale = math.sqrt(0.9 * budget / kl_trained)    # first guess: KL ∝ α² near the initial policy
     for _ in range(steps):
         with torch.no_grad():
             for name, p in lora_b.items():
                 p.copy_(trained[name] * scale)
         kl = _measure(policy, initial, prompts, sampling)
         if kl <= budget:
-            feasible = max(feasible, (scale, kl))
-            if kl >= 0.8 * budget:
+            low = max(low, (scale, kl))
+            if kl >= 0.8 * budget:                  # close enough below the budget
                 break
         else:
-            infeasible = min(infeasible, (scale, kl))
-        scale = (feasible[0] + infeasible[0]) / 2 if feasible[0] else scale * math.sqrt(0.9 * budget / kl)
-    scale, kl = feasible
+            high = min(high, scale)
+        scale = (low[0] + high) / 2                 # bisect between the best within and the least over
+    scale, kl = low
     with torch.no_grad():
         for name, p in lora_b.items():
             p.copy_(trained[name] * scale)
