@@ -98,9 +98,8 @@ class LoopConfig:
     kl_budget: float = field(default=8.0, metadata={
         "help": "Most KL(policy ‖ initial) per response, in nats, that a round's policy may reach: after "
                 "training, an adapter over it is shrunk towards the initial policy until it fits (PPO also "
-                "aims its KL controller below it). Bounds reward over-optimisation; 8 (about TRL's PPO "
-                "target of 6 plus room) is where the demo's four benchmark judges all passed "
-                "(docs/benchmarks.md)."})
+                "aims its KL controller below it). Bounds reward over-optimisation (measured across judges "
+                "in docs/benchmarks.md)."})
     kl_prompts: int = field(default=32, metadata={
         "help": "Training prompts on which the KL budget is measured after each policy stage."})
     rm_pairs: bool = field(default=False, metadata={
