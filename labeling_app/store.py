@@ -113,6 +113,20 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+def _open_error(path: Path, error: Exception) -> str:
+    """What went wrong opening the store file, and what to do."""
+    message = getattr(error, "strerror", None) or str(error)
+    folder = Path(path).parent
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        return (f"{path}: cannot write the label store: a file stands where its folder should be. "
+                f"Point --store at a writable location, e.g. sqlite:///$HOME/labels.db.")
+    if ("readonly" in message or "read-only" in message.lower() or "unable to open" in message
+            or isinstance(error, PermissionError) or (folder.exists() and not os.access(folder, os.W_OK))):
+        return (f"{path}: cannot write the label store ({message}); its folder {folder} is read-only or "
+                f"missing. Point --store at a writable location, e.g. sqlite:///$HOME/labels.db.")
+    return f"{path}: cannot open the label store ({message}); is it an SQLite file?"
+
+
 def parse_store_url(url: str) -> tuple[Path, dict[str, str]]:
     """`sqlite:///relative.db`, `sqlite:////absolute.db` or a bare path -> (path, query options)."""
     if "://" not in url:
@@ -165,8 +179,15 @@ class LabelStore:
         # Writers of this process queue here, in order, rather than in SQLite's busy handler, whose
         # sleep-and-retry starves unlucky threads (seconds of tail latency under 50 labelers).
         self._write_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.migrated_from, _ = migrate(self._conn())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.migrated_from, _ = migrate(self._conn())
+            self._settle_settings(k, gold_rate)
+        except (OSError, sqlite3.DatabaseError) as e:
+            raise LabelingError(_open_error(self.path, e)) from None
+
+    def _settle_settings(self, k: int | None, gold_rate: float | None) -> None:
+        """k and gold_rate: as given, else as stored, else the defaults; stored for the next opener."""
         with self._write() as conn:
             stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('k', 'gold_rate')")
                           .fetchall())
@@ -192,8 +213,7 @@ class LabelStore:
                 conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.DatabaseError as e:
-                raise LabelingError(f"{self.path}: cannot open the label store ({e}); "
-                                    f"is it an SQLite file?") from e
+                raise LabelingError(_open_error(self.path, e)) from None
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 60000")

@@ -113,25 +113,31 @@ def add_user(args) -> int:
 
 
 def import_pairs(args) -> int:
+    """Read the whole file first (a bad file stores nothing), then add its pairs in one transaction."""
     from pathlib import Path
 
     from foundation.errors import DataError
 
-    store = _store(args)
-    if not Path(args.file).exists():
+    if not Path(args.file).is_file():
         raise DataError(f"{args.file}: no such file.")
+    skipped = 0
     if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
         from foundation.candidates import read_candidates
 
-        added, present = store.add_candidates(read_candidates(args.file), batch=args.batch,
-                                              pairs_per_prompt=args.pairs_per_prompt)
-        skipped = 0
+        sets = read_candidates(args.file)
+        if not sets:
+            raise DataError(f"{args.file}: no candidate sets in the file (it is empty); nothing imported.")
+        added, present = _store(args).add_candidates(sets, batch=args.batch,
+                                                     pairs_per_prompt=args.pairs_per_prompt)
     else:
         from foundation.readers import read_preferences
 
         data = read_preferences(args.file, args.format, skip_invalid=args.skip_invalid)
-        added, present = store.add_records(data.records, gold=args.gold, batch=args.batch)
-        skipped = len(data.skipped)
+        skipped = sum(data.skipped.values())
+        if not data.records:
+            why = f"all {skipped} rows were malformed and skipped" if skipped else "the file holds no rows"
+            raise DataError(f"{args.file}: no pairs to import ({why}); nothing imported.")
+        added, present = _store(args).add_records(data.records, gold=args.gold, batch=args.batch)
     kind = "gold pairs" if args.gold else "pairs"
     print(f"imported {added} {kind} from {args.file} into {args.store} ({present} already there"
           f"{f', {skipped} malformed rows skipped' if skipped else ''})")
