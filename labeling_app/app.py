@@ -143,8 +143,10 @@ def next_pair_api(store: LabelStore, config: AppConfig, user: str) -> dict | Non
 
 
 def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, strength: int,
-                     rationale: str = "") -> dict:
-    label = store.submit(user, pair_id, choice, strength, rationale or "")
+                     rationale: str = "", request_id: str | None = None) -> dict:
+    """Types are checked strictly (`strength` an integer 1-4, `rationale` text); a retry with the same
+    `request_id` returns the label first stored for it."""
+    label = store.submit(user, pair_id, choice, strength, rationale, request_id=request_id or None)
     return {"label_id": label.id, "pair_id": label.pair_id, "stored": True}
 
 
@@ -304,10 +306,11 @@ def register_api(store: LabelStore, config: AppConfig) -> None:
         return _guarded(lambda: next_pair_api(store, config, _user_of(request)))
 
     async def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
-                           request: Optional[gr.Request] = None) -> dict:
-        """Store a label (choice as shown: A = left); returns once it is committed."""
+                           request_id: Optional[str] = None, request: Optional[gr.Request] = None) -> dict:
+        """Store a label (choice as shown: A = left); returns once it is committed. `request_id`: any
+        string unique per label; a retry with it returns the original label instead of an error."""
         return _guarded(lambda: submit_label_api(store, _user_of(request), pair_id, choice, strength,
-                                                 rationale))
+                                                 rationale, request_id))
 
     gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)
     gr.api(submit_label, api_name="submit_label", queue=False, concurrency_limit=None)

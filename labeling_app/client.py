@@ -19,7 +19,11 @@ from typing import Callable
 
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 
-__all__ = ["LabelingClient", "SimulationResult", "simulate", "simulated_accounts"]
+__all__ = ["LabelingClient", "SimulationResult", "simulate", "simulated_accounts", "TransportError"]
+
+
+class TransportError(LabelingError):
+    """The request or its reply was lost on the way (connection, timeout): safe to retry."""
 
 
 class LabelingClient:
@@ -47,7 +51,7 @@ class LabelingClient:
             response = self._http.post(f"/gradio_api/run/{name}",
                                        json={"data": list(data), "session_hash": self.session_hash})
         except httpx.HTTPError as e:
-            raise LabelingError(f"{self.url}/{name}: {e}") from e
+            raise TransportError(f"{self.url}/{name}: {e}") from e
         body = (response.json() if response.headers.get("content-type", "").startswith("application/json")
                 else {})
         if response.status_code != 200:
@@ -60,9 +64,18 @@ class LabelingClient:
         """`{"pair_id", "prompt", "response_a", "response_b"}` as shown to this labeler, or None."""
         return self._call("next_pair")
 
-    def submit_label(self, pair_id: str, choice: str, strength: int, rationale: str = "") -> dict:
-        """Returns after the label is committed: `{"label_id", "pair_id", "stored": True}`."""
-        return self._call("submit_label", pair_id, choice, int(strength), rationale)
+    def submit_label(self, pair_id: str, choice: str, strength: int, rationale: str = "",
+                     retries: int = 2) -> dict:
+        """Returns after the label is committed: `{"label_id", "pair_id", "stored": True}`. A lost reply
+        is retried with the same request id, so the label is stored once and its id comes back."""
+        request_id = secrets.token_hex(12)
+        for attempt in range(retries + 1):
+            try:
+                return self._call("submit_label", pair_id, choice, strength, rationale, request_id)
+            except TransportError:
+                if attempt == retries:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         self._http.close()

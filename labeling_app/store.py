@@ -113,6 +113,24 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
+    """Strict types for a label from a form or an API call: a refusal names the field and the value."""
+    if not isinstance(pair_id, str) or not pair_id:
+        raise LabelingError(f"pair_id must be the pair's id (a string), got {pair_id!r}.")
+    if not isinstance(choice, str) or choice not in CHOICES:
+        raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+    if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
+        raise LabelingError(f"strength must be an integer 1-4 (negligibly, slightly, better, significantly "
+                            f"better), got {strength!r}.")
+    if rationale is not None and not isinstance(rationale, str):
+        raise LabelingError(f"rationale must be text (or empty), got {type(rationale).__name__} "
+                            f"{rationale!r}.")
+    if rationale and len(rationale) > 4000:
+        raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
+        raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
+
+
 def _open_error(path: Path, error: Exception) -> str:
     """What went wrong opening the store file, and what to do."""
     message = getattr(error, "strerror", None) or str(error)
@@ -403,52 +421,60 @@ class LabelStore:
             return self._assignment(conn, cur.lastrowid)
 
     def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3,
-               rationale: str = "") -> Label:
-        """Store a label; `choice` is as shown ("A" = left). Returns once the label is committed."""
-        if choice not in CHOICES:
-            raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
-        if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
-            try:
-                strength = int(strength)
-            except (TypeError, ValueError):
-                strength = -1
-            if strength not in STRENGTHS:
-                raise LabelingError("strength must be 1-4 "
-                                    "(negligibly, slightly, better, significantly better).")
+               rationale: str = "", request_id: str | None = None) -> Label:
+        """Store a label; `choice` is as shown ("A" = left). Returns once the label is committed.
+        A `request_id` (any string the client makes up per label) makes the call idempotent: a retry
+        after a lost reply returns the label first stored for it instead of an error."""
+        _check_label_input(pair_id, choice, strength, rationale, request_id)
         rationale = rationale or ""
-        if len(rationale) > 4000:
-            raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
         self.role(labeler)
         now = time.time()
         with self._write() as conn:
+            if request_id is not None:
+                done = conn.execute("SELECT id FROM labels WHERE labeler = ? AND request_id = ?",
+                                    (labeler, request_id)).fetchone()
+                if done:
+                    return self._label_in(conn, done[0])
             row = conn.execute(
-                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, {self._HELD} "
+                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, {self._HELD}, p.completed "
                 "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
                 "WHERE p.pair_id = :pair AND a.labeler = :who",
                 {"now": now, "k": self.k, "pair": pair_id, "who": labeler}).fetchone()
             if row is None:
                 raise NotAssignedError(f"pair {pair_id!r} is not assigned to {labeler!r}; "
                                        f"ask for the next pair.")
-            assignment_id, status, order, claimed_at, still_yours = row
-            if status == "done":
-                raise NotAssignedError(f"{labeler!r} has labeled pair {pair_id!r} already; "
-                                       f"undo it to change it.")
+            assignment_id, status, order, claimed_at, still_yours, completed = row
             if status != "open" or not still_yours:
-                raise NotAssignedError(f"the claim of {labeler!r} on pair {pair_id!r} expired "
-                                       f"and the pair has its {self.k} labels; nothing was stored; "
-                                       f"go on with the next pair.")
+                raise NotAssignedError(self._refusal(labeler, pair_id, status, completed))
             stored = choice if order == "AB" else SWAP[choice]
             cur = conn.execute(
                 "INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, rationale, "
-                "shown_order, seconds, created_at) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ? "
+                "shown_order, seconds, created_at, request_id) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ?, ? "
                 "FROM assignments WHERE id = ?",
                 (assignment_id, labeler, stored, strength, rationale, order, max(0.0, now - claimed_at), now,
-                 assignment_id))
+                 request_id, assignment_id))
             conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
             self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
                                                     (assignment_id,)).fetchone()[0])
             return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order,
                          now - claimed_at, now)
+
+    def _refusal(self, labeler: str, pair_id: str, status: str, completed: bool) -> str:
+        """Why a submit for an assignment that is not open any more is refused, as it is."""
+        if status == "done":
+            return f"{labeler!r} has labeled pair {pair_id!r} already; undo it to change it."
+        if status == "skipped":
+            return f"{labeler!r} skipped pair {pair_id!r}; nothing was stored; go on with the next pair."
+        if completed:
+            return (f"the claim of {labeler!r} on pair {pair_id!r} expired (after {self.claim_timeout:g} s) "
+                    f"and the pair has its {self.k} labels from others; nothing was stored; go on with the "
+                    f"next pair.")
+        return (f"the claim of {labeler!r} on pair {pair_id!r} expired (after {self.claim_timeout:g} s); "
+                f"nothing was stored; ask for the next pair (it may be this one again).")
+
+    def _label_in(self, conn: sqlite3.Connection, label_id: int) -> Label:
+        return Label(*conn.execute(self._LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?",
+                                   (label_id,)).fetchone())
 
     def skip(self, labeler: str, pair_id: str) -> None:
         """Give the pair back; this labeler will not see it again."""

@@ -91,7 +91,7 @@ def test_submit_checks(store):
         store.submit("bob", a.pair_id, "A", 3)
     with pytest.raises(LabelingError, match="choice must be one of"):
         store.submit("ann", a.pair_id, "left", 3)
-    with pytest.raises(LabelingError, match="strength must be 1-4"):
+    with pytest.raises(LabelingError, match="strength must be an integer 1-4"):
         store.submit("ann", a.pair_id, "A", 7)
     with pytest.raises(AuthError, match="unknown user 'eve'"):
         store.next_assignment("eve")

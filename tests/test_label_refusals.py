@@ -1,0 +1,101 @@
+"""The store's refusals: strict types that name the field, messages that say what really happened,
+an idempotent submit (a retried request id gets its original label), and the schema step that adds it."""
+
+import sqlite3
+
+import pytest
+
+from foundation.records import PreferenceRecord
+from labeling_app import LabelStore
+from labeling_app.errors import LabelingError, NotAssignedError
+
+
+def record(i: int) -> PreferenceRecord:
+    return PreferenceRecord(prompt=[{"role": "user", "content": f"q{i}"}],
+                            chosen=[{"role": "assistant", "content": f"good {i}"}],
+                            rejected=[{"role": "assistant", "content": f"bad {i}"}])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LabelStore(f"sqlite:///{tmp_path}/labels.db", k=2, seed=0)
+    for name in ("ann", "bob", "cat"):
+        s.add_labeler(name, "pass-" + name)
+    s.add_records([record(i) for i in range(4)])
+    return s
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("strength", True, r"strength must be an integer 1-4 .*got True"),
+    ("strength", 3.9, r"strength must be an integer 1-4 .*got 3.9"),
+    ("strength", "3", r"strength must be an integer 1-4 .*got '3'"),
+    ("strength", 5, r"strength must be an integer 1-4 .*got 5"),
+    ("rationale", 7, r"rationale must be text \(or empty\), got int 7"),
+    ("rationale", ["a"], r"rationale must be text \(or empty\), got list \['a'\]"),
+    ("choice", 1, r"choice must be one of A, B, tie, both_bad, got 1"),
+    ("request_id", 12, r"request_id must be a string of 1-200 characters, got 12"),
+])
+def test_wrong_types_are_refused_naming_the_field(store, field, value, message):
+    pair = store.next_assignment("ann")
+    kwargs = {"choice": "A", "strength": 3, "rationale": "", "request_id": None, field: value}
+    with pytest.raises(LabelingError, match=message):
+        store.submit("ann", pair.pair_id, kwargs["choice"], kwargs["strength"], kwargs["rationale"],
+                     request_id=kwargs["request_id"])
+    assert store.labels() == []                                   # nothing stored
+
+
+def test_a_retried_submit_returns_its_original_label(store):
+    pair = store.next_assignment("ann")
+    first = store.submit("ann", pair.pair_id, "A", 3, "clear", request_id="req-1")
+    again = store.submit("ann", pair.pair_id, "A", 3, "clear", request_id="req-1")
+    assert again.id == first.id and len(store.labels()) == 1
+    # without a request id, a second submit is a second label, and refused
+    with pytest.raises(NotAssignedError, match="has labeled pair .* already"):
+        store.submit("ann", pair.pair_id, "A", 3)
+    other = store.next_assignment("bob")
+    assert store.submit("bob", other.pair_id, "B", 2, request_id="req-1").id != first.id   # per labeler
+
+
+def test_a_skipped_pair_is_refused_as_skipped(store):
+    pair = store.next_assignment("ann")
+    store.skip("ann", pair.pair_id)
+    with pytest.raises(NotAssignedError, match=r"'ann' skipped pair .*; nothing was stored"):
+        store.submit("ann", pair.pair_id, "A", 3)
+
+
+def test_an_expired_claim_says_whether_the_pair_is_complete(tmp_path):
+    import time
+
+    store = LabelStore(f"sqlite:///{tmp_path}/l.db?claim_timeout=1", k=1, seed=0)
+    for name in ("ann", "bob"):
+        store.add_labeler(name, "pw-long")
+    store.add_records([record(0)])
+    pair = store.next_assignment("ann")
+    time.sleep(1.1)                              # ann's claim expires; bob may then claim the pair
+    taken = store.next_assignment("bob")
+    assert taken.pair_id == pair.pair_id
+    expired = r"expired \(after 1 s\); nothing was stored; ask for the next"
+    with pytest.raises(NotAssignedError, match=expired):
+        store.submit("ann", pair.pair_id, "A", 3)
+    store.submit("bob", taken.pair_id, "B", 3)
+    with pytest.raises(NotAssignedError, match=r"expired .* has its 1 labels from others"):
+        store.submit("ann", pair.pair_id, "A", 3)
+
+
+def test_a_version_1_store_migrates_and_keeps_its_labels(tmp_path):
+    from labeling_app.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.close()
+    store = LabelStore(f"sqlite:///{path}", k=1)
+    assert store.migrated_from == 1
+    store.add_labeler("ann", "pw-long")
+    store.add_records([record(0)])
+    pair = store.next_assignment("ann")
+    assert store.submit("ann", pair.pair_id, "A", 3, request_id="r").id == 1
+    assert store.integrity_check() == "ok"
