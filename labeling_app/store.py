@@ -176,9 +176,10 @@ class LabelStore:
 
     def __init__(self, url: str = "sqlite:///labels.db", *, k: int | None = None,
                  gold_rate: float | None = None, claim_timeout: float = 600.0, max_text_chars: int = 20_000,
-                 seed: int | None = None):
-        """`k` and `gold_rate` are kept in the store: None reads them (3 and 0 for a new store); a value
-        changes them for every later user of this store."""
+                 seed: int | None = None, change_settings: bool = False):
+        """`k` and `gold_rate` are what the store promises, kept in it and read by every replica: None
+        takes the stored values (3 and 0 for a new store); a value that differs from the stored one is
+        refused unless `change_settings=True` (`align label settings`), and then holds for every replica."""
         self.path, options = parse_store_url(url)
         self.url = url
         if k is not None and k < 1:
@@ -200,21 +201,45 @@ class LabelStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.migrated_from, _ = migrate(self._conn())
-            self._settle_settings(k, gold_rate)
+            self._settle_settings(k, gold_rate, change_settings)
         except (OSError, sqlite3.DatabaseError) as e:
             raise LabelingError(_open_error(self.path, e)) from None
 
-    def _settle_settings(self, k: int | None, gold_rate: float | None) -> None:
-        """k and gold_rate: as given, else as stored, else the defaults; stored for the next opener."""
+    def _settle_settings(self, k: int | None, gold_rate: float | None, change: bool) -> None:
+        """k and gold_rate: as stored; a new store takes the given values (or 3 and 0); a different
+        value for a store that has one is refused unless `change`."""
         with self._write() as conn:
             stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('k', 'gold_rate')")
                           .fetchall())
-            self.k = k if k is not None else int(stored.get("k", 3))
-            self.gold_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
+            wanted = {"k": k, "gold_rate": gold_rate}
+            differs = [key for key, value in wanted.items()
+                       if value is not None and key in stored and float(stored[key]) != float(value)]
+            if differs and not change:
+                asked = ", ".join(f"{key} = {wanted[key]:g}" for key in differs)
+                held = ", ".join(f"{key} = {float(stored[key]):g}" for key in differs)
+                raise ConfigError(f"{self.url} promises {held}; this opener asked for {asked}. Leave it out "
+                                  f"to use the store's, or change it deliberately for every replica with "
+                                  f"`align label settings --store {self.url} --{differs[0]} "
+                                  f"{wanted[differs[0]]:g}`.")
+            new_k = k if k is not None else int(stored.get("k", 3))
+            new_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                             [("k", str(self.k)), ("gold_rate", str(self.gold_rate))])
-            if stored.get("k") != str(self.k):
+                             [("k", str(new_k)), ("gold_rate", str(new_rate))])
+            if stored.get("k") != str(new_k):
                 self._mark_completed(conn, None)   # a new k: pairs may have become complete, or open again
+
+    @property
+    def k(self) -> int:
+        """Labels per pair, as the store holds it now: every replica reads the same value."""
+        return int(self._setting("k"))
+
+    @property
+    def gold_rate(self) -> float:
+        return float(self._setting("gold_rate"))
+
+    def _setting(self, key: str) -> str:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0]
 
     def _mark_completed(self, conn: sqlite3.Connection, pair_seq: int | None) -> None:
         """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""

@@ -99,3 +99,29 @@ def test_a_version_1_store_migrates_and_keeps_its_labels(tmp_path):
     pair = store.next_assignment("ann")
     assert store.submit("ann", pair.pair_id, "A", 3, request_id="r").id == 1
     assert store.integrity_check() == "ok"
+
+
+def test_a_replica_cannot_change_k_by_accident_and_all_replicas_read_a_deliberate_change(tmp_path):
+    from foundation.errors import ConfigError
+
+    url = f"sqlite:///{tmp_path}/labels.db"
+    first = LabelStore(url, k=3)
+    refused = r"promises k = 3; this opener asked for k = 2.*align label settings"
+    with pytest.raises(ConfigError, match=refused):
+        LabelStore(url, k=2)
+    assert LabelStore(url).k == 3 and LabelStore(url, k=3).k == 3        # the same value, or none, is fine
+    LabelStore(url, k=2, change_settings=True)                          # what `align label settings` does
+    assert first.k == 2                                                 # the running replica reads it too
+    with pytest.raises(ConfigError, match=r"promises gold_rate = 0; this opener asked for gold_rate = 0.1"):
+        LabelStore(url, gold_rate=0.1)
+
+
+def test_settings_command(tmp_path, capsys):
+    from align.cli import main
+
+    url = f"sqlite:///{tmp_path}/labels.db"
+    LabelStore(url, k=3)
+    assert main(["label", "settings", "--store", url]) == 0
+    assert "k = 3, gold_rate = 0" in capsys.readouterr().out
+    assert main(["label", "settings", "--store", url, "--k", "2"]) == 0
+    assert LabelStore(url).k == 2

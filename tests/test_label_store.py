@@ -50,13 +50,13 @@ def test_url_and_schema(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert (conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
             == str(SCHEMA_VERSION))
-    # k is kept in the store: a later open without k sees it
-    LabelStore(f"sqlite:///{tmp_path}/a.db", k=5)
+    # k is kept in the store: a later open without k sees it (changing it is deliberate)
+    LabelStore(f"sqlite:///{tmp_path}/a.db", k=5, change_settings=True)
     assert LabelStore(f"sqlite:///{tmp_path}/a.db").k == 5
     assert LabelStore(f"sqlite:///{tmp_path}/a.db").migrated_from == SCHEMA_VERSION
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.commit()
-    with pytest.raises(RuntimeError, match="newer than this align-toolkit"):
+    with pytest.raises(LabelingError, match="newer than this align-toolkit"):
         LabelStore(f"sqlite:///{tmp_path}/a.db")
     for bad in ("postgres://x/y", "sqlite://labels.db", f"sqlite:///{tmp_path}/b.db?fast=1"):
         with pytest.raises(ConfigError):

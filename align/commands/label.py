@@ -50,6 +50,11 @@ def _parser() -> ArgumentParser:
                    help="Minimum share of labels agreeing with the majority (0-1).")
     p.add_argument("--batch")
 
+    p = command("settings", "Show what the store promises (k, gold_rate), or change it for every replica.")
+    p.add_argument("--k", type=int, help="Labels per pair, from distinct labelers.")
+    p.add_argument("--gold_rate", "--gold-rate", type=float,
+                   help="Share of queue items drawn from gold pairs.")
+
     p = command("stats", "Labels, agreement (Krippendorff's alpha), gold accuracy, per labeler and per day.")
     p.add_argument("--json", action="store_true", help="Print JSON.")
     p.add_argument("--batch")
@@ -73,7 +78,7 @@ def _parser() -> ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     return {"serve": serve, "add-user": add_user, "import": import_pairs, "export": export, "stats": stats,
-            "simulate": simulate}[args.action](args)
+            "simulate": simulate, "settings": settings}[args.action](args)
 
 
 def _store(args, **kwargs):
@@ -96,6 +101,14 @@ def serve(args) -> int:
     app = build_app(store, config)
     print(f"align label serve: {args.store} (k = {store.k}); open http://{args.host}:{args.port}", flush=True)
     app.launch(server_name=args.host, server_port=args.port, **launch_options(store, config))
+    return 0
+
+
+def settings(args) -> int:
+    """The one deliberate way to change what a store promises; running replicas read the new values."""
+    store = _store(args, k=args.k, gold_rate=args.gold_rate, change_settings=True)
+    changed = " (changed)" if args.k is not None or args.gold_rate is not None else ""
+    print(f"{args.store}: k = {store.k}, gold_rate = {store.gold_rate:g}{changed}")
     return 0
 
 
