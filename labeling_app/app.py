@@ -333,9 +333,18 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
 
 
 def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[str, Any]:
-    """Keyword arguments for `app.launch()`: login against the store, the keyboard script, the style."""
+    """Keyword arguments for `app.launch()`: login against the store, limited per account and per
+    client (`labeling_app.login`), the keyboard script, the style; no uploads (the app takes none)."""
+    from starlette.middleware import Middleware
+
+    from labeling_app.login import ClientLoginLimit, LoginGuard
+
     config = config or AppConfig()
-    return {"auth": store.authenticate, "auth_message": "Sign in with the account an admin made for you.",
-            "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": ["api"],
-            "show_error": True, "ssr_mode": False}
+    guard = LoginGuard(store, account_failures=config.login_failures,
+                       client_failures=config.client_login_failures, window=config.login_window,
+                       lockout=config.lockout_seconds)
+    return {"auth": guard.authenticate, "auth_message": "Sign in with the account an admin made for you.",
+            "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": [],
+            "show_error": True, "ssr_mode": False, "max_file_size": 1,
+            "app_kwargs": {"middleware": [Middleware(ClientLoginLimit, guard=guard)]}}
 

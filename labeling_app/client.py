@@ -40,9 +40,13 @@ class LabelingClient:
         except httpx.HTTPError as e:
             raise LabelingError(f"cannot reach the labeling app at {url} ({e}); "
                                 f"is `align label serve` running?") from e
+        if response.status_code == 429:
+            raise AuthError(f"login as {user!r} at {url} refused: too many failed logins from this address; "
+                            f"wait a few minutes.")
         if response.status_code != 200:
-            raise AuthError(f"login as {user!r} at {url} failed: unknown user or wrong password "
-                            f"(`align label add-user {user}` creates an account).")
+            raise AuthError(f"login as {user!r} at {url} failed: unknown user, wrong password or a locked "
+                            f"account (`align label add-user {user}` creates one; "
+                            f"`align label unlock {user}` lifts a lockout).")
 
     def _call(self, name: str, *data):
         import httpx

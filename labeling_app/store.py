@@ -103,6 +103,9 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
 
 
+_DUMMY_HASH = hash_password("an account that does not exist", salt=b"\0" * 16)
+
+
 def check_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
@@ -305,8 +308,36 @@ class LabelStore:
                          (name, role, hash_password(password), time.time()))
 
     def authenticate(self, name: str, password: str) -> bool:
+        """The right password of an account that is not locked. An unknown name is checked against a
+        dummy hash and a locked account's password is still checked, so each reply costs the same."""
         row = self._read("SELECT password_hash FROM labelers WHERE name = ?", (name,))
-        return bool(row) and check_password(password, row[0][0])
+        right = check_password(password, row[0][0] if row else _DUMMY_HASH)
+        return bool(row) and right and not self.is_locked(name)
+
+    # -- lockouts ---------------------------------------------------------------------------------
+
+    def lock(self, name: str, seconds: float, reason: str) -> bool:
+        """Lock an existing account for `seconds` (e.g. after repeated wrong passwords); False if unknown."""
+        now = time.time()
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
+                return False
+            conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)",
+                         (name, now, now + seconds, reason))
+        return True
+
+    def unlock(self, name: str) -> bool:
+        """Lift a lockout (an admin's action); False when the account was not locked."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM lockouts WHERE labeler = ?", (name,)).rowcount > 0
+
+    def is_locked(self, name: str) -> bool:
+        return bool(self._read("SELECT 1 FROM lockouts WHERE labeler = ? AND until > ?", (name, time.time())))
+
+    def lockouts(self) -> list[tuple[str, float, float, str]]:
+        """(labeler, locked at, until, reason) of the accounts locked now."""
+        return [tuple(r) for r in self._read("SELECT labeler, locked_at, until, reason FROM lockouts "
+                                             "WHERE until > ? ORDER BY locked_at", (time.time(),))]
 
     def role(self, name: str | None) -> str:
         row = self._read("SELECT role FROM labelers WHERE name = ?", (name,)) if name else []

@@ -55,6 +55,9 @@ def _parser() -> ArgumentParser:
     p.add_argument("--gold_rate", "--gold-rate", type=float,
                    help="Share of queue items drawn from gold pairs.")
 
+    p = command("unlock", "Lift the lockout of an account locked after repeated wrong passwords.")
+    p.add_argument("name", nargs="?", help="The account; without it, list the locked accounts.")
+
     p = command("stats", "Labels, agreement (Krippendorff's alpha), gold accuracy, per labeler and per day.")
     p.add_argument("--json", action="store_true", help="Print JSON.")
     p.add_argument("--batch")
@@ -78,7 +81,7 @@ def _parser() -> ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     return {"serve": serve, "add-user": add_user, "import": import_pairs, "export": export, "stats": stats,
-            "simulate": simulate, "settings": settings}[args.action](args)
+            "simulate": simulate, "settings": settings, "unlock": unlock}[args.action](args)
 
 
 def _store(args, **kwargs):
@@ -110,6 +113,23 @@ def settings(args) -> int:
     changed = " (changed)" if args.k is not None or args.gold_rate is not None else ""
     print(f"{args.store}: k = {store.k}, gold_rate = {store.gold_rate:g}{changed}")
     return 0
+
+
+def unlock(args) -> int:
+    import time
+
+    store = _store(args)
+    if args.name is None:
+        locked = store.lockouts()
+        for name, _, until, reason in locked:
+            print(f"{name}: locked for {max(0, until - time.time()) / 60:.0f} more minutes ({reason})")
+        print(f"{len(locked)} account(s) locked in {args.store}")
+        return 0
+    if store.unlock(args.name):
+        print(f"unlocked {args.name!r} in {args.store}")
+        return 0
+    print(f"align label unlock: {args.name!r} is not locked in {args.store}.", file=sys.stderr)
+    return 1
 
 
 def add_user(args) -> int:

@@ -1,0 +1,80 @@
+"""Login that is safe to expose to a team: guessing is limited, the password hash never blocks the
+server, and a wrong name costs what a wrong password costs.
+
+- Per account: `account_failures` wrong passwords within `window` lock the account for `lockout`
+  (kept in the store, so every replica refuses it, and visible to admins, who can lift it:
+  `align label unlock NAME` or the admin page). A locked account is refused even with the right
+  password, with the same reply as a wrong one.
+- Per client address: `client_failures` failed logins within `window` get HTTP 429 until the window
+  moves on, whatever names they try.
+- The scrypt check runs in a worker thread (`asyncio.to_thread`): Gradio awaits an async auth
+  function, so labelers' requests keep flowing during a login flood. Unknown names are checked
+  against a dummy hash (`LabelStore.authenticate`), so timing does not tell which accounts exist.
+
+The counting uses the `limits` library's moving windows (in memory, per replica); the lockouts
+themselves live in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+__all__ = ["LoginGuard", "ClientLoginLimit"]
+
+
+class LoginGuard:
+    def __init__(self, store, *, account_failures: int = 5, client_failures: int = 20, window: int = 900,
+                 lockout: int = 900):
+        from limits import RateLimitItemPerSecond, storage, strategies
+
+        self.store, self.lockout = store, lockout
+        self._limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+        self._account = RateLimitItemPerSecond(account_failures, window)
+        self._client = RateLimitItemPerSecond(client_failures, window)
+
+    async def authenticate(self, username: str, password: str) -> bool:
+        """The app's `auth` function: True only for the right password of an account that is not locked."""
+        ok = await asyncio.to_thread(self.store.authenticate, username, password)
+        if ok:
+            self._limiter.clear(self._account, "account", username)
+            return True
+        self._limiter.hit(self._account, "account", username)
+        if not self._limiter.test(self._account, "account", username):     # the n-th failure in the window
+            reason = f"{self._account.amount} wrong passwords within {self._account.get_expiry()} s"
+            await asyncio.to_thread(self.store.lock, username, self.lockout, reason)
+        return False
+
+    def client_blocked(self, client: str) -> bool:
+        """True once `client_failures` logins from this address failed within the window."""
+        return not self._limiter.test(self._client, "client", client)
+
+    def client_failed(self, client: str) -> None:
+        self._limiter.hit(self._client, "client", client)
+
+
+class ClientLoginLimit:
+    """ASGI middleware: refuses `POST .../login` with 429 from an address over its failure limit, and
+    counts each failed login (status 400) against the address it came from."""
+
+    def __init__(self, app, guard: LoginGuard):
+        self.app, self.guard = app, guard
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith("/login"):
+            return await self.app(scope, receive, send)
+        client = (scope.get("client") or ("unknown", 0))[0]
+        if self.guard.client_blocked(client):
+            body = json.dumps({"detail": "Too many failed logins from this address; wait a few minutes "
+                                         "before trying again."}).encode()
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"300")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+
+        async def counting_send(message):
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                self.guard.client_failed(client)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)

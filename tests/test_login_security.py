@@ -1,0 +1,80 @@
+"""Login against a real `align label serve`: wrong passwords lock the account (an admin lifts it), a
+client flooding the login form gets 429, unknown and known names get the same reply, and the
+password hash runs off the event loop."""
+
+import inspect
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from labeling_app import LabelStore
+
+
+def _login(url: str, user: str, password: str) -> httpx.Response:
+    return httpx.post(f"{url}/login", data={"username": user, "password": password}, timeout=30)
+
+
+@pytest.fixture
+def server(label_server):
+    server = label_server(k=1, config="k: 1\nlogin_failures: 3\nclient_login_failures: 8\n")
+    store = LabelStore(server.store_url)
+    store.add_labeler("ann", "right-password")
+    store.add_labeler("boss", "boss-password", role="admin")
+    return server.start()
+
+
+def test_wrong_passwords_lock_the_account_until_an_admin_lifts_it(server):
+    assert _login(server.url, "ann", "right-password").status_code == 200
+    for _ in range(3):
+        assert _login(server.url, "ann", "guess").status_code == 400
+    locked = _login(server.url, "ann", "right-password")
+    assert locked.status_code == 400                           # the same reply as a wrong password
+    command = [sys.executable, "-m", "align.cli", "label", "unlock", "--store", server.store_url]
+    listed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert "ann: locked for 15 more minutes (3 wrong passwords within 900 s)" in listed.stdout
+    lifted = subprocess.run([sys.executable, "-m", "align.cli", "label", "unlock", "ann", "--store",
+                             server.store_url], capture_output=True, text=True, timeout=120)
+    assert lifted.returncode == 0 and "unlocked 'ann'" in lifted.stdout
+    assert _login(server.url, "ann", "right-password").status_code == 200
+
+
+def test_a_client_flooding_the_login_gets_429_and_names_do_not_leak(server):
+    unknown = _login(server.url, "nobody-here", "guess")
+    known = _login(server.url, "boss", "guess")
+    assert (unknown.status_code, unknown.text) == (known.status_code, known.text)
+    for i in range(6):
+        _login(server.url, f"user-{i}", "guess")
+    refused = _login(server.url, "boss", "boss-password")          # 8 failures: this address is limited
+    assert refused.status_code == 429 and "Too many failed logins" in refused.text
+
+
+def test_uploads_are_refused(server):
+    session = httpx.Client(base_url=server.url, timeout=30)
+    assert session.post("/login", data={"username": "ann", "password": "right-password"}).status_code == 200
+    upload = session.post("/gradio_api/upload", files={"files": ("x.txt", b"some bytes " * 100)})
+    assert upload.status_code >= 400
+
+
+def test_the_password_check_runs_off_the_event_loop(tmp_path):
+    import asyncio
+    import threading
+
+    from labeling_app.app import launch_options
+
+    store = LabelStore(f"sqlite:///{tmp_path}/l.db")
+    store.add_labeler("ann", "right-password")
+    auth = launch_options(store)["auth"]
+    assert inspect.iscoroutinefunction(auth)                   # Gradio awaits it instead of blocking
+    threads = []
+    original = store.authenticate
+    store.authenticate = lambda *a: threads.append(threading.current_thread().name) or original(*a)
+    loop_thread = []
+
+    async def main():
+        loop_thread.append(threading.current_thread().name)
+        return await auth("ann", "right-password"), await auth("ann", "wrong")
+
+    assert asyncio.run(main()) == (True, False)
+    assert threads and loop_thread[0] not in threads            # the scrypt check ran in a worker thread
