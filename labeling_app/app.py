@@ -66,13 +66,22 @@ CSS = """
 """
 
 _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\s*(\([^)\n]*\)|\[[^\]\n]*\])?")
+
+
+def _no_images(text: str) -> str:
+    """Markdown images become their alt text (`![cat](http://host/p.png)` -> `[image: cat]`), so that no
+    pair text makes a labeler's browser fetch anything: an image URL in a prompt would track labelers."""
+    alt_text = _IMAGE.sub(lambda m: f"[image: {m.group(1).strip() or 'no description'}]", text)
+    return alt_text.replace("![", "!\\[")
 
 
 def escape_markdown(text: str) -> str:
-    """Markdown that shows any HTML in `text` as text: `<`, `>` and `&` are escaped outside code (inside
-    code blocks and spans the Markdown renderer escapes them itself)."""
+    """Markdown that shows any HTML in `text` as text (`<`, `>` and `&` escaped outside code; inside code
+    blocks and spans the Markdown renderer escapes them itself) and loads nothing: images are shown as
+    their alt text."""
     parts = _CODE.split(text)
-    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else html.escape(_no_images(p), quote=False) for i, p in enumerate(parts))
 
 
 def _text(messages: list[dict]) -> str:
@@ -334,10 +343,10 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
 
 def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[str, Any]:
     """Keyword arguments for `app.launch()`: login against the store, limited per account and per
-    client (`labeling_app.login`), the keyboard script, the style; no uploads (the app takes none)."""
+    client (`labeling_app.security`), the keyboard script, the style; no uploads (the app takes none)."""
     from starlette.middleware import Middleware
 
-    from labeling_app.login import ClientLoginLimit, LoginGuard
+    from labeling_app.security import ClientLoginLimit, ContentSecurityPolicy, LoginGuard
 
     config = config or AppConfig()
     guard = LoginGuard(store, account_failures=config.login_failures,
@@ -346,5 +355,6 @@ def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[s
     return {"auth": guard.authenticate, "auth_message": "Sign in with the account an admin made for you.",
             "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": [],
             "show_error": True, "ssr_mode": False, "max_file_size": 1,
-            "app_kwargs": {"middleware": [Middleware(ClientLoginLimit, guard=guard)]}}
+            "app_kwargs": {"middleware": [Middleware(ContentSecurityPolicy),
+                                          Middleware(ClientLoginLimit, guard=guard)]}}
 

@@ -96,3 +96,45 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     admin.wait_for_selector("#admin", state="visible")
     summary = admin.locator("#admin-summary").inner_text()
     assert "**" not in summary and "5 labels (1 retracted) on 8 pairs" in summary
+
+
+def test_pair_text_loads_nothing_from_the_network(label_server, browser):
+    """A markdown image (inline or by reference) or an HTML image in a pair, pointing at a local server
+    that counts its hits: the labeler's browser never requests it, and the page carries a CSP."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Counter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    tracker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counter)
+    threading.Thread(target=tracker.serve_forever, daemon=True).start()
+    host = f"http://127.0.0.1:{tracker.server_address[1]}"
+    text = (f"Look: ![pixel]({host}/inline.png) and ![ref pixel][p] and <img src='{host}/html.png'>\n\n"
+            f"[p]: {host}/reference.png")
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    store.add_records([record(0, chosen=text)])
+    store.add_pairs([{"prompt": [{"role": "user", "content": text}],
+                      "response_a": [{"role": "assistant", "content": "a"}],
+                      "response_b": [{"role": "assistant", "content": "b"}]}])
+    server.start()
+    page = login(browser, server.url, "ann", "pw-ann")
+    page.wait_for_timeout(1500)
+    panes = page.locator("#response-left").inner_text() + page.locator("#response-right").inner_text()
+    assert "[image: pixel]" in panes                                  # the alt text, not the image
+    assert page.locator("img[src*='127.0.0.1']").count() == 0
+    response = page.request.get(server.url + "/")
+    assert "default-src 'self'" in response.headers.get("content-security-policy", "")
+    tracker.shutdown()
+    assert hits == []

@@ -1,5 +1,6 @@
-"""Login that is safe to expose to a team: guessing is limited, the password hash never blocks the
-server, and a wrong name costs what a wrong password costs.
+"""What makes the app safe to expose to a team: a login whose guessing is limited, whose password
+hash never blocks the server and whose wrong name costs what a wrong password costs; and a
+Content-Security-Policy under which no page loads anything from another host.
 
 - Per account: `account_failures` wrong passwords within `window` lock the account for `lockout`
   (kept in the store, so every replica refuses it, and visible to admins, who can lift it:
@@ -13,6 +14,10 @@ server, and a wrong name costs what a wrong password costs.
 
 The counting uses the `limits` library's moving windows (in memory, per replica); the lockouts
 themselves live in the store.
+
+- Every response carries a Content-Security-Policy that allows the app's own origin only (plus
+  inline styles and scripts, which Gradio's page needs): an image or any other URL that reaches a
+  page (pair text is rendered as Markdown) is not fetched, and a referrer never leaves.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-__all__ = ["LoginGuard", "ClientLoginLimit"]
+__all__ = ["LoginGuard", "ClientLoginLimit", "ContentSecurityPolicy", "CSP"]
+
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+       "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+       "connect-src 'self'; media-src 'self' blob:; frame-src 'none'; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'")
 
 
 class LoginGuard:
@@ -78,3 +88,22 @@ class ClientLoginLimit:
             await send(message)
 
         await self.app(scope, receive, counting_send)
+
+
+class ContentSecurityPolicy:
+    """ASGI middleware: `CSP` and `Referrer-Policy: no-referrer` on every HTTP response."""
+
+    def __init__(self, app, policy: str = CSP):
+        self.app, self.policy = app, policy.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"content-security-policy", self.policy),
+                                      (b"referrer-policy", b"no-referrer")]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
