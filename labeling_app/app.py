@@ -178,16 +178,30 @@ def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list
     return summary, rows, hours
 
 
+EXPORT_PREFIX = "align-export-"
+EXPORT_LIFETIME = 600
+
+
 def export_zip(store: LabelStore, user: str, min_labels: int = 1) -> str:
-    """Export (admins only) into a temporary folder and zip it; returns the zip's path."""
+    """Export (admins only) into a private temporary folder and zip it; returns the zip's path. The
+    folder is removed a minute later (Gradio serves its own copy, which only admins may download:
+    `labeling_app.security.AdminFiles`, and which it deletes after `EXPORT_LIFETIME` seconds)."""
     import shutil
+    import threading
 
     from labeling_app.export import export_dataset
 
     store.require_admin(user)
-    out = Path(tempfile.mkdtemp(prefix="align-export-"))
+    out = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))           # mode 0700
     export_dataset(store, out / "export", min_labels=min_labels)
-    return shutil.make_archive(str(out / f"labels-{time.strftime('%Y%m%d-%H%M%S')}"), "zip", out / "export")
+    name = out / f"{EXPORT_PREFIX}labels-{time.strftime('%Y%m%d-%H%M%S')}"
+    archive = Path(shutil.make_archive(str(name), "zip", out / "export"))
+    archive.chmod(0o600)
+    shutil.rmtree(out / "export")
+    timer = threading.Timer(60.0, shutil.rmtree, args=(out,), kwargs={"ignore_errors": True})
+    timer.daemon = True
+    timer.start()
+    return str(archive)
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -328,7 +342,8 @@ def register_api(store: LabelStore, config: AppConfig) -> None:
 def build_app(store: LabelStore, config: AppConfig | None = None):
     """The Gradio Blocks app over `store`. Launch with `app.launch(**launch_options(store, config))`."""
     config = config or AppConfig()
-    with gr.Blocks(title=config.title) as app:
+    # Gradio's cached copies of served files (the admin's export) are deleted after EXPORT_LIFETIME s.
+    with gr.Blocks(title=config.title, delete_cache=(EXPORT_LIFETIME, EXPORT_LIFETIME)) as app:
         with gr.Row():
             gr.Markdown(f"## {html.escape(config.title)}")
             who = gr.Markdown("", elem_id="who")
@@ -346,7 +361,7 @@ def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[s
     client (`labeling_app.security`), the keyboard script, the style; no uploads (the app takes none)."""
     from starlette.middleware import Middleware
 
-    from labeling_app.security import ClientLoginLimit, ContentSecurityPolicy, LoginGuard
+    from labeling_app.security import AdminFiles, ClientLoginLimit, ContentSecurityPolicy, LoginGuard
 
     config = config or AppConfig()
     guard = LoginGuard(store, account_failures=config.login_failures,
@@ -356,5 +371,6 @@ def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[s
             "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": [],
             "show_error": True, "ssr_mode": False, "max_file_size": 1,
             "app_kwargs": {"middleware": [Middleware(ContentSecurityPolicy),
-                                          Middleware(ClientLoginLimit, guard=guard)]}}
+                                          Middleware(ClientLoginLimit, guard=guard),
+                                          Middleware(AdminFiles, store=store, marker=EXPORT_PREFIX)]}}
 

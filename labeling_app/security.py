@@ -15,6 +15,8 @@ Content-Security-Policy under which no page loads anything from another host.
 The counting uses the `limits` library's moving windows (in memory, per replica); the lockouts
 themselves live in the store.
 
+- Files whose name carries the export marker (the admin's export zip) are served to admins only;
+  a labeler who has the URL gets 403.
 - Every response carries a Content-Security-Policy that allows the app's own origin only (plus
   inline styles and scripts, which Gradio's page needs): an image or any other URL that reaches a
   page (pair text is rendered as Markdown) is not fetched, and a referrer never leaves.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-__all__ = ["LoginGuard", "ClientLoginLimit", "ContentSecurityPolicy", "CSP"]
+__all__ = ["LoginGuard", "ClientLoginLimit", "ContentSecurityPolicy", "AdminFiles", "CSP"]
 
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
@@ -107,3 +109,48 @@ class ContentSecurityPolicy:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def session_user(scope) -> str | None:
+    """The user signed in on this request, from Gradio's login cookie (None when signed out)."""
+    app = scope.get("app")
+    cookie_id = getattr(app, "cookie_id", None)
+    if cookie_id is None:
+        return None
+    from http.cookies import SimpleCookie
+
+    cookies = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            cookies.load(value.decode("latin-1"))
+    for key in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+        if key in cookies:
+            return getattr(app, "tokens", {}).get(cookies[key].value)
+    return None
+
+
+class AdminFiles:
+    """ASGI middleware: a file request (`/gradio_api/file=...`) for a path holding `marker` is answered
+    403 unless the signed-in user is an admin of `store`."""
+
+    def __init__(self, app, store, marker: str):
+        self.app, self.store, self.marker = app, store, marker
+
+    async def __call__(self, scope, receive, send):
+        from urllib.parse import unquote
+
+        path = unquote(scope.get("path", "")) if scope["type"] == "http" else ""
+        if "file=" in path and self.marker in path:
+            user = session_user(scope)
+            is_admin = False
+            if user:
+                try:
+                    is_admin = self.store.role(user) == "admin"
+                except Exception:
+                    is_admin = False
+            if not is_admin:
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"text/plain")]})
+                await send({"type": "http.response.body", "body": b"Exports are for admins only."})
+                return
+        await self.app(scope, receive, send)

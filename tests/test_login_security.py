@@ -78,3 +78,32 @@ def test_the_password_check_runs_off_the_event_loop(tmp_path):
 
     assert asyncio.run(main()) == (True, False)
     assert threads and loop_thread[0] not in threads            # the scrypt check ran in a worker thread
+
+
+def test_the_export_is_for_admins_only(server):
+    from gradio_client import Client
+
+    from tests.test_label_store import record
+
+    LabelStore(server.store_url).add_records([record(i) for i in range(3)])
+    admin = Client(server.url, auth=("boss", "boss-password"), verbose=False)
+    exported = admin.predict(api_name="/on_export")                 # the zip, downloaded by the client
+    assert str(exported).endswith(".zip")
+    import os
+    import tempfile
+    from pathlib import Path
+
+    temp = Path(tempfile.gettempdir())
+    files = list(temp.glob("align-export-*/align-export-labels-*.zip"))
+    assert files and all(p.stat().st_mode & 0o077 == 0 for p in files)          # private to the server
+    # The file's URL as Gradio serves it: an admin gets it, a labeler gets 403.
+    gradio_cache = Path(os.environ.get("GRADIO_TEMP_DIR") or temp / "gradio")
+    cached = next(gradio_cache.rglob("align-export-labels-*.zip"))
+    url = f"/gradio_api/file={cached}"
+    boss = httpx.Client(base_url=server.url, timeout=30)
+    boss.post("/login", data={"username": "boss", "password": "boss-password"})
+    assert boss.get(url).status_code == 200
+    ann = httpx.Client(base_url=server.url, timeout=30)
+    ann.post("/login", data={"username": "ann", "password": "right-password"})
+    assert ann.get(url).status_code == 403 and "admins only" in ann.get(url).text
+    assert httpx.get(server.url + url, timeout=30).status_code in (401, 403)        # signed out
