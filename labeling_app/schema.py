@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from labeling_app.errors import LabelingError
+
 SCHEMA_VERSION = 2
 
 # MIGRATIONS[i] takes a store from version i to i + 1. Append; never edit a released step.
@@ -110,8 +112,8 @@ def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
     """Bring the schema up to `SCHEMA_VERSION`, one transaction per step; returns (from, to)."""
     start = version = schema_version(conn)
     if version > SCHEMA_VERSION:
-        raise RuntimeError(f"the store has schema version {version}, newer than this align-toolkit "
-                           f"({SCHEMA_VERSION}); upgrade align-toolkit to open it.")
+        raise LabelingError(f"the store has schema version {version}, newer than this align-toolkit "
+                            f"({SCHEMA_VERSION}); upgrade align-toolkit to open it.")
     while version < SCHEMA_VERSION:
         conn.execute("BEGIN IMMEDIATE")
         try:
