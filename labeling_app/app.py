@@ -238,7 +238,7 @@ def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
     """The labeling page: guidelines, the conversation, responses A and B, the choice, strength,
     rationale and the buttons. Returns its components; `status` is the page's status line."""
     ui = SimpleNamespace(pair_id=gr.State(None))
-    with gr.Column(visible=True, elem_id="labeling"):
+    with gr.Column(visible=True, elem_id="labeling") as ui.column:
         with gr.Accordion("Guidelines", open=False):
             gr.Markdown(config.guidelines)
         gr.Markdown(SHORTCUTS)
@@ -287,13 +287,24 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
 
     def on_load(request: gr.Request):
+        """A labeler gets the next pair; an admin gets the admin page only (no claim on any pair)."""
         user = _user_of(request)
         is_admin = store.role(user) == "admin"
-        view = _guarded(lambda: show_next(store, config, user))
-        stats = admin_view(store, user) if is_admin else ("", [], [])
+        if is_admin:
+            view, stats = PairView(None, [], "", "", "Admin view: labels, agreement, lockouts and the export "
+                                                     "are below."), admin_view(store, user)
+        else:
+            view, stats = _guarded(lambda: show_next(store, config, user)), ("", [], [])
         return (*_page(view), f"Signed in as **{html.escape(user)}** "
                               f"({'admin' if is_admin else 'labeler'}) · "
-                              f"[log out](/logout)", gr.update(visible=is_admin), *stats)
+                              f"[log out](/logout)", gr.update(visible=is_admin),
+                gr.update(visible=not is_admin), *stats)
+
+    def on_choice(choice: Optional[str]):
+        """Strength means nothing for a tie or "both bad": off (and cleared) for those, on otherwise."""
+        if choice in ("tie", "both_bad"):
+            return gr.update(interactive=False, value=None)
+        return gr.update(interactive=True)
 
     def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str],
                   request: gr.Request):
@@ -311,7 +322,8 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     def on_export(request: gr.Request):
         return _guarded(lambda: export_zip(store, _user_of(request)))
 
-    app.load(on_load, None, [*page.outputs, who, admin.column, *admin.outputs], **quick)
+    app.load(on_load, None, [*page.outputs, who, admin.column, page.column, *admin.outputs], **quick)
+    page.choice.change(on_choice, page.choice, page.strength, **quick)
     page.submit.click(on_submit, [page.pair_id, page.choice, page.strength, page.rationale], page.outputs,
                       **quick)
     page.undo.click(on_undo, None, page.outputs, **quick)

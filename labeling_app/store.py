@@ -469,12 +469,26 @@ class LabelStore:
                                    f"AND p.completed = 0 AND {fresh} AND {self._LOAD} < :k "
                                    f"ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
             if row is None:
-                return None
+                return self._reopen_skipped(conn, labeler, args)
             cur = conn.execute("INSERT INTO assignments "
                                "(pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
                                "VALUES (?, ?, ?, ?, ?, 'open')",
                                (row[0], labeler, order, now, now + self.claim_timeout))
             return self._assignment(conn, cur.lastrowid)
+
+    def _reopen_skipped(self, conn: sqlite3.Connection, labeler: str, args: dict) -> Assignment | None:
+        """When nothing new is left for a labeler, the pairs they skipped come back (oldest skip first)
+        while they still need labels: a skip puts a pair at the end of that labeler's queue."""
+        row = conn.execute(f"SELECT a.id FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
+                           f"WHERE a.labeler = :who AND a.status = 'skipped' AND p.completed = 0 "
+                           f"AND (:batch IS NULL OR p.batch = :batch) AND {self._LOAD} < :k "
+                           f"ORDER BY a.expires_at LIMIT 1", args).fetchone()
+        if row is None:
+            return None
+        now = args["now"]
+        conn.execute("UPDATE assignments SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
+                     (now, now + self.claim_timeout, row[0]))
+        return self._assignment(conn, row[0])
 
     def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3,
                rationale: str = "", request_id: str | None = None) -> Label:
@@ -533,12 +547,14 @@ class LabelStore:
                                    (label_id,)).fetchone())
 
     def skip(self, labeler: str, pair_id: str) -> None:
-        """Give the pair back; this labeler will not see it again."""
+        """Give the pair back: others may label it, and this labeler sees it again once nothing new is
+        left for them (the end of their queue)."""
         with self._write() as conn:
-            n = conn.execute("UPDATE assignments SET status = 'skipped' "
+            # expires_at records when it was skipped: the order in which skipped pairs come back
+            n = conn.execute("UPDATE assignments SET status = 'skipped', expires_at = ? "
                              "WHERE labeler = ? AND status = 'open' AND "
                              "pair_seq = (SELECT seq FROM pairs WHERE pair_id = ?)",
-                             (labeler, pair_id)).rowcount
+                             (time.time(), labeler, pair_id)).rowcount
         if not n:
             raise NotAssignedError(f"pair {pair_id!r} is not open for {labeler!r}; nothing to skip.")
 

@@ -96,6 +96,30 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     admin.wait_for_selector("#admin", state="visible")
     summary = admin.locator("#admin-summary").inner_text()
     assert "**" not in summary and "5 labels (1 retracted) on 8 pairs" in summary
+    assert admin.locator("#labeling").is_hidden()                  # the admin page: no labeling panel
+    assert not any(a.labeler == "boss" for a in _assignments(store))  # and no claim on any pair
+
+
+def _assignments(store):
+    from types import SimpleNamespace
+
+    rows = store._read("SELECT labeler, status FROM assignments")
+    return [SimpleNamespace(labeler=r[0], status=r[1]) for r in rows]
+
+
+def test_strength_is_off_for_tie_and_both_bad(label_server, browser):
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    store.add_records([record(i) for i in range(3)])
+    server.start()
+    page = login(browser, server.url, "ann", "pw-ann")
+    strength = page.locator("#strength input[type=radio]").first
+    page.locator("#choice").get_by_text("Tie (3)", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#strength input[type=radio]').disabled")
+    page.locator("#choice").get_by_text("A is better (1)", exact=True).click()
+    page.wait_for_function("() => !document.querySelector('#strength input[type=radio]').disabled")
+    assert strength.is_enabled()
 
 
 def test_pair_text_loads_nothing_from_the_network(label_server, browser):

@@ -125,3 +125,16 @@ def test_settings_command(tmp_path, capsys):
     assert "k = 3, gold_rate = 0" in capsys.readouterr().out
     assert main(["label", "settings", "--store", url, "--k", "2"]) == 0
     assert LabelStore(url).k == 2
+
+
+def test_a_skipped_pair_comes_back_at_the_end_of_the_queue(store):
+    first = store.next_assignment("ann")
+    store.skip("ann", first.pair_id)
+    seen = []
+    while (a := store.next_assignment("ann")) is not None and a.pair_id != first.pair_id:
+        seen.append(a.pair_id)
+        store.submit("ann", a.pair_id, "A", 3)
+    assert len(seen) == 3 and a is not None and a.pair_id == first.pair_id   # the other 3 first, then it
+    store.submit("ann", first.pair_id, "B", 2)                               # and now it can be labeled
+    assert store.next_assignment("ann") is None
+    assert sorted(lab.pair_id for lab in store.labels(labeler="ann")) == sorted([*seen, first.pair_id])

@@ -131,14 +131,16 @@ def test_skip_and_claim_expiry(tmp_path):
     b = s.next_assignment("bob")
     assert b.pair_id != a.pair_id                               # k = 1: ann's claim holds the pair
     s.skip("bob", b.pair_id)
-    assert s.next_assignment("bob") is None                     # skipped: never again for bob
+    # skipped: back at the end of bob's queue, and here nothing else is free for him
+    assert s.next_assignment("bob").pair_id == b.pair_id
+    s.submit("bob", b.pair_id, "B", 2)
     time.sleep(0.3)
     again = s.next_assignment("bob")                            # ann's claim expired: the pair is free
     assert again.pair_id == a.pair_id
     with pytest.raises(NotAssignedError, match="expired"):
         s.submit("ann", a.pair_id, "A", 3)                      # too late: nothing stored for ann
     s.submit("bob", a.pair_id, "A", 3)
-    assert [(lab.labeler, lab.pair_id) for lab in s.labels()] == [("bob", a.pair_id)]
+    assert [(lab.labeler, lab.pair_id) for lab in s.labels()] == [("bob", b.pair_id), ("bob", a.pair_id)]
 
 
 def test_gold_pairs_and_accuracy(tmp_path):
