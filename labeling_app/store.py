@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from foundation.errors import ConfigError
 from foundation.records import Message
-from labeling_app.errors import AuthError, LabelingError, NotAssignedError
+from labeling_app.errors import AuthError, LabelingError, NotAssignedError, StorageError
 from labeling_app.schema import migrate
 
 __all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS"]
@@ -134,6 +134,33 @@ def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None
         raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
 
 
+def _is_storage_failure(error: sqlite3.OperationalError) -> bool:
+    message = str(error).lower()
+    return "disk is full" in message or "disk i/o error" in message or "database or disk is full" in message
+
+
+class _OncePerMinute:
+    """A log line at most once a minute, however often it is asked for (a full disk under 50
+    labelers would otherwise write hundreds of lines a second)."""
+
+    def __init__(self, seconds: float = 60.0):
+        self.seconds, self.last, self.suppressed = seconds, 0.0, 0
+        self._lock = threading.Lock()
+
+    def warn(self, message: str) -> None:
+        import logging
+
+        with self._lock:
+            now = time.time()
+            if now - self.last < self.seconds:
+                self.suppressed += 1
+                return
+            extra = f" ({self.suppressed} more since the last line)" if self.suppressed else ""
+            self.last, self.suppressed = now, 0
+        logging.getLogger("labeling_app").warning(message + extra)
+
+
+
 def _open_error(path: Path, error: Exception) -> str:
     """What went wrong opening the store file, and what to do."""
     message = getattr(error, "strerror", None) or str(error)
@@ -201,6 +228,7 @@ class LabelStore:
         # Writers of this process queue here, in order, rather than in SQLite's busy handler, whose
         # sleep-and-retry starves unlucky threads (seconds of tail latency under 50 labelers).
         self._write_lock = threading.Lock()
+        self._storage_log = _OncePerMinute()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.migrated_from, _ = migrate(self._conn())
@@ -271,13 +299,23 @@ class LabelStore:
         """One write transaction; it holds SQLite's write lock from the first statement."""
         conn = self._conn()
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:          # SQLite may have rolled back already (disk full)
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if not _is_storage_failure(e):
+                    raise
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._storage_log.warn(f"{self.path}: cannot write ({e}); labels are refused until it can")
+                raise StorageError("Labels cannot be saved right now (the store's disk is full or failing); "
+                                   "nothing you submitted before is lost. Try again in a minute.") from None
 
     def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
         return self._conn().execute(sql, args).fetchall()

@@ -138,3 +138,27 @@ def test_a_skipped_pair_comes_back_at_the_end_of_the_queue(store):
     store.submit("ann", first.pair_id, "B", 2)                               # and now it can be labeled
     assert store.next_assignment("ann") is None
     assert sorted(lab.pair_id for lab in store.labels(labeler="ann")) == sorted([*seen, first.pair_id])
+
+
+def test_a_full_disk_refuses_with_one_message_logs_once_and_recovers(store, caplog):
+    """SQLite's page cap stands in for a full disk (the same SQLITE_FULL error)."""
+    import logging
+
+    from labeling_app.errors import StorageError
+
+    pair = store.next_assignment("ann")
+    store.submit("ann", pair.pair_id, "A", 3)
+    conn = store._conn()
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    many = [PreferenceRecord(prompt=[{"role": "user", "content": f"long question {i} " + "x" * 2000}],
+                             chosen=[{"role": "assistant", "content": "y" * 2000}],
+                             rejected=[{"role": "assistant", "content": "z" * 2000}]) for i in range(50)]
+    with caplog.at_level(logging.WARNING, logger="labeling_app"):
+        for _ in range(20):
+            with pytest.raises(StorageError, match="cannot be saved right now.*nothing you submitted before"):
+                store.add_records(many)
+    assert len([r for r in caplog.records if "cannot write" in r.message]) == 1      # not 20
+    assert [lab.labeler for lab in store.labels()] == ["ann"] and len(store.pairs()) == 4   # nothing lost
+    conn.execute("PRAGMA max_page_count = 1073741823")                    # space is back: no restart
+    assert store.add_records(many) == (50, 0)
+    assert store.integrity_check() == "ok"
