@@ -25,6 +25,7 @@ import gradio as gr
 
 from labeling_app.config import AppConfig
 from labeling_app.errors import LabelingError
+from labeling_app.security import refusal_title
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
 
 __all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
@@ -214,11 +215,12 @@ def _user_of(request: Optional[gr.Request]) -> str:
 
 
 def _guarded(fn):
-    """Run a handler; a refusal from the store becomes a message on screen, never a crash."""
+    """Run a handler; a refusal from the store becomes a message on screen, never a crash, titled by
+    its kind (the API answers it with that kind's 4xx/503 status: `security.RefusalStatus`)."""
     try:
         return fn()
     except LabelingError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        raise gr.Error(str(e), title=refusal_title(e), print_exception=False) from None
 
 
 def _page(view: PairView):
@@ -373,7 +375,13 @@ def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[s
     client (`labeling_app.security`), the keyboard script, the style; no uploads (the app takes none)."""
     from starlette.middleware import Middleware
 
-    from labeling_app.security import AdminFiles, ClientLoginLimit, ContentSecurityPolicy, LoginGuard
+    from labeling_app.security import (
+        AdminFiles,
+        ClientLoginLimit,
+        ContentSecurityPolicy,
+        LoginGuard,
+        RefusalStatus,
+    )
 
     config = config or AppConfig()
     guard = LoginGuard(store, account_failures=config.login_failures,
@@ -382,7 +390,7 @@ def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[s
     return {"auth": guard.authenticate, "auth_message": "Sign in with the account an admin made for you.",
             "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": [],
             "show_error": True, "ssr_mode": False, "max_file_size": 1,
-            "app_kwargs": {"middleware": [Middleware(ContentSecurityPolicy),
+            "app_kwargs": {"middleware": [Middleware(ContentSecurityPolicy), Middleware(RefusalStatus),
                                           Middleware(ClientLoginLimit, guard=guard),
                                           Middleware(AdminFiles, store=store, marker=EXPORT_PREFIX)]}}
 

@@ -60,7 +60,7 @@ class LabelingClient:
                 else {})
         if response.status_code != 200:
             message = body.get("error") or response.text[:200]
-            cls = NotAssignedError if "not assigned" in message or "expired" in message else LabelingError
+            cls = {409: NotAssignedError, 403: AuthError}.get(response.status_code, LabelingError)
             raise cls(f"{name} as {self.user!r}: {message}")
         return body["data"][0]
 

@@ -17,6 +17,8 @@ themselves live in the store.
 
 - Files whose name carries the export marker (the admin's export zip) are served to admins only;
   a labeler who has the URL gets 403.
+- A refused API call (a pair not yours, a wrong type, an admin function for a labeler, a full disk)
+  is answered 409, 400, 403 or 503 with its message, not Gradio's 500.
 - Every response carries a Content-Security-Policy that allows the app's own origin only (plus
   inline styles and scripts, which Gradio's page needs): an image or any other URL that reaches a
   page (pair text is rendered as Markdown) is not fetched, and a referrer never leaves.
@@ -27,7 +29,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-__all__ = ["LoginGuard", "ClientLoginLimit", "ContentSecurityPolicy", "AdminFiles", "CSP"]
+__all__ = ["LoginGuard", "ClientLoginLimit", "ContentSecurityPolicy", "AdminFiles", "RefusalStatus",
+           "refusal_title", "CSP"]
 
 CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
@@ -154,3 +157,52 @@ class AdminFiles:
                 await send({"type": "http.response.body", "body": b"Exports are for admins only."})
                 return
         await self.app(scope, receive, send)
+
+
+# The title a refusal is shown under, and the HTTP status the API answers it with.
+REFUSALS = {"Not yours to label": 409, "Not allowed": 403, "Cannot save right now": 503,
+            "Check the request": 400}
+
+
+def refusal_title(error: Exception) -> str:
+    from labeling_app.errors import AuthError, NotAssignedError, StorageError
+
+    if isinstance(error, NotAssignedError):
+        return "Not yours to label"
+    if isinstance(error, AuthError):
+        return "Not allowed"
+    if isinstance(error, StorageError):
+        return "Cannot save right now"
+    return "Check the request"
+
+
+class RefusalStatus:
+    """ASGI middleware: Gradio answers every error of a direct API call (`/gradio_api/run/...`) with 500;
+    a refusal (its title one of `REFUSALS`) gets its own status instead, with the same JSON body."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if "/gradio_api/run/" not in path and "/gradio_api/api/" not in path:
+            return await self.app(scope, receive, send)
+        held: dict = {}
+
+        async def relay(message):
+            if message["type"] == "http.response.start" and message["status"] == 500:
+                held["start"], held["body"] = message, b""
+                return
+            if "start" not in held:
+                return await send(message)
+            held["body"] += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            try:
+                status = REFUSALS.get(json.loads(held["body"]).get("title"), 500)
+            except (ValueError, AttributeError):
+                status = 500
+            await send({**held["start"], "status": status})
+            await send({"type": "http.response.body", "body": held["body"]})
+
+        await self.app(scope, receive, relay)

@@ -107,3 +107,34 @@ def test_the_export_is_for_admins_only(server):
     ann.post("/login", data={"username": "ann", "password": "right-password"})
     assert ann.get(url).status_code == 403 and "admins only" in ann.get(url).text
     assert httpx.get(server.url + url, timeout=30).status_code in (401, 403)        # signed out
+
+
+def test_refusals_are_4xx_with_a_clear_message_and_a_retry_is_answered(server):
+    from tests.test_label_store import record
+
+    LabelStore(server.store_url).add_records([record(i) for i in range(3)])
+    http = httpx.Client(base_url=server.url, timeout=30)
+    http.post("/login", data={"username": "ann", "password": "right-password"})
+
+    def call(name, *data):
+        return http.post(f"/gradio_api/run/{name}", json={"data": list(data), "session_hash": "s1"})
+
+    pair = call("next_pair").json()["data"][0]
+    refused = {
+        "not assigned": call("submit_label", "0000000000000000", "A", 3, "", None),
+        "int rationale": call("submit_label", pair["pair_id"], "A", 3, 7, None),
+        "list rationale": call("submit_label", pair["pair_id"], "A", 3, ["x"], None),
+        "bool strength": call("submit_label", pair["pair_id"], "A", True, "", None),
+        "float strength": call("submit_label", pair["pair_id"], "A", 3.9, "", None),
+        "admin only": call("on_refresh"),
+    }
+    assert {k: r.status_code for k, r in refused.items()} == {
+        "not assigned": 409, "int rationale": 400, "list rationale": 400, "bool strength": 400,
+        "float strength": 400, "admin only": 403}
+    assert "rationale must be text" in refused["int rationale"].json()["error"]
+    assert "Error binding" not in refused["list rationale"].text
+    assert "len()" not in refused["int rationale"].text
+    first = call("submit_label", pair["pair_id"], "A", 3, "", "request-1").json()["data"][0]
+    retry = call("submit_label", pair["pair_id"], "A", 3, "", "request-1")
+    assert retry.status_code == 200 and retry.json()["data"][0]["label_id"] == first["label_id"]
+    assert len(LabelStore(server.store_url).labels()) == 1
