@@ -61,6 +61,7 @@ document.addEventListener("keydown", (e) => {
 """
 
 CSS = """
+#conversation button[aria-label="Clear"], #conversation button[title="Clear"] { display: none !important; }
 #response-left, #response-right { border: 1px solid var(--border-color-primary); border-radius: 8px;
   padding: 8px 12px; }
 #response-left pre, #response-right pre { white-space: pre-wrap; }
@@ -85,6 +86,15 @@ def escape_markdown(text: str) -> str:
     return "".join(p if i % 2 else html.escape(_no_images(p), quote=False) for i, p in enumerate(parts))
 
 
+def _turn(message: dict) -> dict:
+    """A chat turn as the conversation pane shows it: a system prompt marked as such (the pane has
+    user and assistant sides only), every text escaped."""
+    content = escape_markdown(message["content"])
+    if message["role"] == "system":
+        return {"role": "user", "content": f"**System prompt:** {content}"}
+    return {"role": message["role"], "content": content}
+
+
 def _text(messages: list[dict]) -> str:
     return "\n\n".join(m["content"] for m in messages)
 
@@ -106,8 +116,7 @@ class PairView:
         if a is None:
             return cls(None, [], "", "", f"🎉 Nothing left to label for you right now — thank you! "
                                          f"Come back later or ask an admin for more pairs. {status}")
-        conversation = [{"role": m["role"] if m["role"] != "system" else "user",
-                         "content": escape_markdown(m["content"])} for m in a.prompt]
+        conversation = [_turn(m) for m in a.prompt]
         return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)),
                    status)
 
@@ -245,8 +254,10 @@ def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
             gr.Markdown(config.guidelines)
         gr.Markdown(SHORTCUTS)
         with gr.Column(elem_id="pair") as ui.pair_box:
-            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260,
-                                         max_height=420, resizable=True, sanitize_html=True, allow_tags=False,
+            # From its start (no autoscroll to the bottom): the opening question stays in view.
+            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=420,
+                                         max_height=720, resizable=True, autoscroll=False,
+                                         sanitize_html=True, allow_tags=False,
                                          latex_delimiters=[], buttons=[], feedback_options=None,
                                          group_consecutive_messages=False)
             with gr.Row(equal_height=False):
