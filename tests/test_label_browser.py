@@ -162,3 +162,28 @@ def test_pair_text_loads_nothing_from_the_network(label_server, browser):
     assert "default-src 'self'" in response.headers.get("content-security-policy", "")
     tracker.shutdown()
     assert hits == []
+
+
+def test_a_long_conversation_shows_from_its_start_with_no_clear_button(label_server, browser):
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    turns = [{"role": "system", "content": "You are a careful shop assistant."},
+             {"role": "user", "content": "OPENING QUESTION: which kettle should I buy?"}]
+    for i in range(15):
+        turns += [{"role": "assistant", "content": f"answer {i} " + "words " * 30},
+                  {"role": "user", "content": f"follow-up {i}"}]
+    store.add_pairs([{"prompt": turns, "response_a": [{"role": "assistant", "content": "a"}],
+                      "response_b": [{"role": "assistant", "content": "b"}]}])
+    server.start()
+    page = login(browser, server.url, "ann", "pw-ann")
+    page.wait_for_selector("#conversation >> text=OPENING QUESTION")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(server.folder / "conversation.png"), full_page=True)
+    pane = page.locator("#conversation")
+    opening = pane.get_by_text("OPENING QUESTION", exact=False).first
+    box, frame = opening.bounding_box(), pane.bounding_box()
+    assert box is not None and frame["y"] <= box["y"] <= frame["y"] + frame["height"]   # in view, unscrolled
+    assert "System prompt:" in pane.inner_text()
+    assert pane.locator("button[aria-label='Clear']").count() == 0 or \
+        not pane.locator("button[aria-label='Clear']").first.is_visible()
