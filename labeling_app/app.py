@@ -29,7 +29,8 @@ from labeling_app.security import refusal_title
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
 
 __all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
-           "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "escape_markdown"]
+           "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "labels_over_time",
+           "unlock_account", "escape_markdown"]
 
 CHOICE_LABELS = {"A": "A is better (1)", "B": "B is better (2)", "tie": "Tie (3)", "both_bad": "Both bad (4)"}
 STRENGTH_LABELS = {s: f"{name} ({key})" for (s, name), key in zip(STRENGTHS.items(), "qwer")}
@@ -169,8 +170,9 @@ def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, st
     return {"label_id": label.id, "pair_id": label.pair_id, "stored": True}
 
 
-def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list[list[Any]]]:
-    """(summary markdown, per-labeler rows, labels-per-hour rows); admins only."""
+def admin_view(store: LabelStore, user: str) -> tuple:
+    """(summary markdown, per-labeler rows, labels-per-hour rows, locked accounts, labels over time per
+    labeler for the plot); admins only."""
     from labeling_app.quality import label_stats
 
     store.require_admin(user)
@@ -185,7 +187,33 @@ def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list
     rows = [[name, e["labels"], e["seconds_median"], e["agreement_with_majority"], e["gold_accuracy"]]
             for name, e in s["per_labeler"].items()]
     hours = [[h, n] for h, n in s["per_hour"].items()]
-    return summary, rows, hours
+    locked = [[name, time.strftime("%Y-%m-%d %H:%M", time.localtime(until)), reason]
+              for name, _, until, reason in store.lockouts()]
+    return summary, rows, hours, locked or [["(none)", "", ""]], labels_over_time(store)
+
+
+def labels_over_time(store: LabelStore):
+    """Live labels per labeler and hour, cumulative: a table for the admin page's plot."""
+    import pandas as pd
+
+    labels = store.labels()
+    if not labels:
+        return pd.DataFrame({"hour": pd.Series(dtype="datetime64[ns]"), "labels": [], "labeler": []})
+    frame = pd.DataFrame({"hour": pd.to_datetime([lab.created_at for lab in labels], unit="s").floor("h"),
+                          "labeler": [lab.labeler for lab in labels]})
+    counts = frame.groupby(["labeler", "hour"]).size().groupby(level=0).cumsum()
+    return counts.rename("labels").reset_index()
+
+
+def unlock_account(store: LabelStore, user: str, name: str) -> str:
+    """Lift a lockout from the admin page; admins only."""
+    store.require_admin(user)
+    name = (name or "").strip()
+    if not name:
+        raise LabelingError("type the name of the account to unlock.")
+    if store.unlock(name):
+        return f"Unlocked **{html.escape(name)}**."
+    return f"{html.escape(name)} was not locked."
 
 
 EXPORT_PREFIX = "align-export-"
@@ -278,19 +306,29 @@ def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
 
 
 def admin_panel() -> SimpleNamespace:
-    """The admin view (shown to admins only): summary, per-labeler and per-hour tables, export."""
+    """The admin page (admins only): queue progress and agreement, labels over time per labeler, the
+    per-labeler and per-hour tables, locked accounts with an unlock action, the export."""
     ui = SimpleNamespace()
     with gr.Column(visible=False, elem_id="admin") as ui.column:
         gr.Markdown("## Admin")
         ui.summary = gr.Markdown(elem_id="admin-summary")
+        ui.over_time = gr.LinePlot(x="hour", y="labels", color="labeler", elem_id="admin-over-time",
+                                   label="Labels over time (cumulative)")
         ui.per_labeler = gr.Dataframe(headers=["labeler", "labels", "median s", "agreement with majority",
                                                "gold accuracy"], interactive=False, label="Per labeler")
         ui.per_hour = gr.Dataframe(headers=["hour", "labels"], interactive=False, label="Labels per hour")
+        ui.lockouts = gr.Dataframe(headers=["locked account", "until", "why"], interactive=False,
+                                   label="Locked accounts", elem_id="admin-lockouts")
+        with gr.Row():
+            ui.unlock_name = gr.Textbox(label="Account to unlock", elem_id="admin-unlock-name")
+            ui.unlock = gr.Button("Unlock", elem_id="admin-unlock")
+        ui.unlock_status = gr.Markdown()
         with gr.Row():
             ui.refresh = gr.Button("Refresh", elem_id="admin-refresh")
-            ui.export = gr.Button("Export dataset", elem_id="admin-export")
-        ui.export_file = gr.File(label="Export (Hugging Face dataset + JSONL + card, zipped)")
-    ui.outputs = [ui.summary, ui.per_labeler, ui.per_hour]
+            ui.export = gr.Button("Export dataset (zip)", variant="primary", elem_id="admin-export")
+        ui.export_file = gr.File(label="The export to download: Hugging Face dataset + JSONL + card",
+                                 interactive=False, elem_id="admin-export-file")
+    ui.outputs = [ui.summary, ui.per_labeler, ui.per_hour, ui.lockouts, ui.over_time]
     return ui
 
 
@@ -307,7 +345,8 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
             view, stats = PairView(None, [], "", "", "Admin view: labels, agreement, lockouts and the export "
                                                      "are below."), admin_view(store, user)
         else:
-            view, stats = _guarded(lambda: show_next(store, config, user)), ("", [], [])
+            # a labeler never sees the admin page: its components get empty values
+            view, stats = _guarded(lambda: show_next(store, config, user)), ("", [], [], [], None)
         return (*_page(view), f"Signed in as **{html.escape(user)}** "
                               f"({'admin' if is_admin else 'labeler'}) · "
                               f"[log out](/logout)", gr.update(visible=is_admin),
@@ -332,6 +371,10 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     def on_refresh(request: gr.Request):
         return _guarded(lambda: admin_view(store, _user_of(request)))
 
+    def on_unlock(name: Optional[str], request: gr.Request):
+        status = _guarded(lambda: unlock_account(store, _user_of(request), name or ""))
+        return status, *admin_view(store, _user_of(request))
+
     def on_export(request: gr.Request):
         return _guarded(lambda: export_zip(store, _user_of(request)))
 
@@ -343,6 +386,7 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     page.skip.click(on_skip, [page.pair_id], page.outputs, **quick)
     admin.refresh.click(on_refresh, None, admin.outputs, **quick)
     admin.export.click(on_export, None, admin.export_file, **quick)
+    admin.unlock.click(on_unlock, admin.unlock_name, [admin.unlock_status, *admin.outputs], **quick)
 
 
 def register_api(store: LabelStore, config: AppConfig) -> None:

@@ -162,3 +162,18 @@ def test_a_full_disk_refuses_with_one_message_logs_once_and_recovers(store, capl
     conn.execute("PRAGMA max_page_count = 1073741823")                    # space is back: no restart
     assert store.add_records(many) == (50, 0)
     assert store.integrity_check() == "ok"
+
+
+def test_the_admin_view_shows_lockouts_and_labels_over_time_and_unlocks(store):
+    from labeling_app.app import admin_view, unlock_account
+
+    store.add_labeler("boss", "boss-password", role="admin")
+    pair = store.next_assignment("ann")
+    store.submit("ann", pair.pair_id, "A", 3)
+    store.lock("bob", 900, "5 wrong passwords within 900 s")
+    summary, per_labeler, per_hour, locked, over_time = admin_view(store, "boss")
+    assert locked[0][0] == "bob" and "wrong passwords" in locked[0][2]
+    assert list(over_time["labeler"]) == ["ann"] and list(over_time["labels"]) == [1]
+    assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.is_locked("bob")
+    with pytest.raises(LabelingError, match="needs an admin account"):
+        unlock_account(store, "ann", "bob")
