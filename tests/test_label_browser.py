@@ -120,6 +120,17 @@ def test_strength_is_off_for_tie_and_both_bad(label_server, browser):
     page.locator("#choice").get_by_text("A is better (1)", exact=True).click()
     page.wait_for_function("() => !document.querySelector('#strength input[type=radio]').disabled")
     assert strength.is_enabled()
+    # `s` skips, and the skipped pair comes back once the others are labeled
+    first = page.locator("#response-left").inner_text()
+    page.locator("#status").click()
+    page.keyboard.press("s")
+    page.wait_for_function(f"() => document.querySelector('#response-left').innerText !== {first!r}")
+    for n in (1, 2):
+        page.locator("#status").click()
+        for key in ("3", "Enter"):
+            page.keyboard.press(key)
+        wait_saved(page, n)
+    page.wait_for_function(f"() => document.querySelector('#response-left').innerText === {first!r}")
 
 
 def test_pair_text_loads_nothing_from_the_network(label_server, browser):
@@ -185,5 +196,6 @@ def test_a_long_conversation_shows_from_its_start_with_no_clear_button(label_ser
     box, frame = opening.bounding_box(), pane.bounding_box()
     assert box is not None and frame["y"] <= box["y"] <= frame["y"] + frame["height"]   # in view, unscrolled
     assert "System prompt:" in pane.inner_text()
+    assert "Use via API" not in page.content()                       # no API footer for labelers
     assert pane.locator("button[aria-label='Clear']").count() == 0 or \
         not pane.locator("button[aria-label='Clear']").first.is_visible()
