@@ -43,11 +43,11 @@ def make_store(folder: Path, accounts, pairs: int, k: int) -> str:
     return url
 
 
-def serve(url: str, port: int, folder: Path) -> subprocess.Popen:
+def serve(url: str, port: int, folder: Path, config: str | None = None) -> subprocess.Popen:
     import urllib.request
 
     proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve", "--store", url,
-                             "--port", str(port)],
+                             "--port", str(port), *(["--config", config] if config else [])],
                             stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT)
     for _ in range(200):
         try:

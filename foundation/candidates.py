@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from foundation.errors import DataError
+from foundation.readers import readable
 from foundation.records import (
     Message,
     as_chat,
@@ -54,9 +55,11 @@ def write_candidates(sets: Iterable[CandidateSet], path: str | Path) -> int:
 def read_candidates(path: str | Path) -> list[CandidateSet]:
     out = []
     with open(path, encoding="utf-8") as f:
-        for where, row in iter_json_lines(f, path):
+        for where, row in readable(Path(path), iter_json_lines(f, path)):
             if isinstance(row, DataError):
                 raise row
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: expected a JSON object with `prompt` and `responses`.")
             responses = row.get("responses")
             if not isinstance(responses, list) or len(responses) < 2:
                 raise DataError(f"{where}, field `responses`: needs a list of at least 2 responses.")
@@ -82,15 +85,15 @@ def read_prompts(path: str | Path) -> list[list[Message]]:
     if not path.exists():
         raise DataError(f"{path}: no such file.")
     if path.suffix == ".txt":
-        return [as_chat(line.strip()) for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
+        with open(path, encoding="utf-8") as f:
+            return [as_chat(line.strip()) for line in readable(path, iter(f)) if line.strip()]
     from foundation.readers import read_preferences
 
     head = first_json_row(path) if path.suffix == ".jsonl" else None
     if isinstance(head, dict) and "prompt" in head and "chosen" not in head:
         prompts = []
         with open(path, encoding="utf-8") as f:
-            for where, row in iter_json_lines(f, path):
+            for where, row in readable(path, iter_json_lines(f, path)):
                 if isinstance(row, DataError):
                     raise row
                 prompts.append(messages_from(row.get("prompt"), "user", where=f"{where}, field `prompt`"))

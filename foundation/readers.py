@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from foundation.errors import DataError
 from foundation.records import Message, PreferenceRecord, as_chat, iter_json_lines, messages_from
 
-__all__ = ["FORMATS", "PreferenceData", "read_preferences", "parse_hh_transcript"]
+__all__ = ["readable", "FORMATS", "PreferenceData", "read_preferences", "parse_hh_transcript"]
 
 FORMATS = ("auto", "hh", "kway", "records")
 
@@ -64,7 +64,7 @@ def read_preferences(path: str | Path, format: str = "auto", *, skip_invalid: bo
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder.")
-    rows = _rows(path)
+    rows = readable(path, _rows(path))
     first = next(rows, None)
     if first is None:
         return PreferenceData(str(path), format if format != "auto" else "records", [])
@@ -98,6 +98,23 @@ def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return open(path, encoding="utf-8")
+
+
+def readable(path: Path, rows: Iterator) -> Iterator:
+    """`rows` read from `path`, with an unreadable file turned into one `DataError` that names it: a
+    binary file (not UTF-8 text), a damaged or truncated `.gz`, a file that cannot be read."""
+    import zlib
+
+    try:
+        yield from rows
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); is it a binary file? Give a "
+                        f"JSONL, JSON, CSV or parquet file (.gz too) or a saved dataset folder.") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{path}: the gzip data is damaged or cut short ({e or 'unexpected end of file'}); "
+                        f"download or compress the file again.") from None
+    except (PermissionError, IsADirectoryError) as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror}).") from None
 
 
 def _rows(path: Path) -> Iterator[tuple[str, Any]]:

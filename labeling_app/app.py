@@ -25,10 +25,12 @@ import gradio as gr
 
 from labeling_app.config import AppConfig
 from labeling_app.errors import LabelingError
+from labeling_app.security import refusal_title
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
 
 __all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
-           "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "escape_markdown"]
+           "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "labels_over_time",
+           "unlock_account", "escape_markdown"]
 
 CHOICE_LABELS = {"A": "A is better (1)", "B": "B is better (2)", "tie": "Tie (3)", "both_bad": "Both bad (4)"}
 STRENGTH_LABELS = {s: f"{name} ({key})" for (s, name), key in zip(STRENGTHS.items(), "qwer")}
@@ -60,19 +62,38 @@ document.addEventListener("keydown", (e) => {
 """
 
 CSS = """
+#conversation button[aria-label="Clear"], #conversation button[title="Clear"] { display: none !important; }
 #response-left, #response-right { border: 1px solid var(--border-color-primary); border-radius: 8px;
   padding: 8px 12px; }
 #response-left pre, #response-right pre { white-space: pre-wrap; }
 """
 
 _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\s*(\([^)\n]*\)|\[[^\]\n]*\])?")
+
+
+def _no_images(text: str) -> str:
+    """Markdown images become their alt text (`![cat](http://host/p.png)` -> `[image: cat]`), so that no
+    pair text makes a labeler's browser fetch anything: an image URL in a prompt would track labelers."""
+    alt_text = _IMAGE.sub(lambda m: f"[image: {m.group(1).strip() or 'no description'}]", text)
+    return alt_text.replace("![", "!\\[")
 
 
 def escape_markdown(text: str) -> str:
-    """Markdown that shows any HTML in `text` as text: `<`, `>` and `&` are escaped outside code (inside
-    code blocks and spans the Markdown renderer escapes them itself)."""
+    """Markdown that shows any HTML in `text` as text (`<`, `>` and `&` escaped outside code; inside code
+    blocks and spans the Markdown renderer escapes them itself) and loads nothing: images are shown as
+    their alt text."""
     parts = _CODE.split(text)
-    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else html.escape(_no_images(p), quote=False) for i, p in enumerate(parts))
+
+
+def _turn(message: dict) -> dict:
+    """A chat turn as the conversation pane shows it: a system prompt marked as such (the pane has
+    user and assistant sides only), every text escaped."""
+    content = escape_markdown(message["content"])
+    if message["role"] == "system":
+        return {"role": "user", "content": f"**System prompt:** {content}"}
+    return {"role": message["role"], "content": content}
 
 
 def _text(messages: list[dict]) -> str:
@@ -96,8 +117,7 @@ class PairView:
         if a is None:
             return cls(None, [], "", "", f"🎉 Nothing left to label for you right now — thank you! "
                                          f"Come back later or ask an admin for more pairs. {status}")
-        conversation = [{"role": m["role"] if m["role"] != "system" else "user",
-                         "content": escape_markdown(m["content"])} for m in a.prompt]
+        conversation = [_turn(m) for m in a.prompt]
         return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)),
                    status)
 
@@ -143,13 +163,16 @@ def next_pair_api(store: LabelStore, config: AppConfig, user: str) -> dict | Non
 
 
 def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, strength: int,
-                     rationale: str = "") -> dict:
-    label = store.submit(user, pair_id, choice, strength, rationale or "")
+                     rationale: str = "", request_id: str | None = None) -> dict:
+    """Types are checked strictly (`strength` an integer 1-4, `rationale` text); a retry with the same
+    `request_id` returns the label first stored for it."""
+    label = store.submit(user, pair_id, choice, strength, rationale, request_id=request_id or None)
     return {"label_id": label.id, "pair_id": label.pair_id, "stored": True}
 
 
-def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list[list[Any]]]:
-    """(summary markdown, per-labeler rows, labels-per-hour rows); admins only."""
+def admin_view(store: LabelStore, user: str) -> tuple:
+    """(summary markdown, per-labeler rows, labels-per-hour rows, locked accounts, labels over time per
+    labeler for the plot); admins only."""
     from labeling_app.quality import label_stats
 
     store.require_admin(user)
@@ -164,19 +187,59 @@ def admin_view(store: LabelStore, user: str) -> tuple[str, list[list[Any]], list
     rows = [[name, e["labels"], e["seconds_median"], e["agreement_with_majority"], e["gold_accuracy"]]
             for name, e in s["per_labeler"].items()]
     hours = [[h, n] for h, n in s["per_hour"].items()]
-    return summary, rows, hours
+    locked = [[name, time.strftime("%Y-%m-%d %H:%M", time.localtime(until)), reason]
+              for name, _, until, reason in store.lockouts()]
+    return summary, rows, hours, locked or [["(none)", "", ""]], labels_over_time(store)
+
+
+def labels_over_time(store: LabelStore):
+    """Live labels per labeler and hour, cumulative: a table for the admin page's plot."""
+    import pandas as pd
+
+    labels = store.labels()
+    if not labels:
+        return pd.DataFrame({"hour": pd.Series(dtype="datetime64[ns]"), "labels": [], "labeler": []})
+    frame = pd.DataFrame({"hour": pd.to_datetime([lab.created_at for lab in labels], unit="s").floor("h"),
+                          "labeler": [lab.labeler for lab in labels]})
+    counts = frame.groupby(["labeler", "hour"]).size().groupby(level=0).cumsum()
+    return counts.rename("labels").reset_index()
+
+
+def unlock_account(store: LabelStore, user: str, name: str) -> str:
+    """Lift a lockout from the admin page; admins only."""
+    store.require_admin(user)
+    name = (name or "").strip()
+    if not name:
+        raise LabelingError("type the name of the account to unlock.")
+    if store.unlock(name):
+        return f"Unlocked **{html.escape(name)}**."
+    return f"{html.escape(name)} was not locked."
+
+
+EXPORT_PREFIX = "align-export-"
+EXPORT_LIFETIME = 600
 
 
 def export_zip(store: LabelStore, user: str, min_labels: int = 1) -> str:
-    """Export (admins only) into a temporary folder and zip it; returns the zip's path."""
+    """Export (admins only) into a private temporary folder and zip it; returns the zip's path. The
+    folder is removed a minute later (Gradio serves its own copy, which only admins may download:
+    `labeling_app.security.AdminFiles`, and which it deletes after `EXPORT_LIFETIME` seconds)."""
     import shutil
+    import threading
 
     from labeling_app.export import export_dataset
 
     store.require_admin(user)
-    out = Path(tempfile.mkdtemp(prefix="align-export-"))
+    out = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))           # mode 0700
     export_dataset(store, out / "export", min_labels=min_labels)
-    return shutil.make_archive(str(out / f"labels-{time.strftime('%Y%m%d-%H%M%S')}"), "zip", out / "export")
+    name = out / f"{EXPORT_PREFIX}labels-{time.strftime('%Y%m%d-%H%M%S')}"
+    archive = Path(shutil.make_archive(str(name), "zip", out / "export"))
+    archive.chmod(0o600)
+    shutil.rmtree(out / "export")
+    timer = threading.Timer(60.0, shutil.rmtree, args=(out,), kwargs={"ignore_errors": True})
+    timer.daemon = True
+    timer.start()
+    return str(archive)
 
 
 # -- layout ---------------------------------------------------------------------------------------
@@ -189,11 +252,12 @@ def _user_of(request: Optional[gr.Request]) -> str:
 
 
 def _guarded(fn):
-    """Run a handler; a refusal from the store becomes a message on screen, never a crash."""
+    """Run a handler; a refusal from the store becomes a message on screen, never a crash, titled by
+    its kind (the API answers it with that kind's 4xx/503 status: `security.RefusalStatus`)."""
     try:
         return fn()
     except LabelingError as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        raise gr.Error(str(e), title=refusal_title(e), print_exception=False) from None
 
 
 def _page(view: PairView):
@@ -213,13 +277,15 @@ def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
     """The labeling page: guidelines, the conversation, responses A and B, the choice, strength,
     rationale and the buttons. Returns its components; `status` is the page's status line."""
     ui = SimpleNamespace(pair_id=gr.State(None))
-    with gr.Column(visible=True, elem_id="labeling"):
+    with gr.Column(visible=True, elem_id="labeling") as ui.column:
         with gr.Accordion("Guidelines", open=False):
             gr.Markdown(config.guidelines)
         gr.Markdown(SHORTCUTS)
         with gr.Column(elem_id="pair") as ui.pair_box:
-            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=260,
-                                         max_height=420, resizable=True, sanitize_html=True, allow_tags=False,
+            # From its start (no autoscroll to the bottom): the opening question stays in view.
+            ui.conversation = gr.Chatbot(label="Conversation", elem_id="conversation", height=420,
+                                         max_height=720, resizable=True, autoscroll=False,
+                                         sanitize_html=True, allow_tags=False,
                                          latex_delimiters=[], buttons=[], feedback_options=None,
                                          group_consecutive_messages=False)
             with gr.Row(equal_height=False):
@@ -240,19 +306,29 @@ def labeling_panel(config: AppConfig, status) -> SimpleNamespace:
 
 
 def admin_panel() -> SimpleNamespace:
-    """The admin view (shown to admins only): summary, per-labeler and per-hour tables, export."""
+    """The admin page (admins only): queue progress and agreement, labels over time per labeler, the
+    per-labeler and per-hour tables, locked accounts with an unlock action, the export."""
     ui = SimpleNamespace()
     with gr.Column(visible=False, elem_id="admin") as ui.column:
         gr.Markdown("## Admin")
         ui.summary = gr.Markdown(elem_id="admin-summary")
+        ui.over_time = gr.LinePlot(x="hour", y="labels", color="labeler", elem_id="admin-over-time",
+                                   label="Labels over time (cumulative)")
         ui.per_labeler = gr.Dataframe(headers=["labeler", "labels", "median s", "agreement with majority",
                                                "gold accuracy"], interactive=False, label="Per labeler")
         ui.per_hour = gr.Dataframe(headers=["hour", "labels"], interactive=False, label="Labels per hour")
+        ui.lockouts = gr.Dataframe(headers=["locked account", "until", "why"], interactive=False,
+                                   label="Locked accounts", elem_id="admin-lockouts")
+        with gr.Row():
+            ui.unlock_name = gr.Textbox(label="Account to unlock", elem_id="admin-unlock-name")
+            ui.unlock = gr.Button("Unlock", elem_id="admin-unlock")
+        ui.unlock_status = gr.Markdown()
         with gr.Row():
             ui.refresh = gr.Button("Refresh", elem_id="admin-refresh")
-            ui.export = gr.Button("Export dataset", elem_id="admin-export")
-        ui.export_file = gr.File(label="Export (Hugging Face dataset + JSONL + card, zipped)")
-    ui.outputs = [ui.summary, ui.per_labeler, ui.per_hour]
+            ui.export = gr.Button("Export dataset (zip)", variant="primary", elem_id="admin-export")
+        ui.export_file = gr.File(label="The export to download: Hugging Face dataset + JSONL + card",
+                                 interactive=False, elem_id="admin-export-file")
+    ui.outputs = [ui.summary, ui.per_labeler, ui.per_hour, ui.lockouts, ui.over_time]
     return ui
 
 
@@ -262,13 +338,25 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
 
     def on_load(request: gr.Request):
+        """A labeler gets the next pair; an admin gets the admin page only (no claim on any pair)."""
         user = _user_of(request)
         is_admin = store.role(user) == "admin"
-        view = _guarded(lambda: show_next(store, config, user))
-        stats = admin_view(store, user) if is_admin else ("", [], [])
+        if is_admin:
+            view, stats = PairView(None, [], "", "", "Admin view: labels, agreement, lockouts and the export "
+                                                     "are below."), admin_view(store, user)
+        else:
+            # a labeler never sees the admin page: its components get empty values
+            view, stats = _guarded(lambda: show_next(store, config, user)), ("", [], [], [], None)
         return (*_page(view), f"Signed in as **{html.escape(user)}** "
                               f"({'admin' if is_admin else 'labeler'}) · "
-                              f"[log out](/logout)", gr.update(visible=is_admin), *stats)
+                              f"[log out](/logout)", gr.update(visible=is_admin),
+                gr.update(visible=not is_admin), *stats)
+
+    def on_choice(choice: Optional[str]):
+        """Strength means nothing for a tie or "both bad": off (and cleared) for those, on otherwise."""
+        if choice in ("tie", "both_bad"):
+            return gr.update(interactive=False, value=None)
+        return gr.update(interactive=True)
 
     def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str],
                   request: gr.Request):
@@ -283,16 +371,22 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     def on_refresh(request: gr.Request):
         return _guarded(lambda: admin_view(store, _user_of(request)))
 
+    def on_unlock(name: Optional[str], request: gr.Request):
+        status = _guarded(lambda: unlock_account(store, _user_of(request), name or ""))
+        return status, *admin_view(store, _user_of(request))
+
     def on_export(request: gr.Request):
         return _guarded(lambda: export_zip(store, _user_of(request)))
 
-    app.load(on_load, None, [*page.outputs, who, admin.column, *admin.outputs], **quick)
+    app.load(on_load, None, [*page.outputs, who, admin.column, page.column, *admin.outputs], **quick)
+    page.choice.change(on_choice, page.choice, page.strength, **quick)
     page.submit.click(on_submit, [page.pair_id, page.choice, page.strength, page.rationale], page.outputs,
                       **quick)
     page.undo.click(on_undo, None, page.outputs, **quick)
     page.skip.click(on_skip, [page.pair_id], page.outputs, **quick)
     admin.refresh.click(on_refresh, None, admin.outputs, **quick)
     admin.export.click(on_export, None, admin.export_file, **quick)
+    admin.unlock.click(on_unlock, admin.unlock_name, [admin.unlock_status, *admin.outputs], **quick)
 
 
 def register_api(store: LabelStore, config: AppConfig) -> None:
@@ -304,10 +398,11 @@ def register_api(store: LabelStore, config: AppConfig) -> None:
         return _guarded(lambda: next_pair_api(store, config, _user_of(request)))
 
     async def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
-                           request: Optional[gr.Request] = None) -> dict:
-        """Store a label (choice as shown: A = left); returns once it is committed."""
+                           request_id: Optional[str] = None, request: Optional[gr.Request] = None) -> dict:
+        """Store a label (choice as shown: A = left); returns once it is committed. `request_id`: any
+        string unique per label; a retry with it returns the original label instead of an error."""
         return _guarded(lambda: submit_label_api(store, _user_of(request), pair_id, choice, strength,
-                                                 rationale))
+                                                 rationale, request_id))
 
     gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)
     gr.api(submit_label, api_name="submit_label", queue=False, concurrency_limit=None)
@@ -316,7 +411,8 @@ def register_api(store: LabelStore, config: AppConfig) -> None:
 def build_app(store: LabelStore, config: AppConfig | None = None):
     """The Gradio Blocks app over `store`. Launch with `app.launch(**launch_options(store, config))`."""
     config = config or AppConfig()
-    with gr.Blocks(title=config.title) as app:
+    # Gradio's cached copies of served files (the admin's export) are deleted after EXPORT_LIFETIME s.
+    with gr.Blocks(title=config.title, delete_cache=(EXPORT_LIFETIME, EXPORT_LIFETIME)) as app:
         with gr.Row():
             gr.Markdown(f"## {html.escape(config.title)}")
             who = gr.Markdown("", elem_id="who")
@@ -330,9 +426,26 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
 
 
 def launch_options(store: LabelStore, config: AppConfig | None = None) -> dict[str, Any]:
-    """Keyword arguments for `app.launch()`: login against the store, the keyboard script, the style."""
+    """Keyword arguments for `app.launch()`: login against the store, limited per account and per
+    client (`labeling_app.security`), the keyboard script, the style; no uploads (the app takes none)."""
+    from starlette.middleware import Middleware
+
+    from labeling_app.security import (
+        AdminFiles,
+        ClientLoginLimit,
+        ContentSecurityPolicy,
+        LoginGuard,
+        RefusalStatus,
+    )
+
     config = config or AppConfig()
-    return {"auth": store.authenticate, "auth_message": "Sign in with the account an admin made for you.",
-            "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": ["api"],
-            "show_error": True, "ssr_mode": False}
+    guard = LoginGuard(store, account_failures=config.login_failures,
+                       client_failures=config.client_login_failures, window=config.login_window,
+                       lockout=config.lockout_seconds)
+    return {"auth": guard.authenticate, "auth_message": "Sign in with the account an admin made for you.",
+            "head": KEYBOARD_JS, "css": CSS, "max_threads": config.max_threads, "footer_links": [],
+            "show_error": True, "ssr_mode": False, "max_file_size": 1,
+            "app_kwargs": {"middleware": [Middleware(ContentSecurityPolicy), Middleware(RefusalStatus),
+                                          Middleware(ClientLoginLimit, guard=guard),
+                                          Middleware(AdminFiles, store=store, marker=EXPORT_PREFIX)]}}
 

@@ -19,7 +19,11 @@ from typing import Callable
 
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 
-__all__ = ["LabelingClient", "SimulationResult", "simulate", "simulated_accounts"]
+__all__ = ["LabelingClient", "SimulationResult", "simulate", "simulated_accounts", "TransportError"]
+
+
+class TransportError(LabelingError):
+    """The request or its reply was lost on the way (connection, timeout): safe to retry."""
 
 
 class LabelingClient:
@@ -36,9 +40,13 @@ class LabelingClient:
         except httpx.HTTPError as e:
             raise LabelingError(f"cannot reach the labeling app at {url} ({e}); "
                                 f"is `align label serve` running?") from e
+        if response.status_code == 429:
+            raise AuthError(f"login as {user!r} at {url} refused: too many failed logins from this address; "
+                            f"wait a few minutes.")
         if response.status_code != 200:
-            raise AuthError(f"login as {user!r} at {url} failed: unknown user or wrong password "
-                            f"(`align label add-user {user}` creates an account).")
+            raise AuthError(f"login as {user!r} at {url} failed: unknown user, wrong password or a locked "
+                            f"account (`align label add-user {user}` creates one; "
+                            f"`align label unlock {user}` lifts a lockout).")
 
     def _call(self, name: str, *data):
         import httpx
@@ -47,12 +55,12 @@ class LabelingClient:
             response = self._http.post(f"/gradio_api/run/{name}",
                                        json={"data": list(data), "session_hash": self.session_hash})
         except httpx.HTTPError as e:
-            raise LabelingError(f"{self.url}/{name}: {e}") from e
+            raise TransportError(f"{self.url}/{name}: {e}") from e
         body = (response.json() if response.headers.get("content-type", "").startswith("application/json")
                 else {})
         if response.status_code != 200:
             message = body.get("error") or response.text[:200]
-            cls = NotAssignedError if "not assigned" in message or "expired" in message else LabelingError
+            cls = {409: NotAssignedError, 403: AuthError}.get(response.status_code, LabelingError)
             raise cls(f"{name} as {self.user!r}: {message}")
         return body["data"][0]
 
@@ -60,9 +68,18 @@ class LabelingClient:
         """`{"pair_id", "prompt", "response_a", "response_b"}` as shown to this labeler, or None."""
         return self._call("next_pair")
 
-    def submit_label(self, pair_id: str, choice: str, strength: int, rationale: str = "") -> dict:
-        """Returns after the label is committed: `{"label_id", "pair_id", "stored": True}`."""
-        return self._call("submit_label", pair_id, choice, int(strength), rationale)
+    def submit_label(self, pair_id: str, choice: str, strength: int, rationale: str = "",
+                     retries: int = 2) -> dict:
+        """Returns after the label is committed: `{"label_id", "pair_id", "stored": True}`. A lost reply
+        is retried with the same request id, so the label is stored once and its id comes back."""
+        request_id = secrets.token_hex(12)
+        for attempt in range(retries + 1):
+            try:
+                return self._call("submit_label", pair_id, choice, strength, rationale, request_id)
+            except TransportError:
+                if attempt == retries:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def close(self) -> None:
         self._http.close()

@@ -40,6 +40,13 @@ class AppConfig:
                 "longer ones are refused by name."})
     batch: str | None = field(default=None, metadata={
         "help": "Serve only pairs imported with this batch tag."})
+    login_failures: int = field(default=5, metadata={
+        "help": "Wrong passwords for one account within login_window that lock it for lockout_seconds."})
+    client_login_failures: int = field(default=20, metadata={
+        "help": "Failed logins from one address within login_window after which it gets HTTP 429."})
+    login_window: int = field(default=900, metadata={"help": "Seconds over which failed logins are counted."})
+    lockout_seconds: int = field(default=900, metadata={
+        "help": "How long a locked account stays locked, unless an admin lifts it (`align label unlock`)."})
     max_threads: int = field(default=64, metadata={
         "help": "Worker threads of the server (concurrent requests)."})
 
@@ -51,3 +58,5 @@ class AppConfig:
               "must be a positive number of seconds")
         check(self.max_text_chars >= 100, "max_text_chars", self.max_text_chars, "must be at least 100")
         check(self.max_threads >= 1, "max_threads", self.max_threads, "must be at least 1")
+        for name in ("login_failures", "client_login_failures", "login_window", "lockout_seconds"):
+            check(getattr(self, name) >= 1, name, getattr(self, name), "must be a positive integer")

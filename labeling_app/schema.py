@@ -10,7 +10,7 @@ import sqlite3
 
 from labeling_app.errors import LabelingError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[i] takes a store from version i to i + 1. Append; never edit a released step.
 MIGRATIONS: list[str] = [
@@ -79,6 +79,21 @@ MIGRATIONS: list[str] = [
         labeler TEXT NOT NULL,
         created_at REAL NOT NULL
     );
+    CREATE VIEW live_labels AS
+        SELECT l.* FROM labels l WHERE NOT EXISTS (SELECT 1 FROM retractions r WHERE r.label_id = l.id);
+    """,
+    # 1 -> 2: a client's request id per label, so that a retried submit gets its original label back;
+    # account lockouts after repeated wrong passwords (every replica refuses a locked account).
+    """
+    CREATE TABLE lockouts (
+        labeler TEXT PRIMARY KEY,
+        locked_at REAL NOT NULL,
+        until REAL NOT NULL,
+        reason TEXT NOT NULL
+    );
+    ALTER TABLE labels ADD COLUMN request_id TEXT;
+    CREATE UNIQUE INDEX labels_request ON labels (labeler, request_id) WHERE request_id IS NOT NULL;
+    DROP VIEW live_labels;
     CREATE VIEW live_labels AS
         SELECT l.* FROM labels l WHERE NOT EXISTS (SELECT 1 FROM retractions r WHERE r.label_id = l.id);
     """,

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from foundation.errors import ConfigError
 from foundation.records import Message
-from labeling_app.errors import AuthError, LabelingError, NotAssignedError
+from labeling_app.errors import AuthError, LabelingError, NotAssignedError, StorageError
 from labeling_app.schema import migrate
 
 __all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS"]
@@ -103,6 +103,9 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
     return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
 
 
+_DUMMY_HASH = hash_password("an account that does not exist", salt=b"\0" * 16)
+
+
 def check_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
@@ -111,6 +114,65 @@ def check_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got.hex(), digest)
+
+
+def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
+    """Strict types for a label from a form or an API call: a refusal names the field and the value."""
+    if not isinstance(pair_id, str) or not pair_id:
+        raise LabelingError(f"pair_id must be the pair's id (a string), got {pair_id!r}.")
+    if not isinstance(choice, str) or choice not in CHOICES:
+        raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+    if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
+        raise LabelingError(f"strength must be an integer 1-4 (negligibly, slightly, better, significantly "
+                            f"better), got {strength!r}.")
+    if rationale is not None and not isinstance(rationale, str):
+        raise LabelingError(f"rationale must be text (or empty), got {type(rationale).__name__} "
+                            f"{rationale!r}.")
+    if rationale and len(rationale) > 4000:
+        raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
+        raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
+
+
+def _is_storage_failure(error: sqlite3.OperationalError) -> bool:
+    message = str(error).lower()
+    return "disk is full" in message or "disk i/o error" in message or "database or disk is full" in message
+
+
+class _OncePerMinute:
+    """A log line at most once a minute, however often it is asked for (a full disk under 50
+    labelers would otherwise write hundreds of lines a second)."""
+
+    def __init__(self, seconds: float = 60.0):
+        self.seconds, self.last, self.suppressed = seconds, 0.0, 0
+        self._lock = threading.Lock()
+
+    def warn(self, message: str) -> None:
+        import logging
+
+        with self._lock:
+            now = time.time()
+            if now - self.last < self.seconds:
+                self.suppressed += 1
+                return
+            extra = f" ({self.suppressed} more since the last line)" if self.suppressed else ""
+            self.last, self.suppressed = now, 0
+        logging.getLogger("labeling_app").warning(message + extra)
+
+
+
+def _open_error(path: Path, error: Exception) -> str:
+    """What went wrong opening the store file, and what to do."""
+    message = getattr(error, "strerror", None) or str(error)
+    folder = Path(path).parent
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        return (f"{path}: cannot write the label store: a file stands where its folder should be. "
+                f"Point --store at a writable location, e.g. sqlite:///$HOME/labels.db.")
+    if ("readonly" in message or "read-only" in message.lower() or "unable to open" in message
+            or isinstance(error, PermissionError) or (folder.exists() and not os.access(folder, os.W_OK))):
+        return (f"{path}: cannot write the label store ({message}); its folder {folder} is read-only or "
+                f"missing. Point --store at a writable location, e.g. sqlite:///$HOME/labels.db.")
+    return f"{path}: cannot open the label store ({message}); is it an SQLite file?"
 
 
 def parse_store_url(url: str) -> tuple[Path, dict[str, str]]:
@@ -144,9 +206,10 @@ class LabelStore:
 
     def __init__(self, url: str = "sqlite:///labels.db", *, k: int | None = None,
                  gold_rate: float | None = None, claim_timeout: float = 600.0, max_text_chars: int = 20_000,
-                 seed: int | None = None):
-        """`k` and `gold_rate` are kept in the store: None reads them (3 and 0 for a new store); a value
-        changes them for every later user of this store."""
+                 seed: int | None = None, change_settings: bool = False):
+        """`k` and `gold_rate` are what the store promises, kept in it and read by every replica: None
+        takes the stored values (3 and 0 for a new store); a value that differs from the stored one is
+        refused unless `change_settings=True` (`align label settings`), and then holds for every replica."""
         self.path, options = parse_store_url(url)
         self.url = url
         if k is not None and k < 1:
@@ -165,17 +228,49 @@ class LabelStore:
         # Writers of this process queue here, in order, rather than in SQLite's busy handler, whose
         # sleep-and-retry starves unlucky threads (seconds of tail latency under 50 labelers).
         self._write_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.migrated_from, _ = migrate(self._conn())
+        self._storage_log = _OncePerMinute()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.migrated_from, _ = migrate(self._conn())
+            self._settle_settings(k, gold_rate, change_settings)
+        except (OSError, sqlite3.DatabaseError) as e:
+            raise LabelingError(_open_error(self.path, e)) from None
+
+    def _settle_settings(self, k: int | None, gold_rate: float | None, change: bool) -> None:
+        """k and gold_rate: as stored; a new store takes the given values (or 3 and 0); a different
+        value for a store that has one is refused unless `change`."""
         with self._write() as conn:
             stored = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('k', 'gold_rate')")
                           .fetchall())
-            self.k = k if k is not None else int(stored.get("k", 3))
-            self.gold_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
+            wanted = {"k": k, "gold_rate": gold_rate}
+            differs = [key for key, value in wanted.items()
+                       if value is not None and key in stored and float(stored[key]) != float(value)]
+            if differs and not change:
+                asked = ", ".join(f"{key} = {wanted[key]:g}" for key in differs)
+                held = ", ".join(f"{key} = {float(stored[key]):g}" for key in differs)
+                raise ConfigError(f"{self.url} promises {held}; this opener asked for {asked}. Leave it out "
+                                  f"to use the store's, or change it deliberately for every replica with "
+                                  f"`align label settings --store {self.url} --{differs[0]} "
+                                  f"{wanted[differs[0]]:g}`.")
+            new_k = k if k is not None else int(stored.get("k", 3))
+            new_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                             [("k", str(self.k)), ("gold_rate", str(self.gold_rate))])
-            if stored.get("k") != str(self.k):
+                             [("k", str(new_k)), ("gold_rate", str(new_rate))])
+            if stored.get("k") != str(new_k):
                 self._mark_completed(conn, None)   # a new k: pairs may have become complete, or open again
+
+    @property
+    def k(self) -> int:
+        """Labels per pair, as the store holds it now: every replica reads the same value."""
+        return int(self._setting("k"))
+
+    @property
+    def gold_rate(self) -> float:
+        return float(self._setting("gold_rate"))
+
+    def _setting(self, key: str) -> str:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0]
 
     def _mark_completed(self, conn: sqlite3.Connection, pair_seq: int | None) -> None:
         """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
@@ -192,8 +287,7 @@ class LabelStore:
                 conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.DatabaseError as e:
-                raise LabelingError(f"{self.path}: cannot open the label store ({e}); "
-                                    f"is it an SQLite file?") from e
+                raise LabelingError(_open_error(self.path, e)) from None
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 60000")
@@ -205,13 +299,23 @@ class LabelStore:
         """One write transaction; it holds SQLite's write lock from the first statement."""
         conn = self._conn()
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:          # SQLite may have rolled back already (disk full)
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                if not _is_storage_failure(e):
+                    raise
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._storage_log.warn(f"{self.path}: cannot write ({e}); labels are refused until it can")
+                raise StorageError("Labels cannot be saved right now (the store's disk is full or failing); "
+                                   "nothing you submitted before is lost. Try again in a minute.") from None
 
     def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
         return self._conn().execute(sql, args).fetchall()
@@ -242,8 +346,36 @@ class LabelStore:
                          (name, role, hash_password(password), time.time()))
 
     def authenticate(self, name: str, password: str) -> bool:
+        """The right password of an account that is not locked. An unknown name is checked against a
+        dummy hash and a locked account's password is still checked, so each reply costs the same."""
         row = self._read("SELECT password_hash FROM labelers WHERE name = ?", (name,))
-        return bool(row) and check_password(password, row[0][0])
+        right = check_password(password, row[0][0] if row else _DUMMY_HASH)
+        return bool(row) and right and not self.is_locked(name)
+
+    # -- lockouts ---------------------------------------------------------------------------------
+
+    def lock(self, name: str, seconds: float, reason: str) -> bool:
+        """Lock an existing account for `seconds` (e.g. after repeated wrong passwords); False if unknown."""
+        now = time.time()
+        with self._write() as conn:
+            if not conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
+                return False
+            conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)",
+                         (name, now, now + seconds, reason))
+        return True
+
+    def unlock(self, name: str) -> bool:
+        """Lift a lockout (an admin's action); False when the account was not locked."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM lockouts WHERE labeler = ?", (name,)).rowcount > 0
+
+    def is_locked(self, name: str) -> bool:
+        return bool(self._read("SELECT 1 FROM lockouts WHERE labeler = ? AND until > ?", (name, time.time())))
+
+    def lockouts(self) -> list[tuple[str, float, float, str]]:
+        """(labeler, locked at, until, reason) of the accounts locked now."""
+        return [tuple(r) for r in self._read("SELECT labeler, locked_at, until, reason FROM lockouts "
+                                             "WHERE until > ? ORDER BY locked_at", (time.time(),))]
 
     def role(self, name: str | None) -> str:
         row = self._read("SELECT role FROM labelers WHERE name = ?", (name,)) if name else []
@@ -375,68 +507,92 @@ class LabelStore:
                                    f"AND p.completed = 0 AND {fresh} AND {self._LOAD} < :k "
                                    f"ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
             if row is None:
-                return None
+                return self._reopen_skipped(conn, labeler, args)
             cur = conn.execute("INSERT INTO assignments "
                                "(pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
                                "VALUES (?, ?, ?, ?, ?, 'open')",
                                (row[0], labeler, order, now, now + self.claim_timeout))
             return self._assignment(conn, cur.lastrowid)
 
+    def _reopen_skipped(self, conn: sqlite3.Connection, labeler: str, args: dict) -> Assignment | None:
+        """When nothing new is left for a labeler, the pairs they skipped come back (oldest skip first)
+        while they still need labels: a skip puts a pair at the end of that labeler's queue."""
+        row = conn.execute(f"SELECT a.id FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
+                           f"WHERE a.labeler = :who AND a.status = 'skipped' AND p.completed = 0 "
+                           f"AND (:batch IS NULL OR p.batch = :batch) AND {self._LOAD} < :k "
+                           f"ORDER BY a.expires_at LIMIT 1", args).fetchone()
+        if row is None:
+            return None
+        now = args["now"]
+        conn.execute("UPDATE assignments SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
+                     (now, now + self.claim_timeout, row[0]))
+        return self._assignment(conn, row[0])
+
     def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3,
-               rationale: str = "") -> Label:
-        """Store a label; `choice` is as shown ("A" = left). Returns once the label is committed."""
-        if choice not in CHOICES:
-            raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
-        if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
-            try:
-                strength = int(strength)
-            except (TypeError, ValueError):
-                strength = -1
-            if strength not in STRENGTHS:
-                raise LabelingError("strength must be 1-4 "
-                                    "(negligibly, slightly, better, significantly better).")
+               rationale: str = "", request_id: str | None = None) -> Label:
+        """Store a label; `choice` is as shown ("A" = left). Returns once the label is committed.
+        A `request_id` (any string the client makes up per label) makes the call idempotent: a retry
+        after a lost reply returns the label first stored for it instead of an error."""
+        _check_label_input(pair_id, choice, strength, rationale, request_id)
         rationale = rationale or ""
-        if len(rationale) > 4000:
-            raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
         self.role(labeler)
         now = time.time()
         with self._write() as conn:
+            if request_id is not None:
+                done = conn.execute("SELECT id FROM labels WHERE labeler = ? AND request_id = ?",
+                                    (labeler, request_id)).fetchone()
+                if done:
+                    return self._label_in(conn, done[0])
             row = conn.execute(
-                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, {self._HELD} "
+                f"SELECT a.id, a.status, a.shown_order, a.claimed_at, {self._HELD}, p.completed "
                 "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
                 "WHERE p.pair_id = :pair AND a.labeler = :who",
                 {"now": now, "k": self.k, "pair": pair_id, "who": labeler}).fetchone()
             if row is None:
                 raise NotAssignedError(f"pair {pair_id!r} is not assigned to {labeler!r}; "
                                        f"ask for the next pair.")
-            assignment_id, status, order, claimed_at, still_yours = row
-            if status == "done":
-                raise NotAssignedError(f"{labeler!r} has labeled pair {pair_id!r} already; "
-                                       f"undo it to change it.")
+            assignment_id, status, order, claimed_at, still_yours, completed = row
             if status != "open" or not still_yours:
-                raise NotAssignedError(f"the claim of {labeler!r} on pair {pair_id!r} expired "
-                                       f"and the pair has its {self.k} labels; nothing was stored; "
-                                       f"go on with the next pair.")
+                raise NotAssignedError(self._refusal(labeler, pair_id, status, completed))
             stored = choice if order == "AB" else SWAP[choice]
             cur = conn.execute(
                 "INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, rationale, "
-                "shown_order, seconds, created_at) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ? "
+                "shown_order, seconds, created_at, request_id) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ?, ? "
                 "FROM assignments WHERE id = ?",
                 (assignment_id, labeler, stored, strength, rationale, order, max(0.0, now - claimed_at), now,
-                 assignment_id))
+                 request_id, assignment_id))
             conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
             self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
                                                     (assignment_id,)).fetchone()[0])
             return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order,
                          now - claimed_at, now)
 
+    def _refusal(self, labeler: str, pair_id: str, status: str, completed: bool) -> str:
+        """Why a submit for an assignment that is not open any more is refused, as it is."""
+        if status == "done":
+            return f"{labeler!r} has labeled pair {pair_id!r} already; undo it to change it."
+        if status == "skipped":
+            return f"{labeler!r} skipped pair {pair_id!r}; nothing was stored; go on with the next pair."
+        if completed:
+            return (f"the claim of {labeler!r} on pair {pair_id!r} expired (after {self.claim_timeout:g} s) "
+                    f"and the pair has its {self.k} labels from others; nothing was stored; go on with the "
+                    f"next pair.")
+        return (f"the claim of {labeler!r} on pair {pair_id!r} expired (after {self.claim_timeout:g} s); "
+                f"nothing was stored; ask for the next pair (it may be this one again).")
+
+    def _label_in(self, conn: sqlite3.Connection, label_id: int) -> Label:
+        return Label(*conn.execute(self._LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?",
+                                   (label_id,)).fetchone())
+
     def skip(self, labeler: str, pair_id: str) -> None:
-        """Give the pair back; this labeler will not see it again."""
+        """Give the pair back: others may label it, and this labeler sees it again once nothing new is
+        left for them (the end of their queue)."""
         with self._write() as conn:
-            n = conn.execute("UPDATE assignments SET status = 'skipped' "
+            # expires_at records when it was skipped: the order in which skipped pairs come back
+            n = conn.execute("UPDATE assignments SET status = 'skipped', expires_at = ? "
                              "WHERE labeler = ? AND status = 'open' AND "
                              "pair_seq = (SELECT seq FROM pairs WHERE pair_id = ?)",
-                             (labeler, pair_id)).rowcount
+                             (time.time(), labeler, pair_id)).rowcount
         if not n:
             raise NotAssignedError(f"pair {pair_id!r} is not open for {labeler!r}; nothing to skip.")
 

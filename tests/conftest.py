@@ -136,6 +136,9 @@ class LabelServer:
         self.folder = folder
         self.store_url = f"sqlite:///{folder.resolve() / 'labels.db'}"   # an absolute path: sqlite:////...
         self.k = k
+        from labeling_app import LabelStore
+
+        LabelStore(self.store_url, k=k, change_settings=True)      # the store promises k from the start
         self.config = config
         self.proc = None
         self.url = None

@@ -96,3 +96,106 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     admin.wait_for_selector("#admin", state="visible")
     summary = admin.locator("#admin-summary").inner_text()
     assert "**" not in summary and "5 labels (1 retracted) on 8 pairs" in summary
+    assert admin.locator("#labeling").is_hidden()                  # the admin page: no labeling panel
+    assert not any(a.labeler == "boss" for a in _assignments(store))  # and no claim on any pair
+
+
+def _assignments(store):
+    from types import SimpleNamespace
+
+    rows = store._read("SELECT labeler, status FROM assignments")
+    return [SimpleNamespace(labeler=r[0], status=r[1]) for r in rows]
+
+
+def test_strength_is_off_for_tie_and_both_bad(label_server, browser):
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    store.add_records([record(i) for i in range(3)])
+    server.start()
+    page = login(browser, server.url, "ann", "pw-ann")
+    strength = page.locator("#strength input[type=radio]").first
+    page.locator("#choice").get_by_text("Tie (3)", exact=True).click()
+    page.wait_for_function("() => document.querySelector('#strength input[type=radio]').disabled")
+    page.locator("#choice").get_by_text("A is better (1)", exact=True).click()
+    page.wait_for_function("() => !document.querySelector('#strength input[type=radio]').disabled")
+    assert strength.is_enabled()
+    # `s` skips, and the skipped pair comes back once the others are labeled
+    first = page.locator("#response-left").inner_text()
+    page.locator("#status").click()
+    page.keyboard.press("s")
+    page.wait_for_function(f"() => document.querySelector('#response-left').innerText !== {first!r}")
+    for n in (1, 2):
+        page.locator("#status").click()
+        for key in ("3", "Enter"):
+            page.keyboard.press(key)
+        wait_saved(page, n)
+    page.wait_for_function(f"() => document.querySelector('#response-left').innerText === {first!r}")
+
+
+def test_pair_text_loads_nothing_from_the_network(label_server, browser):
+    """A markdown image (inline or by reference) or an HTML image in a pair, pointing at a local server
+    that counts its hits: the labeler's browser never requests it, and the page carries a CSP."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Counter(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    tracker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counter)
+    threading.Thread(target=tracker.serve_forever, daemon=True).start()
+    host = f"http://127.0.0.1:{tracker.server_address[1]}"
+    text = (f"Look: ![pixel]({host}/inline.png) and ![ref pixel][p] and <img src='{host}/html.png'>\n\n"
+            f"[p]: {host}/reference.png")
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    store.add_records([record(0, chosen=text)])
+    store.add_pairs([{"prompt": [{"role": "user", "content": text}],
+                      "response_a": [{"role": "assistant", "content": "a"}],
+                      "response_b": [{"role": "assistant", "content": "b"}]}])
+    server.start()
+    page = login(browser, server.url, "ann", "pw-ann")
+    page.wait_for_timeout(1500)
+    panes = page.locator("#response-left").inner_text() + page.locator("#response-right").inner_text()
+    assert "[image: pixel]" in panes                                  # the alt text, not the image
+    assert page.locator("img[src*='127.0.0.1']").count() == 0
+    response = page.request.get(server.url + "/")
+    assert "default-src 'self'" in response.headers.get("content-security-policy", "")
+    tracker.shutdown()
+    assert hits == []
+
+
+def test_a_long_conversation_shows_from_its_start_with_no_clear_button(label_server, browser):
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    turns = [{"role": "system", "content": "You are a careful shop assistant."},
+             {"role": "user", "content": "OPENING QUESTION: which kettle should I buy?"}]
+    for i in range(15):
+        turns += [{"role": "assistant", "content": f"answer {i} " + "words " * 30},
+                  {"role": "user", "content": f"follow-up {i}"}]
+    store.add_pairs([{"prompt": turns, "response_a": [{"role": "assistant", "content": "a"}],
+                      "response_b": [{"role": "assistant", "content": "b"}]}])
+    server.start()
+    page = login(browser, server.url, "ann", "pw-ann")
+    page.wait_for_selector("#conversation >> text=OPENING QUESTION")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(server.folder / "conversation.png"), full_page=True)
+    pane = page.locator("#conversation")
+    opening = pane.get_by_text("OPENING QUESTION", exact=False).first
+    box, frame = opening.bounding_box(), pane.bounding_box()
+    assert box is not None and frame["y"] <= box["y"] <= frame["y"] + frame["height"]   # in view, unscrolled
+    assert "System prompt:" in pane.inner_text()
+    assert "Use via API" not in page.content()                       # no API footer for labelers
+    assert pane.locator("button[aria-label='Clear']").count() == 0 or \
+        not pane.locator("button[aria-label='Clear']").first.is_visible()

@@ -57,7 +57,7 @@ def test_cli_and_api(label_server, tmp_path, hh_file):
     with pytest.raises(Exception, match="needs an admin account"):
         client.predict(api_name="/on_export")
     admin = Client(server.url, auth=("boss", "pw-boss"), verbose=False)
-    summary, per_labeler, _ = admin.predict(api_name="/on_refresh")
+    summary, per_labeler, _, lockouts, over_time = admin.predict(api_name="/on_refresh")
     assert "**1** labels" in summary and per_labeler["data"][0][0] == "ann"
     with pytest.raises(AuthError):
         LabelingClient(server.url, "ann", "wrong")

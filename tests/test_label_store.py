@@ -50,8 +50,8 @@ def test_url_and_schema(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert (conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
             == str(SCHEMA_VERSION))
-    # k is kept in the store: a later open without k sees it
-    LabelStore(f"sqlite:///{tmp_path}/a.db", k=5)
+    # k is kept in the store: a later open without k sees it (changing it is deliberate)
+    LabelStore(f"sqlite:///{tmp_path}/a.db", k=5, change_settings=True)
     assert LabelStore(f"sqlite:///{tmp_path}/a.db").k == 5
     assert LabelStore(f"sqlite:///{tmp_path}/a.db").migrated_from == SCHEMA_VERSION
     conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
@@ -91,7 +91,7 @@ def test_submit_checks(store):
         store.submit("bob", a.pair_id, "A", 3)
     with pytest.raises(LabelingError, match="choice must be one of"):
         store.submit("ann", a.pair_id, "left", 3)
-    with pytest.raises(LabelingError, match="strength must be 1-4"):
+    with pytest.raises(LabelingError, match="strength must be an integer 1-4"):
         store.submit("ann", a.pair_id, "A", 7)
     with pytest.raises(AuthError, match="unknown user 'eve'"):
         store.next_assignment("eve")
@@ -131,14 +131,16 @@ def test_skip_and_claim_expiry(tmp_path):
     b = s.next_assignment("bob")
     assert b.pair_id != a.pair_id                               # k = 1: ann's claim holds the pair
     s.skip("bob", b.pair_id)
-    assert s.next_assignment("bob") is None                     # skipped: never again for bob
+    # skipped: back at the end of bob's queue, and here nothing else is free for him
+    assert s.next_assignment("bob").pair_id == b.pair_id
+    s.submit("bob", b.pair_id, "B", 2)
     time.sleep(0.3)
     again = s.next_assignment("bob")                            # ann's claim expired: the pair is free
     assert again.pair_id == a.pair_id
     with pytest.raises(NotAssignedError, match="expired"):
         s.submit("ann", a.pair_id, "A", 3)                      # too late: nothing stored for ann
     s.submit("bob", a.pair_id, "A", 3)
-    assert [(lab.labeler, lab.pair_id) for lab in s.labels()] == [("bob", a.pair_id)]
+    assert [(lab.labeler, lab.pair_id) for lab in s.labels()] == [("bob", b.pair_id), ("bob", a.pair_id)]
 
 
 def test_gold_pairs_and_accuracy(tmp_path):

@@ -50,6 +50,14 @@ def _parser() -> ArgumentParser:
                    help="Minimum share of labels agreeing with the majority (0-1).")
     p.add_argument("--batch")
 
+    p = command("settings", "Show what the store promises (k, gold_rate), or change it for every replica.")
+    p.add_argument("--k", type=int, help="Labels per pair, from distinct labelers.")
+    p.add_argument("--gold_rate", "--gold-rate", type=float,
+                   help="Share of queue items drawn from gold pairs.")
+
+    p = command("unlock", "Lift the lockout of an account locked after repeated wrong passwords.")
+    p.add_argument("name", nargs="?", help="The account; without it, list the locked accounts.")
+
     p = command("stats", "Labels, agreement (Krippendorff's alpha), gold accuracy, per labeler and per day.")
     p.add_argument("--json", action="store_true", help="Print JSON.")
     p.add_argument("--batch")
@@ -73,7 +81,7 @@ def _parser() -> ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     return {"serve": serve, "add-user": add_user, "import": import_pairs, "export": export, "stats": stats,
-            "simulate": simulate}[args.action](args)
+            "simulate": simulate, "settings": settings, "unlock": unlock}[args.action](args)
 
 
 def _store(args, **kwargs):
@@ -99,6 +107,31 @@ def serve(args) -> int:
     return 0
 
 
+def settings(args) -> int:
+    """The one deliberate way to change what a store promises; running replicas read the new values."""
+    store = _store(args, k=args.k, gold_rate=args.gold_rate, change_settings=True)
+    changed = " (changed)" if args.k is not None or args.gold_rate is not None else ""
+    print(f"{args.store}: k = {store.k}, gold_rate = {store.gold_rate:g}{changed}")
+    return 0
+
+
+def unlock(args) -> int:
+    import time
+
+    store = _store(args)
+    if args.name is None:
+        locked = store.lockouts()
+        for name, _, until, reason in locked:
+            print(f"{name}: locked for {max(0, until - time.time()) / 60:.0f} more minutes ({reason})")
+        print(f"{len(locked)} account(s) locked in {args.store}")
+        return 0
+    if store.unlock(args.name):
+        print(f"unlocked {args.name!r} in {args.store}")
+        return 0
+    print(f"align label unlock: {args.name!r} is not locked in {args.store}.", file=sys.stderr)
+    return 1
+
+
 def add_user(args) -> int:
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for {args.name}: ")
@@ -113,25 +146,31 @@ def add_user(args) -> int:
 
 
 def import_pairs(args) -> int:
+    """Read the whole file first (a bad file stores nothing), then add its pairs in one transaction."""
     from pathlib import Path
 
     from foundation.errors import DataError
 
-    store = _store(args)
-    if not Path(args.file).exists():
+    if not Path(args.file).is_file():
         raise DataError(f"{args.file}: no such file.")
+    skipped = 0
     if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
         from foundation.candidates import read_candidates
 
-        added, present = store.add_candidates(read_candidates(args.file), batch=args.batch,
-                                              pairs_per_prompt=args.pairs_per_prompt)
-        skipped = 0
+        sets = read_candidates(args.file)
+        if not sets:
+            raise DataError(f"{args.file}: no candidate sets in the file (it is empty); nothing imported.")
+        added, present = _store(args).add_candidates(sets, batch=args.batch,
+                                                     pairs_per_prompt=args.pairs_per_prompt)
     else:
         from foundation.readers import read_preferences
 
         data = read_preferences(args.file, args.format, skip_invalid=args.skip_invalid)
-        added, present = store.add_records(data.records, gold=args.gold, batch=args.batch)
-        skipped = len(data.skipped)
+        skipped = sum(data.skipped.values())
+        if not data.records:
+            why = f"all {skipped} rows were malformed and skipped" if skipped else "the file holds no rows"
+            raise DataError(f"{args.file}: no pairs to import ({why}); nothing imported.")
+        added, present = _store(args).add_records(data.records, gold=args.gold, batch=args.batch)
     kind = "gold pairs" if args.gold else "pairs"
     print(f"imported {added} {kind} from {args.file} into {args.store} ({present} already there"
           f"{f', {skipped} malformed rows skipped' if skipped else ''})")

@@ -1,0 +1,179 @@
+"""The store's refusals: strict types that name the field, messages that say what really happened,
+an idempotent submit (a retried request id gets its original label), and the schema step that adds it."""
+
+import sqlite3
+
+import pytest
+
+from foundation.records import PreferenceRecord
+from labeling_app import LabelStore
+from labeling_app.errors import LabelingError, NotAssignedError
+
+
+def record(i: int) -> PreferenceRecord:
+    return PreferenceRecord(prompt=[{"role": "user", "content": f"q{i}"}],
+                            chosen=[{"role": "assistant", "content": f"good {i}"}],
+                            rejected=[{"role": "assistant", "content": f"bad {i}"}])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LabelStore(f"sqlite:///{tmp_path}/labels.db", k=2, seed=0)
+    for name in ("ann", "bob", "cat"):
+        s.add_labeler(name, "pass-" + name)
+    s.add_records([record(i) for i in range(4)])
+    return s
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("strength", True, r"strength must be an integer 1-4 .*got True"),
+    ("strength", 3.9, r"strength must be an integer 1-4 .*got 3.9"),
+    ("strength", "3", r"strength must be an integer 1-4 .*got '3'"),
+    ("strength", 5, r"strength must be an integer 1-4 .*got 5"),
+    ("rationale", 7, r"rationale must be text \(or empty\), got int 7"),
+    ("rationale", ["a"], r"rationale must be text \(or empty\), got list \['a'\]"),
+    ("choice", 1, r"choice must be one of A, B, tie, both_bad, got 1"),
+    ("request_id", 12, r"request_id must be a string of 1-200 characters, got 12"),
+])
+def test_wrong_types_are_refused_naming_the_field(store, field, value, message):
+    pair = store.next_assignment("ann")
+    kwargs = {"choice": "A", "strength": 3, "rationale": "", "request_id": None, field: value}
+    with pytest.raises(LabelingError, match=message):
+        store.submit("ann", pair.pair_id, kwargs["choice"], kwargs["strength"], kwargs["rationale"],
+                     request_id=kwargs["request_id"])
+    assert store.labels() == []                                   # nothing stored
+
+
+def test_a_retried_submit_returns_its_original_label(store):
+    pair = store.next_assignment("ann")
+    first = store.submit("ann", pair.pair_id, "A", 3, "clear", request_id="req-1")
+    again = store.submit("ann", pair.pair_id, "A", 3, "clear", request_id="req-1")
+    assert again.id == first.id and len(store.labels()) == 1
+    # without a request id, a second submit is a second label, and refused
+    with pytest.raises(NotAssignedError, match="has labeled pair .* already"):
+        store.submit("ann", pair.pair_id, "A", 3)
+    other = store.next_assignment("bob")
+    assert store.submit("bob", other.pair_id, "B", 2, request_id="req-1").id != first.id   # per labeler
+
+
+def test_a_skipped_pair_is_refused_as_skipped(store):
+    pair = store.next_assignment("ann")
+    store.skip("ann", pair.pair_id)
+    with pytest.raises(NotAssignedError, match=r"'ann' skipped pair .*; nothing was stored"):
+        store.submit("ann", pair.pair_id, "A", 3)
+
+
+def test_an_expired_claim_says_whether_the_pair_is_complete(tmp_path):
+    import time
+
+    store = LabelStore(f"sqlite:///{tmp_path}/l.db?claim_timeout=1", k=1, seed=0)
+    for name in ("ann", "bob"):
+        store.add_labeler(name, "pw-long")
+    store.add_records([record(0)])
+    pair = store.next_assignment("ann")
+    time.sleep(1.1)                              # ann's claim expires; bob may then claim the pair
+    taken = store.next_assignment("bob")
+    assert taken.pair_id == pair.pair_id
+    expired = r"expired \(after 1 s\); nothing was stored; ask for the next"
+    with pytest.raises(NotAssignedError, match=expired):
+        store.submit("ann", pair.pair_id, "A", 3)
+    store.submit("bob", taken.pair_id, "B", 3)
+    with pytest.raises(NotAssignedError, match=r"expired .* has its 1 labels from others"):
+        store.submit("ann", pair.pair_id, "A", 3)
+
+
+def test_a_version_1_store_migrates_and_keeps_its_labels(tmp_path):
+    from labeling_app.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.close()
+    store = LabelStore(f"sqlite:///{path}", k=1)
+    assert store.migrated_from == 1
+    store.add_labeler("ann", "pw-long")
+    store.add_records([record(0)])
+    pair = store.next_assignment("ann")
+    assert store.submit("ann", pair.pair_id, "A", 3, request_id="r").id == 1
+    assert store.integrity_check() == "ok"
+
+
+def test_a_replica_cannot_change_k_by_accident_and_all_replicas_read_a_deliberate_change(tmp_path):
+    from foundation.errors import ConfigError
+
+    url = f"sqlite:///{tmp_path}/labels.db"
+    first = LabelStore(url, k=3)
+    refused = r"promises k = 3; this opener asked for k = 2.*align label settings"
+    with pytest.raises(ConfigError, match=refused):
+        LabelStore(url, k=2)
+    assert LabelStore(url).k == 3 and LabelStore(url, k=3).k == 3        # the same value, or none, is fine
+    LabelStore(url, k=2, change_settings=True)                          # what `align label settings` does
+    assert first.k == 2                                                 # the running replica reads it too
+    with pytest.raises(ConfigError, match=r"promises gold_rate = 0; this opener asked for gold_rate = 0.1"):
+        LabelStore(url, gold_rate=0.1)
+
+
+def test_settings_command(tmp_path, capsys):
+    from align.cli import main
+
+    url = f"sqlite:///{tmp_path}/labels.db"
+    LabelStore(url, k=3)
+    assert main(["label", "settings", "--store", url]) == 0
+    assert "k = 3, gold_rate = 0" in capsys.readouterr().out
+    assert main(["label", "settings", "--store", url, "--k", "2"]) == 0
+    assert LabelStore(url).k == 2
+
+
+def test_a_skipped_pair_comes_back_at_the_end_of_the_queue(store):
+    first = store.next_assignment("ann")
+    store.skip("ann", first.pair_id)
+    seen = []
+    while (a := store.next_assignment("ann")) is not None and a.pair_id != first.pair_id:
+        seen.append(a.pair_id)
+        store.submit("ann", a.pair_id, "A", 3)
+    assert len(seen) == 3 and a is not None and a.pair_id == first.pair_id   # the other 3 first, then it
+    store.submit("ann", first.pair_id, "B", 2)                               # and now it can be labeled
+    assert store.next_assignment("ann") is None
+    assert sorted(lab.pair_id for lab in store.labels(labeler="ann")) == sorted([*seen, first.pair_id])
+
+
+def test_a_full_disk_refuses_with_one_message_logs_once_and_recovers(store, caplog):
+    """SQLite's page cap stands in for a full disk (the same SQLITE_FULL error)."""
+    import logging
+
+    from labeling_app.errors import StorageError
+
+    pair = store.next_assignment("ann")
+    store.submit("ann", pair.pair_id, "A", 3)
+    conn = store._conn()
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    many = [PreferenceRecord(prompt=[{"role": "user", "content": f"long question {i} " + "x" * 2000}],
+                             chosen=[{"role": "assistant", "content": "y" * 2000}],
+                             rejected=[{"role": "assistant", "content": "z" * 2000}]) for i in range(50)]
+    with caplog.at_level(logging.WARNING, logger="labeling_app"):
+        for _ in range(20):
+            with pytest.raises(StorageError, match="cannot be saved right now.*nothing you submitted before"):
+                store.add_records(many)
+    assert len([r for r in caplog.records if "cannot write" in r.message]) == 1      # not 20
+    assert [lab.labeler for lab in store.labels()] == ["ann"] and len(store.pairs()) == 4   # nothing lost
+    conn.execute("PRAGMA max_page_count = 1073741823")                    # space is back: no restart
+    assert store.add_records(many) == (50, 0)
+    assert store.integrity_check() == "ok"
+
+
+def test_the_admin_view_shows_lockouts_and_labels_over_time_and_unlocks(store):
+    from labeling_app.app import admin_view, unlock_account
+
+    store.add_labeler("boss", "boss-password", role="admin")
+    pair = store.next_assignment("ann")
+    store.submit("ann", pair.pair_id, "A", 3)
+    store.lock("bob", 900, "5 wrong passwords within 900 s")
+    summary, per_labeler, per_hour, locked, over_time = admin_view(store, "boss")
+    assert locked[0][0] == "bob" and "wrong passwords" in locked[0][2]
+    assert list(over_time["labeler"]) == ["ann"] and list(over_time["labels"]) == [1]
+    assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.is_locked("bob")
+    with pytest.raises(LabelingError, match="needs an admin account"):
+        unlock_account(store, "ann", "bob")
