@@ -13,108 +13,36 @@ constraint). Gold pairs, with a known answer, are mixed in at `gold_rate` and do
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import random
-import secrets
 import sqlite3
 import threading
 import time
-import urllib.parse
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 from foundation.errors import ConfigError
 from foundation.records import Message
+from labeling_app.database import OncePerMinute, is_storage_failure, open_error, parse_store_url
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError, StorageError
+from labeling_app.pairs import (
+    CHOICES,
+    ROLES,
+    STRENGTHS,
+    SWAP,
+    Assignment,
+    Label,
+    Pair,
+    candidate_pairs,
+    canonical_json,
+    pair_key,
+)
+from labeling_app.passwords import DUMMY_HASH, check_password, hash_password
 from labeling_app.schema import migrate
 
-__all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS"]
-
-CHOICES = ("A", "B", "tie", "both_bad")
-ROLES = ("labeler", "admin")
-STRENGTHS = {1: "negligibly better", 2: "slightly better", 3: "better", 4: "significantly better"}
-SWAP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad"}
-
-
-@dataclass(frozen=True)
-class Pair:
-    """Two responses to one prompt, in stored order (A, B)."""
-
-    pair_id: str
-    prompt: list[Message]
-    response_a: list[Message]
-    response_b: list[Message]
-    gold_choice: str | None = None
-    priority: float = 0.0
-    batch: str | None = None
-    source: str | None = None
-    provenance_a: dict | None = None
-    provenance_b: dict | None = None
-
-
-@dataclass(frozen=True)
-class Assignment:
-    """A pair as one labeler sees it: `left`/`right` are the responses in the order shown."""
-
-    pair_id: str
-    prompt: list[Message]
-    left: list[Message]
-    right: list[Message]
-    shown_order: str          # "AB": left is the stored A; "BA": left is the stored B
-    claimed_at: float
-
-
-@dataclass(frozen=True)
-class Label:
-    id: int
-    pair_id: str
-    labeler: str
-    choice: str               # in stored order: "A" means the pair's response_a
-    strength: int
-    rationale: str
-    shown_order: str
-    seconds: float
-    created_at: float
-
-    @property
-    def shown_choice(self) -> str:
-        """The choice as the labeler saw it ("A" = the left response)."""
-        return self.choice if self.shown_order == "AB" else SWAP[self.choice]
-
-
-def _dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def pair_key(prompt: list[Message], a: list[Message], b: list[Message]) -> str:
-    """A content hash: the same two responses to the same prompt, in either order, are one pair."""
-    sides = sorted([_dumps(a), _dumps(b)])
-    return hashlib.sha256(_dumps([prompt, *sides]).encode()).hexdigest()[:16]
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
-    return f"scrypt$16384$8$1${salt.hex()}${digest.hex()}"
-
-
-_DUMMY_HASH = hash_password("an account that does not exist", salt=b"\0" * 16)
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        _, n, r, p, salt, digest = stored.split("$")
-        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=32)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got.hex(), digest)
-
+__all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS", "candidate_pairs",
+           "pair_key"]
 
 def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
     """Strict types for a label from a form or an API call: a refusal names the field and the value."""
@@ -132,66 +60,6 @@ def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None
         raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
     if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
         raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
-
-
-def _is_storage_failure(error: sqlite3.OperationalError) -> bool:
-    message = str(error).lower()
-    return "disk is full" in message or "disk i/o error" in message or "database or disk is full" in message
-
-
-class _OncePerMinute:
-    """A log line at most once a minute, however often it is asked for (a full disk under 50
-    labelers would otherwise write hundreds of lines a second)."""
-
-    def __init__(self, seconds: float = 60.0):
-        self.seconds, self.last, self.suppressed = seconds, 0.0, 0
-        self._lock = threading.Lock()
-
-    def warn(self, message: str) -> None:
-        import logging
-
-        with self._lock:
-            now = time.time()
-            if now - self.last < self.seconds:
-                self.suppressed += 1
-                return
-            extra = f" ({self.suppressed} more since the last line)" if self.suppressed else ""
-            self.last, self.suppressed = now, 0
-        logging.getLogger("labeling_app").warning(message + extra)
-
-
-
-def _open_error(path: Path, error: Exception) -> str:
-    """What went wrong opening the store file, and what to do."""
-    message = getattr(error, "strerror", None) or str(error)
-    folder = Path(path).parent
-    if isinstance(error, (FileExistsError, NotADirectoryError)):
-        return (f"{path}: cannot write the label store: a file stands where its folder should be. "
-                f"Point --store at a writable location, e.g. sqlite:///$HOME/labels.db.")
-    if ("readonly" in message or "read-only" in message.lower() or "unable to open" in message
-            or isinstance(error, PermissionError) or (folder.exists() and not os.access(folder, os.W_OK))):
-        return (f"{path}: cannot write the label store ({message}); its folder {folder} is read-only or "
-                f"missing. Point --store at a writable location, e.g. sqlite:///$HOME/labels.db.")
-    return f"{path}: cannot open the label store ({message}); is it an SQLite file?"
-
-
-def parse_store_url(url: str) -> tuple[Path, dict[str, str]]:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db` or a bare path -> (path, query options)."""
-    if "://" not in url:
-        return Path(url), {}
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme != "sqlite":
-        raise ConfigError(f"store URL {url!r}: only sqlite:/// is supported (e.g. sqlite:///labels.db); "
-                          f"got the scheme {parsed.scheme!r}.")
-    path = url.split("://", 1)[1].split("?", 1)[0]
-    if not path.startswith("/") or path == "/":
-        raise ConfigError(f"store URL {url!r}: write sqlite:///labels.db (relative) or sqlite:////abs/labels.db.")
-    options = dict(urllib.parse.parse_qsl(parsed.query))
-    unknown = set(options) - {"synchronous", "claim_timeout"}
-    if unknown:
-        raise ConfigError(f"store URL {url!r}: unknown option(s) {sorted(unknown)}; "
-                          f"known: synchronous, claim_timeout.")
-    return Path(path[1:]), options
 
 
 class LabelStore:
@@ -228,13 +96,13 @@ class LabelStore:
         # Writers of this process queue here, in order, rather than in SQLite's busy handler, whose
         # sleep-and-retry starves unlucky threads (seconds of tail latency under 50 labelers).
         self._write_lock = threading.Lock()
-        self._storage_log = _OncePerMinute()
+        self._storage_log = OncePerMinute()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.migrated_from, _ = migrate(self._conn())
             self._settle_settings(k, gold_rate, change_settings)
         except (OSError, sqlite3.DatabaseError) as e:
-            raise LabelingError(_open_error(self.path, e)) from None
+            raise LabelingError(open_error(self.path, e)) from None
 
     def _settle_settings(self, k: int | None, gold_rate: float | None, change: bool) -> None:
         """k and gold_rate: as stored; a new store takes the given values (or 3 and 0); a different
@@ -287,7 +155,7 @@ class LabelStore:
                 conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode = WAL")
             except sqlite3.DatabaseError as e:
-                raise LabelingError(_open_error(self.path, e)) from None
+                raise LabelingError(open_error(self.path, e)) from None
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 60000")
@@ -309,7 +177,7 @@ class LabelStore:
                     raise
                 conn.execute("COMMIT")
             except sqlite3.OperationalError as e:
-                if not _is_storage_failure(e):
+                if not is_storage_failure(e):
                     raise
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -349,7 +217,7 @@ class LabelStore:
         """The right password of an account that is not locked. An unknown name is checked against a
         dummy hash and a locked account's password is still checked, so each reply costs the same."""
         row = self._read("SELECT password_hash FROM labelers WHERE name = ?", (name,))
-        right = check_password(password, row[0][0] if row else _DUMMY_HASH)
+        right = check_password(password, row[0][0] if row else DUMMY_HASH)
         return bool(row) and right and not self.is_locked(name)
 
     # -- lockouts ---------------------------------------------------------------------------------
@@ -406,14 +274,15 @@ class LabelStore:
         if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
             return False
         conn.execute("INSERT OR IGNORE INTO prompts (messages, created_at) VALUES (?, ?)",
-                     (_dumps(prompt), now))
-        prompt_id = conn.execute("SELECT id FROM prompts WHERE messages = ?", (_dumps(prompt),)).fetchone()[0]
+                     (canonical_json(prompt), now))
+        prompt_id = conn.execute("SELECT id FROM prompts WHERE messages = ?",
+                                 (canonical_json(prompt),)).fetchone()[0]
         ids = []
         for side, prov in ((a, provenance_a), (b, provenance_b)):
             conn.execute("INSERT OR IGNORE INTO responses (prompt_id, messages, provenance, created_at) "
-                         "VALUES (?, ?, ?, ?)", (prompt_id, _dumps(side), _dumps(prov), now))
+                         "VALUES (?, ?, ?, ?)", (prompt_id, canonical_json(side), canonical_json(prov), now))
             ids.append(conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
-                                    (prompt_id, _dumps(side))).fetchone()[0])
+                                    (prompt_id, canonical_json(side))).fetchone()[0])
         conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, "
                      "source, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, priority, now))
@@ -683,26 +552,3 @@ class LabelStore:
             conn.executemany("UPDATE pairs SET priority = ? WHERE pair_id = ?",
                              [(s, p.pair_id) for s, p in zip(scores, todo)])
         return len(todo)
-
-
-def candidate_pairs(sets, *, pairs_per_prompt: int | None = None, source: str = "candidates") -> list[dict]:
-    """`add_pairs` items from candidate sets: every two distinct non-empty responses of a prompt (or
-    the first `pairs_per_prompt` of those combinations), with their provenance."""
-    from itertools import combinations
-
-    items = []
-    for s in sets:
-        cands = [c for i, c in enumerate(s.responses)
-                 if c.content.strip() and all(c.content != d.content for d in s.responses[:i])]
-        for a, b in list(combinations(cands, 2))[:pairs_per_prompt]:
-            items.append({"prompt": s.prompt, "where": f"prompt {s.prompt_id}", "source": source,
-                          "response_a": [{"role": "assistant", "content": a.content}],
-                          "response_b": [{"role": "assistant", "content": b.content}],
-                          "provenance_a": _provenance(a), "provenance_b": _provenance(b)})
-    return items
-
-
-def _provenance(candidate) -> dict:
-    return {k: v for k, v in (("model", candidate.model), ("adapter", candidate.adapter),
-                              ("sampling", candidate.sampling or None), ("logprobs", candidate.logprobs),
-                              ("finished", candidate.finished)) if v is not None}
