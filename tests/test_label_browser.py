@@ -92,12 +92,22 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     assert len(store.labels(include_retracted=True)) == 6 and len(store.retracted_ids()) == 1
     assert all(lab.labeler == "ann" for lab in labels)
 
+    store.lock("ann", 900, "5 wrong passwords within 900 s")
     admin = login(browser, server.url, "boss", "pw-boss")
     admin.wait_for_selector("#admin", state="visible")
     summary = admin.locator("#admin-summary").inner_text()
     assert "**" not in summary and "5 labels (1 retracted) on 8 pairs" in summary
     assert admin.locator("#labeling").is_hidden()                  # the admin page: no labeling panel
     assert not any(a.labeler == "boss" for a in _assignments(store))  # and no claim on any pair
+    assert "ann" in admin.locator("#admin-lockouts").inner_text()    # lockouts, and lifting one
+    assert admin.locator("#admin-over-time").is_visible()            # labels over time, per labeler
+    admin.locator("#admin-unlock-name input, #admin-unlock-name textarea").first.fill("ann")
+    admin.locator("#admin-unlock").click()
+    admin.wait_for_selector("text=Unlocked ann")
+    assert not store.is_locked("ann")
+    admin.locator("#admin-export").click()                           # the export: a zip to download
+    admin.wait_for_selector("#admin-export-file a[href*='.zip'], #admin-export-file >> text=.zip")
+    admin.screenshot(path=str(server.folder / "admin.png"), full_page=True)
 
 
 def _assignments(store):
