@@ -38,9 +38,15 @@ def describe_stage(stage: str, state: dict) -> str:
                          for k, v in state["evaluation"].items()) + kept
     if stage == "policy":
         guard = state.get("kl_guard", {})
-        held = (f"; KL {guard['kl_trained']:.2f} over the budget {guard['budget']:g}: adapter scaled by "
-                f"{guard['scale']:.2f} to KL {guard['kl']:.2f}" if guard.get("scale", 1.0) < 1.0
-                else f"; KL {guard['kl']:.2f} within the budget {guard['budget']:g}" if guard else "")
+        if not guard:
+            held = ""
+        elif guard["scale"] < 1.0:
+            held = (f"; KL {guard['kl_trained']:.2f} over the budget {guard['budget']:g}: adapter scaled by "
+                    f"{guard['scale']:.2f} to KL {guard['kl']:.2f}")
+        elif guard["kl"] > guard["budget"]:
+            held = f"; KL {guard['kl']:.2f} OVER the budget {guard['budget']:g} (no adapter to shrink)"
+        else:
+            held = f"; KL {guard['kl']:.2f} within the budget {guard['budget']:g}"
         return state["policy"] + held
     return "done"
 
