@@ -391,8 +391,9 @@ class Loop:
         state["warnings"] = [w for w in [proxy_gold_disagreement(result["initial"])] if w]
         guard = state.get("kl_guard", {})
         if guard and guard["kl"] > guard["budget"]:
-            state["warnings"].append(f"the policy's KL {guard['kl']:.2f} is over the budget {guard['budget']:g} "
-                                     f"and has no LoRA adapter to shrink (policy.lora: false)")
+            state["warnings"].append(f"the policy's KL {guard['kl']:.2f} is over the budget "
+                                     f"{guard['budget']:g} and has no LoRA adapter to shrink "
+                                     f"(policy.lora: false)")
         compared = result.get("previous", result["initial"])
         state["kept"] = not made_worse(compared)
         if not state["kept"]:
