@@ -21,7 +21,7 @@ from typing import Any, Iterable, Literal, Union
 
 from foundation.errors import ConfigError
 
-__all__ = ["load_config", "parse_flags", "config_help", "coerce", "check", "section"]
+__all__ = ["load_config", "parse_flags", "config_help", "coerce", "check", "section", "dotted"]
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -180,6 +180,16 @@ def _read_recipe(path: Path) -> dict:
     return data
 
 
+def dotted(error: ConfigError, section_of) -> ConfigError:
+    """The same error with its field named by its section: "`beta` must ..." -> "`dpo.beta` must ...".
+    `section_of(field)` gives the section, or None to leave the field as it is."""
+    def name(match) -> str:
+        section = section_of(match.group(1))
+        return f"`{section}.{match.group(1)}`" if section else match.group(0)
+
+    return ConfigError(re.sub(r"^`(\w+)`", name, str(error)))
+
+
 def _build(cls: type, values: dict[str, Any], prefix: str):
     """`cls(**values)`, with a section's validation errors naming the dotted key (`dpo.beta`)."""
     try:
@@ -187,7 +197,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str):
     except ConfigError as e:
         if not prefix:
             raise
-        raise ConfigError(re.sub(r"^`(\w+)`", lambda m: f"`{prefix}{m.group(1)}`", str(e))) from None
+        raise dotted(e, lambda field: prefix.rstrip(".")) from None
 
 
 def _fill(cls: type, layers: list[tuple[dict, str]], prefix: str = ""):

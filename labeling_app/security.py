@@ -142,6 +142,8 @@ class AdminFiles:
     async def __call__(self, scope, receive, send):
         from urllib.parse import unquote
 
+        from labeling_app.errors import AuthError
+
         path = unquote(scope.get("path", "")) if scope["type"] == "http" else ""
         if "file=" in path and self.marker in path:
             user = session_user(scope)
@@ -149,7 +151,7 @@ class AdminFiles:
             if user:
                 try:
                     is_admin = self.store.role(user) == "admin"
-                except Exception:
+                except AuthError:                       # an account removed since it signed in
                     is_admin = False
             if not is_admin:
                 await send({"type": "http.response.start", "status": 403,

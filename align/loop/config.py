@@ -20,7 +20,7 @@ from align.dpo.config import DPOConfig
 from align.ppo.config import PPOConfig
 from foundation.errors import ConfigError
 from foundation.options import MODEL_FIELDS, ModelOptions
-from foundation.recipe import check, section
+from foundation.recipe import check, dotted, section
 from reward.config import RewardConfig
 
 __all__ = ["LoopConfig", "GenerationOptions", "PolicySection", "RewardSection", "DPOSection", "PPOSection"]
@@ -168,8 +168,4 @@ def _stage(cls: type, sections: dict, **owned):
     try:
         return cls(**values, **owned)
     except ConfigError as e:
-        message = str(e)
-        key = message[1:].split("`", 1)[0] if message.startswith("`") else None
-        if key in origin:
-            message = f"`{origin[key]}.{key}`" + message[len(key) + 2:]
-        raise ConfigError(message) from None
+        raise dotted(e, origin.get) from None
