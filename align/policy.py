@@ -40,15 +40,18 @@ class Policy:
     >>> policy.generate([[{"role": "user", "content": "Hi!"}]], n=2, temperature=0.8)
     """
 
-    def __init__(self, model, tokenizer, name: str, adapter: str | None = None):
+    def __init__(self, model, tokenizer, name: str, adapter: str | None = None, engine: str = "auto"):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.adapter = adapter
+        self.engine = engine              # generation engine (`align.rollout`): auto, hf, fused, vllm
+        self._noticed = False             # the engine's fallback notice is printed once
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, adapter: str | None = None, lora: bool = False,
-                        quantization: str = "none", dtype: str = "auto", **lora_options) -> "Policy":
+                        quantization: str = "none", dtype: str = "auto", engine: str = "auto",
+                        **lora_options) -> "Policy":
         """A base model (hub id, folder or `builtin:` alias), optionally with a saved LoRA `adapter`
         folder on top, or a fresh adapter (`lora=True`) to train."""
         from foundation.options import ModelOptions
@@ -62,7 +65,7 @@ class Policy:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter, is_trainable=lora)
-        return cls(model, tokenizer, name_or_path, adapter)
+        return cls(model, tokenizer, name_or_path, adapter, engine)
 
     @property
     def device(self):
@@ -70,54 +73,37 @@ class Policy:
 
     def generate(self, conversations: Sequence[str | Sequence[Message]], n: int = 1, *,
                  temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 128,
-                 batch_size: int = 16, seed: int | None = None,
+                 batch_size: int = 16, seed: int | None = None, engine: str | None = None,
                  progress: bool = False) -> list[list[Generation]]:
-        """`n` responses for each conversation (a prompt string or chat messages), sampled in batches
-        with left padding, each stopping at EOS. `temperature=0` is greedy."""
-        import torch
+        """`n` responses for each conversation (a prompt string or chat messages), sampled in batches,
+        each stopping at EOS, through the generation `engine` (default: the policy's, `auto`; see
+        `align.rollout`). `temperature=0` is greedy. The engine reads the model's current weights."""
+        from align.rollout import SamplingParams, make_sampler
 
-        if seed is not None:
-            torch.manual_seed(seed)
         tok = self.tokenizer
-        tok.padding_side = "left"
-        prompts = [tok.apply_chat_template(as_chat(c),
-                                           tokenize=False, add_generation_prompt=True) for c in conversations]
-        jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(n)]
-        jobs.sort(key=lambda j: len(j[1]))  # similar lengths together: less padding
-        out: list[list[Generation]] = [[] for _ in prompts]
-        sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
-        starts = range(0, len(jobs), batch_size)
+        prompts = [tok.apply_chat_template(as_chat(c), tokenize=True, add_generation_prompt=True,
+                                           return_dict=False) for c in conversations]
+        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                seed=seed)
+        sampler = make_sampler(engine or self.engine, self.model, pad_id=tok.pad_token_id,
+                               eos=eos_ids(tok, self.model), batch_size=batch_size, quiet=self._noticed)
+        self._noticed = True
+        sampling = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
+                    "engine": sampler.name}
+        groups = range(0, len(prompts), max(1, batch_size // n))
         if progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="generating", unit="batch")
-        was_training = self.model.training
-        self.model.eval()
-        eos = eos_ids(tok, self.model)
-        for start in starts:
-            chunk = jobs[start: start + batch_size]
-            batch = tok([p for _, p in chunk], return_tensors="pt", padding=True,
-                        add_special_tokens=False).to(self.device)
-            kwargs = dict(do_sample=temperature > 0, max_new_tokens=max_new_tokens,
-                          pad_token_id=tok.pad_token_id, eos_token_id=eos, output_scores=True,
-                          return_dict_in_generate=True)
-            if temperature > 0:
-                kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-            with torch.no_grad():
-                result = self.model.generate(**batch, **kwargs)
-            new = result.sequences[:, batch["input_ids"].shape[1]:]                         # (B, T_new)
-            # log-probs of the sampled tokens under the processed (temperature/top-p) distribution
-            scores = torch.stack(result.scores, dim=1).float().log_softmax(-1)             # (B, T_new, V)
-            token_lp = scores.gather(-1, new.unsqueeze(-1)).squeeze(-1)                     # (B, T_new)
-            for row, (i, _) in enumerate(chunk):
-                ids = new[row].tolist()
-                length = next((k + 1 for k, t in enumerate(ids) if t in eos), None)
-                finished = length is not None
-                length = length or len(ids)
-                text = tok.decode(ids[:length], skip_special_tokens=True).strip()
-                out[i].append(Generation(text, ids[:length], token_lp[row, :length].tolist(), finished,
-                                         dict(sampling)))
-        self.model.train(was_training)
+            groups = tqdm(groups, desc="generating", unit="batch")
+        out: list[list[Generation]] = []
+        for start in groups:
+            chunk = prompts[start:start + max(1, batch_size // n)]
+            if seed is not None:
+                params = SamplingParams(n=n, temperature=temperature, top_p=top_p,
+                                        max_new_tokens=max_new_tokens, seed=seed + start)
+            for completions in sampler.sample(chunk, params):
+                out.append([Generation(tok.decode(c.token_ids, skip_special_tokens=True).strip(), c.token_ids,
+                                       c.logprobs, c.finished, dict(sampling)) for c in completions])
         return out
 
     def save(self, directory: str | Path) -> None:

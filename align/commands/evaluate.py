@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from align.cli import ArgumentParser
+from align.rollout import ENGINE_HELP, ENGINES
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +23,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     parser.add_argument("--out", default="outputs/evaluate",
                         help="Folder for evaluation.json and evaluation.png.")
     args = parser.parse_args(argv)
@@ -40,7 +42,8 @@ def main(argv: list[str]) -> int:
 
         reward_model = load_scorer(args.reward_model)
     prompts = read_prompts(args.prompts)[: args.max_prompts]
-    report = evaluate_policy(Policy.from_pretrained(args.policy), Policy.from_pretrained(args.reference),
+    report = evaluate_policy(Policy.from_pretrained(args.policy, engine=args.engine),
+                             Policy.from_pretrained(args.reference, engine=args.engine),
                              prompts, reward_model=reward_model, judge=judge, temperature=args.temperature,
                              max_new_tokens=args.max_new_tokens, seed=args.seed)
     report.update({"policy": args.policy, "reference": args.reference, "judge_spec": args.judge,

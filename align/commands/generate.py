@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from align.cli import ArgumentParser
+from align.rollout import ENGINE_HELP, ENGINES
 
 
 def main(argv: list[str]) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max_prompts", "--max-prompts", type=int, help="Use only the first N prompts.")
     parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help=ENGINE_HELP)
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be at least 1, got {args.n}")
@@ -31,7 +33,8 @@ def main(argv: list[str]) -> int:
     from foundation.candidates import Candidate, CandidateSet, read_prompts, write_candidates
 
     prompts = read_prompts(args.prompts)[: args.max_prompts]
-    policy = Policy.from_pretrained(args.model, adapter=args.adapter, quantization=args.quantization)
+    policy = Policy.from_pretrained(args.model, adapter=args.adapter, quantization=args.quantization,
+                                    engine=args.engine)
     generations = policy.generate(prompts, n=args.n, temperature=args.temperature, top_p=args.top_p,
                                   max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                   seed=args.seed, progress=True)

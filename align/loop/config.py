@@ -18,6 +18,7 @@ from typing import Literal
 
 from align.dpo.config import DPOConfig
 from align.ppo.config import PPOConfig
+from align.rollout import ENGINE_HELP, Engine
 from foundation.errors import ConfigError
 from foundation.options import MODEL_FIELDS, ModelOptions
 from foundation.recipe import check, dotted, section
@@ -58,6 +59,7 @@ class GenerationOptions:
     eval_temperature: float = field(default=0.7, metadata={
         "help": "Sampling temperature of the held-out answers that the evaluation judges."})
     batch_size: int = field(default=16, metadata={"help": "Responses sampled together."})
+    engine: Engine = field(default="auto", metadata={"help": ENGINE_HELP})
 
     def __post_init__(self):
         check(self.temperature >= 0, "temperature", self.temperature, "must be non-negative (0: greedy)")

@@ -118,7 +118,7 @@ class Loop:
 
         options = self.config.policy
         return Policy.from_pretrained(self.policy_path(r), quantization=options.quantization,
-                                      dtype=options.dtype)
+                                      dtype=options.dtype, engine=self.config.generation.engine)
 
     def _eval_sampling(self) -> dict:
         gen = self.config.generation

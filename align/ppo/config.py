@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from align.rollout import ENGINE_HELP, Engine
 from foundation.options import ModelOptions, TrainOptions
 from foundation.recipe import check
 
@@ -41,6 +42,7 @@ class PPOConfig(ModelOptions, TrainOptions):
         "help": "Rollouts sampled and scored together (default: per_device_train_batch_size); smaller saves "
                 "memory. Each such chunk's sampling is seeded by (seed, update, chunk): 2 processes of B "
                 "sample what 1 process of 2B samples with generation_batch_size B."})
+    engine: Engine = field(default="auto", metadata={"help": ENGINE_HELP})
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts."})
     learning_rate: float = field(default=3e-5, metadata={
         "help": "AdamW learning rate (LoRA and value head)."})

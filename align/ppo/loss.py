@@ -22,6 +22,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
+def sampler_kl(sampler_logprobs: torch.Tensor, logprobs: torch.Tensor, mask: torch.Tensor) -> float:
+    """KL(sampler ‖ trainer) per token, from the sampled tokens' log-probs under each (k3 estimator:
+    exp(r) − 1 − r with r = log π_train − log π_sampler; unbiased and never negative)."""
+    r = (logprobs - sampler_logprobs).float()
+    return masked_mean(torch.expm1(r) - r, mask).item()
+
+
 def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     mean = masked_mean(x, mask)
     var = masked_mean((x - mean) ** 2, mask)

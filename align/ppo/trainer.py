@@ -30,11 +30,13 @@ from align.ppo.loss import (
     kl_penalized_rewards,
     masked_mean,
     policy_loss,
+    sampler_kl,
     value_loss,
     whiten,
 )
 from align.ppo.metrics import MetricsSink, plot_history
-from align.ppo.model import PolicyWithValue, folded_adapter, token_logprobs
+from align.ppo.model import PolicyWithValue, token_logprobs
+from align.rollout import SamplingParams, make_sampler
 from foundation.errors import AlignError, ConfigError
 from foundation.models import eos_ids
 from foundation.records import as_chat
@@ -123,6 +125,10 @@ class PPOTrainer:
             if config.adaptive_kl else FixedKLController(config.kl_coef)
         self.step = 0
         self.eos_ids = eos_ids(self.tokenizer, model)
+        self.sampler = make_sampler(
+            config.engine, model, pad_id=self.tokenizer.pad_token_id, eos=self.eos_ids,
+            batch_size=config.generation_batch_size or config.per_device_train_batch_size,
+            quiet=not self.processes.is_main)
         self.history: list[dict] = []
 
     # -- data -------------------------------------------------------------------------------------
@@ -161,6 +167,7 @@ class PPOTrainer:
         rewards, advantages (GAE) and returns, whitened over the whole update."""
         cfg, processes = self.config, self.processes
         size = cfg.generation_batch_size or cfg.per_device_train_batch_size
+        self.sampler.refresh()                              # the weights changed at the last update
         share = len(prompts) // processes.world
         first = processes.rank * share
         chunks = [self._rollout_chunk(prompts[i:i + size], chunk=i // size)
@@ -179,46 +186,47 @@ class PPOTrainer:
         return data
 
     def _rollout_chunk(self, prompts: list, chunk: int) -> dict:
-        """Sample responses to `prompts`, score them, and keep what the update needs: the sampling
-        policy's log-probs and values (read off the generation itself: no second forward), and the
-        reference's log-probs. Sampling is seeded by (seed, update, chunk), so that the rollouts do not
-        depend on how many processes share the update, nor on what ran before a resume."""
+        """Sample responses to `prompts` through the generation engine, score them, and keep what the
+        update needs: the training model's own log-probs and values (one forward: the engine's bf16
+        weights or kernels may differ, so its log-probs only measure that difference, `rollout/
+        sampler_kl`), and the reference's log-probs. Sampling is seeded by (seed, update, chunk), so that
+        the rollouts do not depend on how many processes share the update, nor on what ran before a
+        resume."""
         cfg, tok = self.config, self.tokenizer
         batch = self._encode_prompts(prompts)
         P = batch["input_ids"].shape[1]
-        shared_value = self.policy.value_backbone is None
+        prompt_ids = [row[m.bool()].tolist() for row, m in zip(batch["input_ids"], batch["attention_mask"])]
         cuda = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), self._autocast(), folded_adapter(self.policy.model):
+        with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(((cfg.seed * 1_000_003 + self.step) * 10_007 + chunk) % 2**63)
-            out = self.policy.model.generate(
-                **batch, do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0,
-                max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=self.eos_ids,
-                return_dict_in_generate=True, output_logits=True, output_hidden_states=shared_value)
-        response = out.sequences[:, P:]                                          # (b, T)
-        is_eos = torch.isin(response, torch.tensor(self.eos_ids, device=response.device))
-        after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0                       # past the first EOS
-        mask = (~after_eos).float()
-        finished = is_eos.any(1)
-        response = response.masked_fill(after_eos, tok.pad_token_id)
-        texts = [tok.decode(r[m.bool()], skip_special_tokens=True).strip() for r, m in zip(response, mask)]
+            completions = [c[0] for c in self.sampler.sample(prompt_ids, SamplingParams(
+                temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens))]
+        T = max(len(c.token_ids) for c in completions)
+        response = torch.full((len(prompts), T), tok.pad_token_id, dtype=torch.long)
+        sampler_lp = torch.zeros(len(prompts), T)
+        mask = torch.zeros(len(prompts), T)
+        for row, c in enumerate(completions):
+            response[row, :len(c.token_ids)] = torch.tensor(c.token_ids)
+            sampler_lp[row, :len(c.token_ids)] = torch.tensor(c.logprobs)
+            mask[row, :len(c.token_ids)] = 1.0
+        response, sampler_lp, mask = (t.to(self.device) for t in (response, sampler_lp, mask))
+        finished = torch.tensor([c.finished for c in completions], device=self.device)
+        texts = [tok.decode(c.token_ids, skip_special_tokens=True).strip() for c in completions]
         scores = torch.tensor([float(s) for s in self.reward_fn(prompts, texts)], dtype=torch.float32)
         if len(scores) != len(texts):
             raise AlignError(f"the reward function returned {len(scores)} scores for {len(texts)} responses.")
         scores = scores.to(self.device) - cfg.missing_eos_penalty * (~finished).float()
-        logprobs = token_logprobs(torch.stack(out.logits, 1), response, cfg.temperature)
         input_ids = torch.cat([batch["input_ids"], response], 1)
         attention = torch.cat([batch["attention_mask"], mask.long()], 1)
         with self._autocast():
-            if shared_value:            # step t's last hidden state is the state before response token t
-                values = self.policy.values_of(torch.stack([h[-1][:, -1] for h in out.hidden_states], 1))
-            else:
-                values = self.policy.backbone_values(input_ids, attention, P)
+            logits, values = self.policy(input_ids, attention, P)
+            logprobs = token_logprobs(logits, response, cfg.temperature).float()
             with self.policy.reference():
                 ref_logprobs = token_logprobs(self.policy(input_ids, attention, P, with_values=False)[0],
                                               response, cfg.temperature)
         return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"],
                 "response": response, "mask": mask, "logprobs": logprobs * mask,
-                "ref_logprobs": ref_logprobs.float() * mask,
+                "sampler_logprobs": sampler_lp * mask, "ref_logprobs": ref_logprobs.float() * mask,
                 "values": values.float() * mask, "scores": scores, "finished": finished, "texts": texts}
 
     _TRACKED = ("loss/total", "loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl",
@@ -294,6 +302,7 @@ class PPOTrainer:
             "val/returns": masked_mean(data["returns"], mask).item(),
             "response/length": mask.sum(1).mean().item(),
             "response/eos_rate": data["finished"].float().mean().item(),
+            "rollout/sampler_kl": sampler_kl(data["sampler_logprobs"], data["logprobs"], mask),
         })
         self.kl_ctl.update(kl_per_seq, len(data["scores"]))
         self.step += 1
