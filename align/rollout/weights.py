@@ -21,11 +21,27 @@ def effective_weight(linear: torch.nn.Module) -> tuple[torch.Tensor, torch.Tenso
                       if name in linear.lora_A]
             delta = sum(deltas) if deltas else None
         linear = linear.get_base_layer()
-    weight = dequantize_module_weight(linear).detach().float()
+    weight = _dequantized(linear) if _cpu_packed(linear) else dequantize_module_weight(linear)
+    weight = weight.detach().float()
     if delta is not None:
         weight = weight + delta.detach().float()
     bias = linear.bias.detach().float() if getattr(linear, "bias", None) is not None else None
     return weight, bias
+
+
+def _cpu_packed(linear) -> bool:
+    state = getattr(getattr(linear, "weight", None), "quant_state", None)
+    return bool(getattr(state, "packing_format_for_cpu", False))
+
+
+def _dequantized(linear) -> torch.Tensor:
+    """A 4-bit weight that bitsandbytes repacked for its CPU kernel at the first forward: peft's
+    `dequantize_module_weight` reads that layout as the plain one and returns wrong values (checked
+    with bitsandbytes 0.50.2), so undo the packing on a copy first."""
+    import bitsandbytes.functional as bnbf
+
+    data, state = bnbf._convert_weight_packed_for_cpu_inverse(linear.weight.data, linear.weight.quant_state)
+    return bnbf.dequantize_4bit(data, state)
 
 
 def merged_state(model) -> Iterator[tuple[str, torch.Tensor]]:
