@@ -24,14 +24,16 @@ def test_greedy_output_does_not_depend_on_batch_padding(policy):
     assert alone.token_ids == batched.token_ids and alone.text == batched.text
 
 
-def test_sampling_logprobs_match_teacher_forced_scores(policy):
-    gens = policy.generate([SHORT, LONG], n=2, temperature=1.0, max_new_tokens=6, seed=3)
+@pytest.mark.parametrize("engine, tolerance", [("hf", 1e-3), ("fused", 0.05)])   # fused samples in bf16
+def test_sampling_logprobs_match_teacher_forced_scores(policy, engine, tolerance):
+    gens = policy.generate([SHORT, LONG], n=2, temperature=1.0, max_new_tokens=6, seed=3, engine=engine)
     assert [len(g) for g in gens] == [2, 2]
     flat = [g for pair in gens for g in pair]
     for g in flat:
         assert len(g.logprobs) == len(g.token_ids) > 0 and all(lp <= 0 for lp in g.logprobs)
+        assert g.sampling["engine"] == engine
     forced = sequence_logprobs(policy, [SHORT, SHORT, LONG, LONG], [g.token_ids for g in flat])
-    assert forced == pytest.approx([sum(g.logprobs) for g in flat], abs=1e-3)
+    assert forced == pytest.approx([sum(g.logprobs) for g in flat], abs=tolerance)
 
 
 def test_stops_at_eos_and_flags_cut_responses(policy):
@@ -54,7 +56,8 @@ def test_generate_command_writes_candidates_with_provenance(tiny_llama, tmp_path
                                         [{"role": "user", "content": "Review the tent."}]]
     c = sets[0].responses[0]
     assert len(sets[0].responses) == 3 and c.model == tiny_llama and c.adapter is None
-    assert c.sampling == {"temperature": 0.9, "top_p": 1.0, "max_new_tokens": 5, "seed": 0}
+    assert c.sampling == {"temperature": 0.9, "top_p": 1.0, "max_new_tokens": 5, "seed": 0,
+                          "engine": "fused"}
     assert c.logprobs and len(c.logprobs) <= 5
     assert "wrote 2 prompts x 3 responses" in capsys.readouterr().out
 

@@ -68,12 +68,12 @@ def test_modules_and_functions_read_top_to_bottom():
 
 def test_readme_layout_names_every_package_module():
     """The README's layout table names each package, and each module of foundation/, reward/,
-    align/loop/ and align/ppo/."""
+    align/loop/, align/ppo/ and align/rollout/."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index("## Layout"):]
     for package in PACKAGES:
         assert f"`{package}/`" in table
-    for folder in ("foundation", "reward", "align/loop", "align/ppo"):
+    for folder in ("foundation", "reward", "align/loop", "align/ppo", "align/rollout"):
         for path in sorted((ROOT / folder).glob("*.py")):
             if path.name != "__init__.py":
                 assert f"`{path.name}`" in table, f"README layout misses {folder}/{path.name}"

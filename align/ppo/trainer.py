@@ -167,11 +167,11 @@ class PPOTrainer:
         rewards, advantages (GAE) and returns, whitened over the whole update."""
         cfg, processes = self.config, self.processes
         size = cfg.generation_batch_size or cfg.per_device_train_batch_size
-        self.sampler.refresh()                              # the weights changed at the last update
         share = len(prompts) // processes.world
         first = processes.rank * share
         chunks = [self._rollout_chunk(prompts[i:i + size], chunk=i // size)
                   for i in range(first, first + share, size)]
+        self.sampler.refresh()          # drop the engine's snapshot: memory for the update, new weights next
         data = _stack(processes.gather(chunks), self.tokenizer.pad_token_id, self.device)
         mask = data["mask"]
         rewards, kl = kl_penalized_rewards(data["scores"], data["logprobs"], data["ref_logprobs"], mask,
