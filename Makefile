@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml Makefile
 	command -v chromium >/dev/null || (SUDO=$$(command -v sudo >/dev/null && echo "sudo -n"); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver) \
 		|| echo "warning: chromium not installed; browser tests will skip"
+	# The PostgreSQL store's tests start a real server (Debian's postgresql: initdb + pg_ctl).
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (SUDO=$$(command -v sudo >/dev/null && echo "sudo -n"); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends postgresql) \
+		|| echo "warning: postgresql not installed; the PostgreSQL store tests will skip"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

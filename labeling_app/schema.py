@@ -1,12 +1,11 @@
-"""The label store's SQLite schema and its migrations.
+"""The label store's schema and its migrations, written for SQLite; `labeling_app.postgres` runs the
+same steps in PostgreSQL's types.
 
 Rows in `labels` are never updated or deleted: an undo inserts a row in `retractions`, so the
 history of every judgement can be audited. `assignments` is the queue's working state (claims).
 """
 
 from __future__ import annotations
-
-import sqlite3
 
 from labeling_app.errors import LabelingError
 
@@ -100,31 +99,25 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-    if not has_meta:
+def schema_version(db, conn) -> int:
+    if not db.has_table(conn, "meta"):
         return 0
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     return int(row[0]) if row else 0
 
 
-def migrate(conn: sqlite3.Connection) -> tuple[int, int]:
-    """Bring the schema up to `SCHEMA_VERSION`, one transaction per step; returns (from, to)."""
-    start = version = schema_version(conn)
+def migrate(db) -> tuple[int, int]:
+    """Bring the schema of `db` (`labeling_app.database.Database`) up to `SCHEMA_VERSION`, one write
+    transaction per step (replicas starting together: the first migrates, the others see it done)."""
+    start = version = schema_version(db, db.connect())
     if version > SCHEMA_VERSION:
         raise LabelingError(f"the store has schema version {version}, newer than this align-toolkit "
                             f"({SCHEMA_VERSION}); upgrade align-toolkit to open it.")
     while version < SCHEMA_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if schema_version(conn) == version:   # another process may have migrated meanwhile
-                for statement in MIGRATIONS[version].split(";\n"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version + 1),))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        version = schema_version(conn)
+        with db.write() as conn:
+            if schema_version(db, conn) == version:
+                db.run_script(conn, MIGRATIONS[version])
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(version + 1),))
+        version = schema_version(db, db.connect())
     return start, version

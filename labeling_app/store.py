@@ -1,8 +1,10 @@
-"""`LabelStore`: prompts, candidate responses, pairs, assignments and labels, in SQLite (WAL).
+"""`LabelStore`: prompts, candidate responses, pairs, assignments and labels, in SQLite (WAL) or on a
+PostgreSQL server (several app replicas on one database).
 
-Opened by URL (`sqlite:///labels.db`, `sqlite:////abs/path.db`) so that a SQL server can be added
-behind the same interface. Every write is one transaction (`BEGIN IMMEDIATE`), committed before the
-call returns: a label the UI acknowledged survives a `kill -9`. Labels are never updated in place;
+Opened by URL (`sqlite:///labels.db`, `sqlite:////abs/path.db`, `postgresql://user:pw@host:5432/db`);
+the SQL below is written once for both (`labeling_app.database`). Every write is one transaction that
+holds the store's write lock from its first statement, committed before the call returns: a label the
+UI acknowledged survives a `kill -9`. Labels are never updated in place;
 an undo writes a retraction.
 
 The queue: each non-gold pair takes `k` labels from distinct labelers. A claim is an assignment row
@@ -14,9 +16,7 @@ constraint). Gold pairs, with a known answer, are mixed in at `gold_rate` and do
 from __future__ import annotations
 
 import json
-import os
 import random
-import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -24,8 +24,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from foundation.errors import ConfigError
 from foundation.records import Message
-from labeling_app.database import OncePerMinute, is_storage_failure, open_error, parse_store_url
-from labeling_app.errors import AuthError, LabelingError, NotAssignedError, StorageError
+from labeling_app.database import open_database
+from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 from labeling_app.pairs import (
     CHOICES,
     ROLES,
@@ -63,7 +63,7 @@ def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None
 
 
 class LabelStore:
-    """The label store. Thread-safe: each thread uses its own SQLite connection.
+    """The label store. Thread-safe: each thread uses its own connection.
 
     >>> store = LabelStore("sqlite:///labels.db", k=3)
     >>> store.add_labeler("ann", "secret")
@@ -78,7 +78,8 @@ class LabelStore:
         """`k` and `gold_rate` are what the store promises, kept in it and read by every replica: None
         takes the stored values (3 and 0 for a new store); a value that differs from the stored one is
         refused unless `change_settings=True` (`align label settings`), and then holds for every replica."""
-        self.path, options = parse_store_url(url)
+        self.db = open_database(url)
+        options = self.db.options
         self.url = url
         if k is not None and k < 1:
             raise ConfigError(f"`k` (labels per pair) must be at least 1, got {k}.")
@@ -86,23 +87,16 @@ class LabelStore:
             raise ConfigError(f"`gold_rate` must be in [0, 1), got {gold_rate}.")
         self.claim_timeout = float(options.get("claim_timeout", claim_timeout))
         self.max_text_chars = max_text_chars
-        self.synchronous = options.get("synchronous", "full").upper()
-        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
-            raise ConfigError(f"store URL option synchronous={self.synchronous.lower()!r}: "
-                              f"use full, normal or extra.")
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
-        self._local = threading.local()
-        # Writers of this process queue here, in order, rather than in SQLite's busy handler, whose
-        # sleep-and-retry starves unlucky threads (seconds of tail latency under 50 labelers).
-        self._write_lock = threading.Lock()
-        self._storage_log = OncePerMinute()
+        self.db.prepare()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.migrated_from, _ = migrate(self._conn())
+            self.migrated_from, _ = migrate(self.db)
             self._settle_settings(k, gold_rate, change_settings)
-        except (OSError, sqlite3.DatabaseError) as e:
-            raise LabelingError(open_error(self.path, e)) from None
+        except (LabelingError, ConfigError):
+            raise
+        except Exception as e:                         # noqa: BLE001 - the database's own errors
+            raise LabelingError(self.db.open_error(e)) from None
 
     def _settle_settings(self, k: int | None, gold_rate: float | None, change: bool) -> None:
         """k and gold_rate: as stored; a new store takes the given values (or 3 and 0); a different
@@ -122,7 +116,8 @@ class LabelStore:
                                   f"{wanted[differs[0]]:g}`.")
             new_k = k if k is not None else int(stored.get("k", 3))
             new_rate = gold_rate if gold_rate is not None else float(stored.get("gold_rate", 0.0))
-            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            conn.executemany("INSERT INTO meta VALUES (?, ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                              [("k", str(new_k)), ("gold_rate", str(new_rate))])
             if stored.get("k") != str(new_k):
                 self._mark_completed(conn, None)   # a new k: pairs may have become complete, or open again
@@ -137,65 +132,30 @@ class LabelStore:
         return float(self._setting("gold_rate"))
 
     def _setting(self, key: str) -> str:
-        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0]
+        return self._read("SELECT value FROM meta WHERE key = ?", (key,))[0][0]
 
-    def _mark_completed(self, conn: sqlite3.Connection, pair_seq: int | None) -> None:
+    def _mark_completed(self, conn, pair_seq: int | None) -> None:
         """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
-        conn.execute("UPDATE pairs SET completed = ((SELECT COUNT(*) FROM live_labels l "
-                     "WHERE l.pair_seq = pairs.seq) >= ?) "
+        conn.execute("UPDATE pairs SET completed = CASE WHEN (SELECT COUNT(*) FROM live_labels l "
+                     "WHERE l.pair_seq = pairs.seq) >= ? THEN 1 ELSE 0 END "
                      "WHERE gold_choice IS NULL AND (? IS NULL OR seq = ?)", (self.k, pair_seq, pair_seq))
 
-    # -- connections and transactions -------------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            try:
-                conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.DatabaseError as e:
-                raise LabelingError(open_error(self.path, e)) from None
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA busy_timeout = 60000")
-            self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
+    # -- transactions ---------------------------------------------------------------------------
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; it holds SQLite's write lock from the first statement."""
-        conn = self._conn()
-        with self._write_lock:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:          # SQLite may have rolled back already (disk full)
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.OperationalError as e:
-                if not is_storage_failure(e):
-                    raise
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._storage_log.warn(f"{self.path}: cannot write ({e}); labels are refused until it can")
-                raise StorageError("Labels cannot be saved right now (the store's disk is full or failing); "
-                                   "nothing you submitted before is lost. Try again in a minute.") from None
+    def _write(self) -> Iterator:
+        """One write transaction holding the store's write lock (see `labeling_app.database`)."""
+        with self.db.write() as conn:
+            yield conn
 
-    def _read(self, sql: str, args: Sequence = ()) -> list[tuple]:
-        return self._conn().execute(sql, args).fetchall()
+    def _read(self, sql: str, args: Sequence | dict = ()) -> list[tuple]:
+        return self.db.read(sql, args)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.db.close()
 
     def integrity_check(self) -> str:
-        return self._read("PRAGMA integrity_check")[0][0]
+        return self.db.integrity_check()
 
     # -- labelers ---------------------------------------------------------------------------------
 
@@ -228,7 +188,8 @@ class LabelStore:
         with self._write() as conn:
             if not conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
                 return False
-            conn.execute("INSERT OR REPLACE INTO lockouts VALUES (?, ?, ?, ?)",
+            conn.execute("INSERT INTO lockouts VALUES (?, ?, ?, ?) ON CONFLICT (labeler) DO UPDATE SET "
+                         "locked_at = excluded.locked_at, until = excluded.until, reason = excluded.reason",
                          (name, now, now + seconds, reason))
         return True
 
@@ -267,20 +228,21 @@ class LabelStore:
             raise LabelingError(f"{what} has {size:,} characters, more than the store's limit of "
                                 f"{self.max_text_chars:,}; shorten it or raise `max_text_chars`.")
 
-    def _insert_pair(self, conn: sqlite3.Connection, prompt: list[Message], a: list[Message],
+    def _insert_pair(self, conn, prompt: list[Message], a: list[Message],
                      b: list[Message], *, provenance_a: dict, provenance_b: dict, gold_choice: str | None,
                      batch: str | None, source: str | None, priority: float, now: float) -> bool:
         key = pair_key(prompt, a, b)
         if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
             return False
-        conn.execute("INSERT OR IGNORE INTO prompts (messages, created_at) VALUES (?, ?)",
+        conn.execute("INSERT INTO prompts (messages, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                      (canonical_json(prompt), now))
         prompt_id = conn.execute("SELECT id FROM prompts WHERE messages = ?",
                                  (canonical_json(prompt),)).fetchone()[0]
         ids = []
         for side, prov in ((a, provenance_a), (b, provenance_b)):
-            conn.execute("INSERT OR IGNORE INTO responses (prompt_id, messages, provenance, created_at) "
-                         "VALUES (?, ?, ?, ?)", (prompt_id, canonical_json(side), canonical_json(prov), now))
+            conn.execute("INSERT INTO responses (prompt_id, messages, provenance, created_at) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                         (prompt_id, canonical_json(side), canonical_json(prov), now))
             ids.append(conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
                                     (prompt_id, canonical_json(side))).fetchone()[0])
         conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, "
@@ -330,7 +292,7 @@ class LabelStore:
 
     # -- the queue --------------------------------------------------------------------------------
 
-    def _assignment(self, conn: sqlite3.Connection, assignment_id: int) -> Assignment:
+    def _assignment(self, conn, assignment_id: int) -> Assignment:
         row = conn.execute(
             "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, a.shown_order, a.claimed_at "
             "FROM assignments a JOIN pairs p ON p.seq = a.pair_seq JOIN prompts pr ON pr.id = p.prompt_id "
@@ -377,13 +339,13 @@ class LabelStore:
                                    f"ORDER BY p.priority DESC, p.seq LIMIT 1", args).fetchone()
             if row is None:
                 return self._reopen_skipped(conn, labeler, args)
-            cur = conn.execute("INSERT INTO assignments "
-                               "(pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
-                               "VALUES (?, ?, ?, ?, ?, 'open')",
-                               (row[0], labeler, order, now, now + self.claim_timeout))
-            return self._assignment(conn, cur.lastrowid)
+            new_id = conn.execute("INSERT INTO assignments "
+                                  "(pair_seq, labeler, shown_order, claimed_at, expires_at, status) "
+                                  "VALUES (?, ?, ?, ?, ?, 'open') RETURNING id",
+                                  (row[0], labeler, order, now, now + self.claim_timeout)).fetchone()[0]
+            return self._assignment(conn, new_id)
 
-    def _reopen_skipped(self, conn: sqlite3.Connection, labeler: str, args: dict) -> Assignment | None:
+    def _reopen_skipped(self, conn, labeler: str, args: dict) -> Assignment | None:
         """When nothing new is left for a labeler, the pairs they skipped come back (oldest skip first)
         while they still need labels: a skip puts a pair at the end of that labeler's queue."""
         row = conn.execute(f"SELECT a.id FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
@@ -424,16 +386,16 @@ class LabelStore:
             if status != "open" or not still_yours:
                 raise NotAssignedError(self._refusal(labeler, pair_id, status, completed))
             stored = choice if order == "AB" else SWAP[choice]
-            cur = conn.execute(
+            label_id = conn.execute(
                 "INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, rationale, "
                 "shown_order, seconds, created_at, request_id) SELECT ?, pair_seq, ?, ?, ?, ?, ?, ?, ?, ? "
-                "FROM assignments WHERE id = ?",
+                "FROM assignments WHERE id = ? RETURNING id",
                 (assignment_id, labeler, stored, strength, rationale, order, max(0.0, now - claimed_at), now,
-                 request_id, assignment_id))
+                 request_id, assignment_id)).fetchone()[0]
             conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
             self._mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
                                                     (assignment_id,)).fetchone()[0])
-            return Label(cur.lastrowid, pair_id, labeler, stored, strength, rationale, order,
+            return Label(label_id, pair_id, labeler, stored, strength, rationale, order,
                          now - claimed_at, now)
 
     def _refusal(self, labeler: str, pair_id: str, status: str, completed: bool) -> str:
@@ -449,7 +411,7 @@ class LabelStore:
         return (f"the claim of {labeler!r} on pair {pair_id!r} expired (after {self.claim_timeout:g} s); "
                 f"nothing was stored; ask for the next pair (it may be this one again).")
 
-    def _label_in(self, conn: sqlite3.Connection, label_id: int) -> Label:
+    def _label_in(self, conn, label_id: int) -> Label:
         return Label(*conn.execute(self._LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?",
                                    (label_id,)).fetchone())
 

@@ -132,9 +132,13 @@ def pytest_collection_modifyitems(config, items):
 class LabelServer:
     """`align label serve` in a real subprocess on a free port, over a store in a temporary folder."""
 
-    def __init__(self, folder: Path, *, k: int = 3, config: str | None = None):
-        self.folder = folder
-        self.store_url = f"sqlite:///{folder.resolve() / 'labels.db'}"   # an absolute path: sqlite:////...
+    def __init__(self, folder: Path, *, k: int = 3, config: str | None = None, store_url: str | None = None,
+                 name: str = "server"):
+        """`store_url`: default an SQLite file in `folder`; replicas of one store get their own `name`
+        (their config and log files)."""
+        self.folder, self.name = folder, name
+        # an absolute path: sqlite:////...
+        self.store_url = store_url or f"sqlite:///{folder.resolve() / 'labels.db'}"
         self.k = k
         from labeling_app import LabelStore
 
@@ -153,10 +157,10 @@ class LabelServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        config = self.folder / "app.yaml"
+        config = self.folder / f"{self.name}.yaml"
         if not config.exists():
             config.write_text(self.config or f"k: {self.k}\n")
-        self.log = open(self.folder / "server.log", "ab")
+        self.log = open(self.folder / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve",
                                       "--store", self.store_url, "--port", str(port),
                                       "--config", str(config)],
@@ -165,7 +169,7 @@ class LabelServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError((self.folder / "server.log").read_text())
+                raise RuntimeError((self.folder / f"{self.name}.log").read_text())
             try:
                 urllib.request.urlopen(self.url + "/gradio_api/info", timeout=2)
                 return self
@@ -173,7 +177,8 @@ class LabelServer:
                 return self   # 401: up, and asking for a login
             except OSError:
                 time.sleep(0.3)
-        raise RuntimeError("the label server did not start:\n" + (self.folder / "server.log").read_text())
+        log = (self.folder / f"{self.name}.log").read_text()
+        raise RuntimeError("the label server did not start:\n" + log)
 
     def kill(self) -> None:
         import signal
@@ -203,3 +208,35 @@ def label_server(tmp_path):
     yield make
     for s in servers:
         s.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (tests/pg.py); skipped with a reason where the
+    binaries are missing (`make test` installs them)."""
+    from tests.pg import PostgresServer, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql; `make test` does)")
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """`store_url(name, options="")`: the URL of a new, empty store on each backend in turn: an SQLite
+    file in tmp_path, or a fresh database on the session's PostgreSQL server."""
+    made: dict[str, str] = {}
+
+    def make(name: str = "labels", options: str = "") -> str:
+        if name not in made:
+            if request.param == "sqlite":
+                made[name] = f"sqlite:///{tmp_path}/{name}.db"
+            else:
+                server = request.getfixturevalue("postgres_server")
+                made[name] = server.new_database(f"{name}_{abs(hash(request.node.nodeid)) % 10**8}")
+        return made[name] + (f"?{options}" if options else "")
+
+    make.backend = request.param
+    return make

@@ -75,11 +75,11 @@ def _judge_fast(prompt, a, b):
     return ("A", 3) if len(a) >= len(b) else ("B", 2)
 
 
-def started(label_server, pairs: int, labelers: int):
+def started(label_server, pairs: int, labelers: int, store_url: str | None = None):
     """A running server over a k = 3 store with `pairs` pairs and `labelers` accounts."""
     from tests.test_label_store import record
 
-    server = label_server(k=3)
+    server = label_server(k=3, store_url=store_url)
     store = LabelStore(server.store_url, k=3)
     store.add_records([record(i) for i in range(pairs)])
     accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(labelers)]
@@ -89,8 +89,8 @@ def started(label_server, pairs: int, labelers: int):
     return server, store, accounts
 
 
-def test_twenty_labelers_concurrently(label_server):
-    server, store, accounts = started(label_server, pairs=40, labelers=20)
+def test_twenty_labelers_concurrently(label_server, store_url):
+    server, store, accounts = started(label_server, pairs=40, labelers=20, store_url=store_url())
     result = simulate(server.url, accounts, _judge_fast)
     assert not result.errors
     labels = store.labels()
@@ -100,8 +100,8 @@ def test_twenty_labelers_concurrently(label_server):
     assert len({(lab.labeler, lab.pair_id) for lab in labels}) == 120   # no labeler twice on a pair
 
 
-def test_kill_9_loses_no_acknowledged_label(label_server):
-    server, store, accounts = started(label_server, pairs=400, labelers=10)
+def test_kill_9_loses_no_acknowledged_label(label_server, store_url):
+    server, store, accounts = started(label_server, pairs=400, labelers=10, store_url=store_url())
     box = {}
     runner = threading.Thread(target=lambda: box.update(result=simulate(server.url, accounts, vader_judge)))
     runner.start()
@@ -119,3 +119,41 @@ def test_kill_9_loses_no_acknowledged_label(label_server):
     assert {ack[2] for ack in result.acknowledged} <= stored
     client = LabelingClient(server.url, *accounts[0])                # and labeling goes on
     assert client.next_pair() is not None
+
+
+def test_two_replicas_on_one_postgresql_database(label_server, postgres_server):
+    """Two `align label serve` processes on one PostgreSQL database, half the labelers on each; one
+    replica is killed with SIGKILL mid-run and its labelers go on through the other. Every acknowledged
+    label is stored once; no pair gets more than k; no labeler labels a pair twice."""
+    from tests.test_label_store import record
+
+    url = postgres_server.new_database("two_replicas")
+    one = label_server(k=3, store_url=url, name="one")
+    two = label_server(k=3, store_url=url, name="two")
+    store = LabelStore(url, k=3)
+    store.add_records([record(i) for i in range(150)])
+    accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(10)]
+    for name, pw in accounts:
+        store.add_labeler(name, pw)
+    one.start()
+    two.start()
+    box = {}
+    runners = [threading.Thread(target=lambda: box.update(one=simulate(one.url, accounts[:5], vader_judge))),
+               threading.Thread(target=lambda: box.update(two=simulate(two.url, accounts[5:], vader_judge)))]
+    for t in runners:
+        t.start()
+    deadline = time.time() + 60
+    while len(store.labels()) < 100 and time.time() < deadline:
+        time.sleep(0.05)
+    one.kill()
+    runners[0].join(60)
+    after_kill = simulate(two.url, accounts[:5], vader_judge)        # replica one's labelers move over
+    runners[1].join(120)
+    acknowledged = [a for r in (box["one"], box["two"], after_kill) for a in r.acknowledged]
+    labels = store.labels()
+    assert box["one"].errors and not box["two"].errors and not after_kill.errors
+    assert {a[2] for a in acknowledged} <= {lab.id for lab in labels}
+    assert len(acknowledged) == len({a[2] for a in acknowledged})       # no label acknowledged twice
+    assert max(store.label_counts().values()) <= 3
+    assert len({(lab.labeler, lab.pair_id) for lab in labels}) == len(labels)
+    assert len(labels) >= 300

@@ -1,4 +1,5 @@
-"""LabelStore on real SQLite files: the queue's rules, retractions, gold, priority, quality, export."""
+"""LabelStore on real SQLite files and a real PostgreSQL server (each test that takes `store` or
+`store_url` runs on both): the queue's rules, retractions, gold, priority, quality, export."""
 
 import json
 import sqlite3
@@ -26,8 +27,8 @@ def record(i: int, chosen="good", rejected="bad") -> PreferenceRecord:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = LabelStore(f"sqlite:///{tmp_path}/labels.db", k=2, seed=0)
+def store(store_url):
+    s = LabelStore(store_url(), k=2, seed=0)
     for name in ("ann", "bob", "cat"):
         s.add_labeler(name, "pass-" + name)
     s.add_labeler("boss", "pass-boss", role="admin")
@@ -58,9 +59,32 @@ def test_url_and_schema(tmp_path):
     conn.commit()
     with pytest.raises(LabelingError, match="newer than this align-toolkit"):
         LabelStore(f"sqlite:///{tmp_path}/a.db")
-    for bad in ("postgres://x/y", "sqlite://labels.db", f"sqlite:///{tmp_path}/b.db?fast=1"):
+    for bad in ("mysql://x/y", "sqlite://labels.db", f"sqlite:///{tmp_path}/b.db?fast=1",
+                "postgresql://ann@localhost:5432", "postgresql://ann@localhost/db?synchronous=off"):
         with pytest.raises(ConfigError):
             LabelStore(bad)
+
+
+def test_postgresql_schema_versions_and_errors(postgres_server):
+    import psycopg
+
+    url = postgres_server.new_database("schema_check")
+    s = LabelStore(url)
+    assert s.k == 3 and s.migrated_from == 0 and s.integrity_check() == "ok"
+    assert LabelStore(url).migrated_from == SCHEMA_VERSION
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(LabelingError, match="newer than this align-toolkit"):
+        LabelStore(url)
+    # a server that is not there: the URL (password hidden), the reason, what to check
+    with pytest.raises(LabelingError, match=r"postgresql://ann:\*\*\*@127.0.0.1:1/labels: cannot open the "
+                                            r"label store .*Is the server running") as e:
+        LabelStore("postgresql://ann:secret@127.0.0.1:1/labels")
+    assert "secret" not in str(e.value)
+    big = "z" * 9000                     # longer than a btree entry: uniqueness is kept on its md5
+    fresh = LabelStore(postgres_server.new_database("big_text"))
+    assert fresh.add_records([record(0, chosen=big)]) == (1, 0)
+    assert fresh.add_records([record(0, chosen=big)]) == (0, 1)
 
 
 def test_k_distinct_labelers_and_no_repeats(store):
@@ -121,8 +145,8 @@ def test_undo_writes_a_retraction_and_reopens_the_pair(store):
     assert store.undo("bob") is None
 
 
-def test_skip_and_claim_expiry(tmp_path):
-    s = LabelStore(f"sqlite:///{tmp_path}/e.db?claim_timeout=0.2", k=1)
+def test_skip_and_claim_expiry(store_url):
+    s = LabelStore(store_url("e", "claim_timeout=0.2"), k=1)
     for name in ("ann", "bob"):
         s.add_labeler(name, "pw-" + name)
     s.add_records([record(0), record(1)])
@@ -143,8 +167,8 @@ def test_skip_and_claim_expiry(tmp_path):
     assert [(lab.labeler, lab.pair_id) for lab in s.labels()] == [("bob", b.pair_id), ("bob", a.pair_id)]
 
 
-def test_gold_pairs_and_accuracy(tmp_path):
-    s = LabelStore(f"sqlite:///{tmp_path}/g.db", k=1, gold_rate=0.5, seed=1)
+def test_gold_pairs_and_accuracy(store_url):
+    s = LabelStore(store_url("g"), k=1, gold_rate=0.5, seed=1)
     s.add_labeler("ann", "pw-ann")
     s.add_records([record(i) for i in range(6)])
     s.add_records([record(100 + i) for i in range(4)], gold=True)
@@ -193,8 +217,8 @@ def test_quality_figures_hand_computed(store):
     assert stats["krippendorff_alpha"] == pytest.approx(1 - 0.5 / (4 / 7), abs=1e-4)
 
 
-def test_export_aggregates_majority_margin_and_ties(tmp_path):
-    s = LabelStore(f"sqlite:///{tmp_path}/x.db", k=3, seed=0)
+def test_export_aggregates_majority_margin_and_ties(tmp_path, store_url):
+    s = LabelStore(store_url("x"), k=3, seed=0)
     for name in ("ann", "bob", "cat"):
         s.add_labeler(name, "pw-" + name)
     s.add_records([record(i) for i in range(3)])
@@ -239,8 +263,8 @@ def test_candidates_import_keeps_provenance_and_is_idempotent(store):
     assert pairs[0].provenance_b["adapter"] == "a1"
 
 
-def test_oversized_text_is_refused_by_name_and_nothing_is_stored(tmp_path):
-    s = LabelStore(f"sqlite:///{tmp_path}/o.db", max_text_chars=100)
+def test_oversized_text_is_refused_by_name_and_nothing_is_stored(store_url):
+    s = LabelStore(store_url("o"), max_text_chars=100)
     big = record(1, chosen="x" * 200)
     big.pair_id = "row-7"
     with pytest.raises(LabelingError, match=r"row-7: `response_a` has 202 characters.*limit of 100"):
@@ -248,8 +272,8 @@ def test_oversized_text_is_refused_by_name_and_nothing_is_stored(tmp_path):
     assert s.pairs() == []
 
 
-def test_concurrent_claims_never_exceed_k(tmp_path):
-    s = LabelStore(f"sqlite:///{tmp_path}/c.db", k=3, seed=0)
+def test_concurrent_claims_never_exceed_k(store_url):
+    s = LabelStore(store_url("c"), k=3, seed=0)
     names = [f"l{i:02d}" for i in range(12)]
     for n in names:
         s.add_labeler(n, "pw-" + n)
@@ -257,7 +281,7 @@ def test_concurrent_claims_never_exceed_k(tmp_path):
     errors = []
 
     def work(name):
-        store = LabelStore(f"sqlite:///{tmp_path}/c.db")   # its own connection, like another process
+        store = LabelStore(store_url("c"))   # its own connections, like another process or replica
         try:
             label_all(store, name, choice="B", strength=2)
         except Exception as e:   # pragma: no cover - reported below
