@@ -148,7 +148,6 @@ class Database:
     def _raise_if_storage_failure(self, error: Exception) -> None:
         reason = self.storage_failure(error)
         if reason:
-            self.close()                           # a fresh connection next time
             self._storage_log.warn(f"{self.address.shown}: cannot write ({error}); labels are refused "
                                    f"until it can")
             raise StorageError(f"Labels cannot be saved right now ({reason}); {TRY_AGAIN}") from None

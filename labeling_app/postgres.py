@@ -61,6 +61,7 @@ class PostgresDatabase(Database):
         except ImportError:
             raise LabelingError("a postgresql:// store needs psycopg: "
                                 "pip install 'psycopg[binary]'") from None
+        self._connected = False
 
     def _open(self) -> _Connection:
         import psycopg
@@ -69,7 +70,10 @@ class PostgresDatabase(Database):
             raw = psycopg.connect(self.address.target, autocommit=True, connect_timeout=10,
                                   cursor_factory=psycopg.ClientCursor)
         except psycopg.Error as e:
+            if self._connected:
+                raise                  # the server went away after the store opened: a StorageError
             raise LabelingError(self.open_error(e)) from None
+        self._connected = True
         return _Connection(raw)
 
     @contextmanager
@@ -85,6 +89,7 @@ class PostgresDatabase(Database):
         if isinstance(error, psycopg.errors.DiskFull):
             return "the database server's disk is full"
         if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+            self.close()                               # a broken connection: the next call opens a new one
             return "the database server cannot be reached"
         return None
 

@@ -148,7 +148,7 @@ def test_a_full_disk_refuses_with_one_message_logs_once_and_recovers(store, capl
 
     pair = store.next_assignment("ann")
     store.submit("ann", pair.pair_id, "A", 3)
-    conn = store._conn()
+    conn = store.db.connect()
     conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
     many = [PreferenceRecord(prompt=[{"role": "user", "content": f"long question {i} " + "x" * 2000}],
                              chosen=[{"role": "assistant", "content": "y" * 2000}],

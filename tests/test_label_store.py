@@ -338,3 +338,32 @@ def test_export_trains_unchanged_in_trl(tmp_path, tiny_llama):
     reward = trl.RewardTrainer(model=rm, processing_class=tok, train_dataset=train,
                                args=trl.RewardConfig(output_dir=str(tmp_path / "rm"), **common))
     assert reward.train().training_loss > 0
+
+
+def test_a_lost_postgresql_server_refuses_with_one_message_and_recovers(caplog):
+    """The database server dies under an open store: writes are refused with the storage message
+    (nothing stored is lost), logged once; once the server is back the same store works, no restart."""
+    import logging
+
+    from labeling_app.errors import StorageError
+    from tests.pg import PostgresServer, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed here")
+    with PostgresServer() as server:
+        s = LabelStore(server.new_database("lost"), k=1, seed=0)
+        s.add_labeler("ann", "pw-ann")
+        s.add_records([record(i) for i in range(3)])
+        first = s.next_assignment("ann")
+        s.submit("ann", first.pair_id, "A", 3)
+        server._run("pg_ctl", "-D", str(server.data), "-m", "immediate", "-w", "stop")
+        with caplog.at_level(logging.WARNING, logger="labeling_app"):
+            for _ in range(5):
+                with pytest.raises(StorageError, match="database server cannot be reached.*nothing you"):
+                    s.add_records([record(10)])
+        assert len([r for r in caplog.records if "cannot write" in r.message]) == 1
+        server._run("pg_ctl", "-D", str(server.data), "-l", str(server.root / "server.log"), "-w", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {server.port} -k {server.root}", "start")
+        assert [lab.pair_id for lab in s.labels()] == [first.pair_id]       # the acknowledged label
+        second = s.next_assignment("ann")
+        assert s.submit("ann", second.pair_id, "B", 2).labeler == "ann"
