@@ -1,6 +1,13 @@
 """50 simulated labelers against a real `align label serve` on loopback.
 
     python -m benchmarks.label_throughput --labelers 50 --seconds 60
+    python -m benchmarks.label_throughput --store postgresql://user:pw@host:5432/empty_db --replicas 2
+    python -m benchmarks.label_throughput --store postgresql-local --replicas 2 --skip-baseline
+
+`--store`: a PostgreSQL database (empty: the benchmark fills it), or `postgresql-local` (a throwaway
+local server, tests/pg.py); `--replicas N` runs N servers on that one store, the labelers spread over
+them; with a PostgreSQL store, the same labelers against one server on a fresh SQLite file run first,
+in the same run, as the reference.
 
 Ours: `labeling_app.LabelingClient` (one login, one Gradio session, direct POST to the named
 endpoints). Baseline: the same labelers through `gradio_client.Client(url, auth=...)` (the queue +
@@ -30,9 +37,11 @@ HH = (Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf-harmles
       / "harmless-base-test-part1.jsonl.gz")
 
 
-def make_store(folder: Path, accounts, pairs: int, k: int) -> str:
-    url = f"sqlite:///{folder.resolve()}/labels.db"
-    store = LabelStore(url, k=k)
+def make_store(folder: Path, accounts, pairs: int, k: int, url: str | None = None) -> str:
+    url = url or f"sqlite:///{folder.resolve()}/labels.db"
+    store = LabelStore(url, k=k, change_settings=True)
+    if store.labels(include_retracted=True) or store.pairs():
+        raise SystemExit(f"{url}: the store is not empty; give the benchmark an empty database.")
     base = read_preferences(HH).records
     records = [PreferenceRecord(prompt=[{"role": "user", "content": f"{r.prompt[-1]['content']} (#{i})"}],
                                 chosen=r.chosen, rejected=r.rejected, source="hh-rlhf")
@@ -48,7 +57,7 @@ def serve(url: str, port: int, folder: Path, config: str | None = None) -> subpr
 
     proc = subprocess.Popen([sys.executable, "-m", "align.cli", "label", "serve", "--store", url,
                              "--port", str(port), *(["--config", config] if config else [])],
-                            stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT)
+                            stdout=open(folder / f"server-{port}.log", "w"), stderr=subprocess.STDOUT)
     for _ in range(200):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/gradio_api/info", timeout=2)
@@ -90,22 +99,45 @@ def gradio_client_simulate(url, accounts, judge, duration) -> SimulationResult:
     return result
 
 
-def run(side: str, labelers: int, seconds: float, pairs: int, k: int, port: int) -> dict:
+def spread(sim, urls: list[str], accounts, judge, duration) -> SimulationResult:
+    """The labelers dealt round-robin over the replicas, all at once; one result."""
+    parts: list[SimulationResult] = [SimulationResult() for _ in urls]
+
+    def work(i):
+        parts[i] = sim(urls[i], accounts[i::len(urls)], judge, duration=duration)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(urls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return SimulationResult(acknowledged=[a for p in parts for a in p.acknowledged],
+                            latencies=[x for p in parts for x in p.latencies],
+                            errors=[e for p in parts for e in p.errors],
+                            seconds=max(p.seconds for p in parts))
+
+
+def run(side: str, labelers: int, seconds: float, pairs: int, k: int, port: int, store: str | None = None,
+        replicas: int = 1) -> dict:
     accounts = [(f"sim-{i + 1:02d}", f"password-{i + 1:02d}") for i in range(labelers)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        url = make_store(folder, accounts, pairs, k)
-        proc = serve(url, port, folder)
+        url = make_store(folder, accounts, pairs, k, store)
+        procs = [serve(url, port + i, folder) for i in range(replicas)]
         try:
             sim = simulate if side == "ours" else gradio_client_simulate
-            result = sim(f"http://127.0.0.1:{port}", accounts, vader_judge, duration=seconds)
+            result = spread(sim, [f"http://127.0.0.1:{port + i}" for i in range(replicas)], accounts,
+                            vader_judge, seconds)
         finally:
-            proc.terminate()
-            proc.wait()
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
         store = LabelStore(url)
         stored = {lab.id for lab in store.labels()}
         acked = {a[2] for a in result.acknowledged}
-        return {**result.summary(), "side": side, "lost": len(acked - stored),
+        backend = url.split("://")[0]
+        return {**result.summary(), "side": side, "store": backend, "replicas": replicas,
+                "lost": len(acked - stored),
                 "over_k": sum(n > k for n in store.label_counts().values()),
                 "integrity": store.integrity_check()}
 
@@ -135,7 +167,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7871)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--store-only", action="store_true", help="Time LabelStore claim + submit alone.")
+    parser.add_argument("--store", help="An empty PostgreSQL database URL, or postgresql-local.")
+    parser.add_argument("--replicas", type=int, default=1)
     args = parser.parse_args()
+    if args.store:
+        return run_postgresql(args)
     if args.store_only:
         for sync in ("full", "normal"):
             print(json.dumps(store_only(args.pairs, 3000, args.k, sync)))
@@ -145,6 +181,29 @@ def main() -> None:
         rows.append(run("gradio_client", args.labelers, args.seconds, args.pairs, args.k, args.port + 1))
         rows.append({"ratio_labels_per_second": round(rows[0]["labels_per_second"]
                                                       / rows[1]["labels_per_second"], 2)})
+    for row in rows:
+        print(json.dumps(row))
+
+
+def run_postgresql(args) -> None:
+    """Ours on one server over a fresh SQLite file (the reference), then on `--replicas` servers over
+    the PostgreSQL store, same labelers and judge, in this run."""
+    server = None
+    store = args.store
+    if store == "postgresql-local":
+        from tests.pg import PostgresServer
+
+        server = PostgresServer().start()
+        store = server.new_database("throughput")
+    try:
+        rows = [run("ours", args.labelers, args.seconds, args.pairs, args.k, args.port),
+                run("ours", args.labelers, args.seconds, args.pairs, args.k, args.port + 10, store,
+                    args.replicas)]
+    finally:
+        if server is not None:
+            server.stop()
+    rows.append({"ratio_labels_per_second_postgresql_over_sqlite":
+                 round(rows[1]["labels_per_second"] / rows[0]["labels_per_second"], 2)})
     for row in rows:
         print(json.dumps(row))
 
