@@ -83,8 +83,6 @@ class Policy:
         tok = self.tokenizer
         prompts = [tok.apply_chat_template(as_chat(c), tokenize=True, add_generation_prompt=True,
                                            return_dict=False) for c in conversations]
-        params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                seed=seed)
         sampler = make_sampler(engine or self.engine, self.model, pad_id=tok.pad_token_id,
                                eos=eos_ids(tok, self.model), batch_size=batch_size, quiet=self._noticed)
         self._noticed = True
@@ -98,9 +96,8 @@ class Policy:
         out: list[list[Generation]] = []
         for start in groups:
             chunk = prompts[start:start + max(1, batch_size // n)]
-            if seed is not None:
-                params = SamplingParams(n=n, temperature=temperature, top_p=top_p,
-                                        max_new_tokens=max_new_tokens, seed=seed + start)
+            params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                    seed=None if seed is None else seed + start)   # a seed per chunk
             for completions in sampler.sample(chunk, params):
                 out.append([Generation(tok.decode(c.token_ids, skip_special_tokens=True).strip(), c.token_ids,
                                        c.logprobs, c.finished, dict(sampling)) for c in completions])

@@ -2,7 +2,8 @@
 
 One base model holds everything (`PolicyWithValue`, in `model.py`): the policy is a LoRA adapter, the
 value function a linear head on the policy's last hidden state, the reference the same base with the
-adapter disabled. Each update: sample a batch of responses (left-padded prompts, stop at EOS) → score them
+adapter disabled. Each update: sample a batch of responses through the generation engine (`align.rollout`;
+stop at EOS) → score them
 (a reward model's text-level `score`, so its tokenizer may differ, or any `f(prompts, responses)`)
 → per-token KL-penalised rewards → GAE → `ppo_epochs` passes of clipped policy + value losses over
 minibatches. Checkpoints hold adapter, value head, optimizer, KL controller, RNG states and step, so
