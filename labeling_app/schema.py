@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from labeling_app.errors import LabelingError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[i] takes a store from version i to i + 1. Append; never edit a released step.
 MIGRATIONS: list[str] = [
@@ -95,6 +95,48 @@ MIGRATIONS: list[str] = [
     DROP VIEW live_labels;
     CREATE VIEW live_labels AS
         SELECT l.* FROM labels l WHERE NOT EXISTS (SELECT 1 FROM retractions r WHERE r.label_id = l.id);
+    """,
+    # 2 -> 3: task kinds beyond pairs (labeling_app/tasks.py): single-response ratings (good/bad, for
+    # KTO) and K-way rankings (InstructGPT), with claims and answers on the same rules as pairs.
+    """
+    CREATE TABLE tasks (
+        seq INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL UNIQUE,                  -- content hash (kind, prompt, responses)
+        kind TEXT NOT NULL CHECK (kind IN ('rating', 'ranking')),
+        prompt_id INTEGER NOT NULL REFERENCES prompts(id),
+        responses TEXT NOT NULL,                       -- JSON list of response ids, in stored order
+        batch TEXT,
+        source TEXT,
+        priority REAL NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0,          -- has k live answers
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX tasks_queue ON tasks (kind, completed, priority DESC, seq);
+    CREATE TABLE task_claims (
+        id INTEGER PRIMARY KEY,
+        task_seq INTEGER NOT NULL REFERENCES tasks(seq),
+        labeler TEXT NOT NULL REFERENCES labelers(name),
+        shown_order TEXT NOT NULL,                     -- JSON: position i on screen shows stored response [i]
+        claimed_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('open', 'done', 'skipped', 'expired')),
+        UNIQUE (labeler, task_seq)
+    );
+    CREATE INDEX task_claims_load ON task_claims (task_seq, status, expires_at);
+    CREATE TABLE task_answers (
+        id INTEGER PRIMARY KEY,
+        claim_id INTEGER NOT NULL REFERENCES task_claims(id),
+        task_seq INTEGER NOT NULL REFERENCES tasks(seq),
+        labeler TEXT NOT NULL REFERENCES labelers(name),
+        answer TEXT NOT NULL,                          -- good | bad, or JSON ranks in stored order
+        rationale TEXT NOT NULL DEFAULT '',
+        seconds REAL NOT NULL,
+        created_at REAL NOT NULL,
+        request_id TEXT
+    );
+    CREATE INDEX task_answers_task ON task_answers (task_seq);
+    CREATE UNIQUE INDEX task_answers_request ON task_answers (labeler, request_id)
+        WHERE request_id IS NOT NULL;
     """,
 ]
 

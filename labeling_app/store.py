@@ -40,6 +40,7 @@ from labeling_app.pairs import (
 )
 from labeling_app.passwords import DUMMY_HASH, check_password, hash_password
 from labeling_app.schema import migrate
+from labeling_app.tasks import TaskQueue
 
 __all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS", "candidate_pairs",
            "pair_key"]
@@ -89,6 +90,7 @@ class LabelStore:
         self.max_text_chars = max_text_chars
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
+        self.tasks = TaskQueue(self)                  # ratings and rankings (labeling_app/tasks.py)
         self.db.prepare()
         try:
             self.migrated_from, _ = migrate(self.db)
@@ -234,21 +236,28 @@ class LabelStore:
         key = pair_key(prompt, a, b)
         if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
             return False
-        conn.execute("INSERT INTO prompts (messages, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                     (canonical_json(prompt), now))
-        prompt_id = conn.execute("SELECT id FROM prompts WHERE messages = ?",
-                                 (canonical_json(prompt),)).fetchone()[0]
-        ids = []
-        for side, prov in ((a, provenance_a), (b, provenance_b)):
-            conn.execute("INSERT INTO responses (prompt_id, messages, provenance, created_at) "
-                         "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                         (prompt_id, canonical_json(side), canonical_json(prov), now))
-            ids.append(conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
-                                    (prompt_id, canonical_json(side))).fetchone()[0])
+        prompt_id = self._prompt_id(conn, prompt, now)
+        ids = [self._response_id(conn, prompt_id, side, prov, now)
+               for side, prov in ((a, provenance_a), (b, provenance_b))]
         conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, "
                      "source, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, priority, now))
         return True
+
+    @staticmethod
+    def _prompt_id(conn, prompt: list[Message], now: float) -> int:
+        conn.execute("INSERT INTO prompts (messages, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                     (canonical_json(prompt), now))
+        row = conn.execute("SELECT id FROM prompts WHERE messages = ?", (canonical_json(prompt),)).fetchone()
+        return row[0]
+
+    @staticmethod
+    def _response_id(conn, prompt_id: int, messages: list[Message], provenance: dict, now: float) -> int:
+        conn.execute("INSERT INTO responses (prompt_id, messages, provenance, created_at) "
+                     "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                     (prompt_id, canonical_json(messages), canonical_json(provenance), now))
+        return conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
+                            (prompt_id, canonical_json(messages))).fetchone()[0]
 
     def add_pairs(self, items: Iterable[dict], *, batch: str | None = None) -> tuple[int, int]:
         """Add pairs given as dicts with `prompt`, `response_a`, `response_b` (message lists) and
