@@ -31,6 +31,8 @@ TRAIN_COMMANDS: dict[str, TrainCommand] = {
     "dpo": TrainCommand("align.dpo.config:DPOConfig", "align.dpo.trainer:train_dpo",
                         "Direct preference optimisation of a LoRA policy "
                         "(sigmoid, ipo, robust, hinge, ...)."),
+    "kto": TrainCommand("align.kto.config:KTOConfig", "align.kto.trainer:train_kto",
+                        "KTO of a LoRA policy on good/bad ratings of single responses (TRL's KTOTrainer)."),
     "ppo": TrainCommand("align.ppo.config:PPOConfig", "align.ppo.trainer:train_ppo",
                         "PPO of a LoRA policy against a reward model or function (one base, 4-bit ok)."),
     "grpo": TrainCommand("align.grpo.config:GRPOConfig", "align.grpo.trainer:train_grpo",

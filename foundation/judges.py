@@ -16,7 +16,8 @@ from typing import Callable, Literal, Protocol
 from foundation.errors import ConfigError
 from foundation.stats import sigmoid
 
-__all__ = ["Judge", "load_judge", "import_callable", "rule_judge", "vader_score", "vader_judge", "text_of"]
+__all__ = ["Judge", "load_judge", "load_rater", "import_callable", "rule_judge", "vader_score", "vader_judge",
+           "text_of"]
 
 
 Choice = Literal["A", "B", "tie", "both_bad"]
@@ -101,3 +102,40 @@ def rule_judge(score: Callable[[str], float], prompt, response_a, response_b, *,
         choice = "A" if diff > tie_below else "B" if diff < -tie_below else "tie"
     gap = abs(diff)
     return choice, 1 if gap < 0.1 else 2 if gap < 0.3 else 3 if gap < 0.6 else 4
+
+
+def load_rater(spec: str, *, threshold: float = 0.0) -> Callable:
+    """A rater for single-response ratings, `rater(prompt, response) -> "good" | "bad"`: `vader` rates
+    good above `threshold` (VADER compound); a judge built as `partial(rule_judge, score)` rates its
+    score against `threshold`; any other `module:function` taking (prompt, response) is used as it is
+    (returning "good"/"bad", a bool, or a number compared with `threshold`)."""
+    fn = vader_judge if spec == "vader" else import_callable(spec, "rater")
+    if fn is vader_judge:
+        return lambda prompt, response: "good" if vader_score(text_of(response)) > threshold else "bad"
+    if isinstance(fn, partial) and fn.func is rule_judge and fn.args:
+        score = fn.args[0]
+        return lambda prompt, response: "good" if score(text_of(response)) > threshold else "bad"
+
+    if _required_positional(fn) > 2:
+        raise ConfigError(f"{spec!r} is a pairwise judge (prompt, response_a, response_b); ratings need a "
+                          f"rater (prompt, response), or a judge built as partial(rule_judge, score).")
+
+    def rater(prompt, response):
+        out = fn(prompt, response)
+        if isinstance(out, str) and out in ("good", "bad"):
+            return out
+        if isinstance(out, (bool, int, float)):
+            return "good" if (out is True or (out is not False and out > threshold)) else "bad"
+        raise ConfigError(f"rater {spec!r} returned {out!r}; return \"good\", \"bad\", a bool or a number.")
+    return rater
+
+
+def _required_positional(fn: Callable) -> int:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    return sum(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in params)

@@ -27,6 +27,7 @@ from labeling_app.config import AppConfig
 from labeling_app.errors import LabelingError
 from labeling_app.security import refusal_title
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
+from labeling_app.task_api import register_task_api
 
 __all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
            "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "labels_over_time",
@@ -421,6 +422,7 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
         admin = admin_panel()
         wire_events(app, store, config, page, admin, who)
         register_api(store, config)
+        register_task_api(store, config)
     app.queue(default_concurrency_limit=None)
     return app
 

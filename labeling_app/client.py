@@ -4,8 +4,10 @@
 `/next_pair` and `/submit_label` with a direct `POST /gradio_api/run/<name>`: one round trip per
 call, no queue. `gradio_client.Client(url, auth=(user, password))` reaches the same endpoints.
 
-`simulate()` runs N labelers concurrently, each judging with `judge(prompt, response_a, response_b)
--> (choice, strength)`, and measures what they see: acknowledged labels and submit latencies.
+`simulate()` runs N labelers concurrently on one task kind, and measures what they see: acknowledged
+labels and submit latencies. Pairs are judged with `judge(prompt, response_a, response_b) -> (choice,
+strength)`; rankings by the same judge in a round robin (each response's wins over the others, ties
+half); ratings by a `rater(prompt, response) -> "good" | "bad"` (`foundation.judges.load_rater`).
 """
 
 from __future__ import annotations
@@ -72,14 +74,34 @@ class LabelingClient:
                      retries: int = 2) -> dict:
         """Returns after the label is committed: `{"label_id", "pair_id", "stored": True}`. A lost reply
         is retried with the same request id, so the label is stored once and its id comes back."""
+        return self._submit("submit_label", pair_id, choice, strength, rationale, retries=retries)
+
+    def _submit(self, name: str, *data, retries: int = 2) -> dict:
+        """A submit with a request id, retried with it after a lost reply: stored once, id returned."""
         request_id = secrets.token_hex(12)
         for attempt in range(retries + 1):
             try:
-                return self._call("submit_label", pair_id, choice, strength, rationale, request_id)
+                return self._call(name, *data, request_id)
             except TransportError:
                 if attempt == retries:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+
+    def next_rating(self) -> dict | None:
+        """`{"task_id", "prompt", "response"}`, or None."""
+        return self._call("next_rating")
+
+    def submit_rating(self, task_id: str, rating: str, rationale: str = "") -> dict:
+        """`{"answer_id", "task_id", "stored": True}` once the rating is committed."""
+        return self._submit("submit_rating", task_id, rating, rationale)
+
+    def next_ranking(self) -> dict | None:
+        """`{"task_id", "prompt", "responses": [...]}` in the order shown, or None."""
+        return self._call("next_ranking")
+
+    def submit_ranking(self, task_id: str, ranks: list[int], rationale: str = "") -> dict:
+        """`ranks`: one integer per response in the order shown, 1 = best, equal numbers a tie."""
+        return self._submit("submit_ranking", task_id, ranks, rationale)
 
     def close(self) -> None:
         self._http.close()
@@ -112,10 +134,14 @@ def simulated_accounts(n: int, prefix: str = "sim") -> list[str]:
 
 def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, duration: float | None = None,
              max_labels: int | None = None, seed: int = 0, think_time: float = 0.0,
-             progress: Callable[[int], None] | None = None) -> SimulationResult:
-    """Each account labels in its own thread until its queue is empty, `duration` seconds pass, or
-    `max_labels` labels are in (all labelers together). A noisy judge (e.g. `load_judge("vader",
-    temperature=0.1)`) brings its own noise; `seed` drives the think times."""
+             progress: Callable[[int], None] | None = None, kind: str = "pairs",
+             rater: Callable | None = None) -> SimulationResult:
+    """Each account labels tasks of `kind` (pairs, rating, ranking) in its own thread until its queue is
+    empty, `duration` seconds pass, or `max_labels` labels are in (all labelers together). A noisy judge
+    (e.g. `load_judge("vader", temperature=0.1)`) brings its own noise; `seed` drives the think times.
+    Ratings need a `rater`."""
+    if kind == "rating" and rater is None:
+        raise LabelingError("simulated ratings need a rater (foundation.judges.load_rater).")
     result = SimulationResult()
     lock = threading.Lock()
     stop = threading.Event()
@@ -137,22 +163,22 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
             while not stop.is_set():
                 if duration is not None and time.perf_counter() - clock["start"] > duration:
                     break
-                pair = client.next_pair()
-                if pair is None:
+                step = _next_step(client, kind, judge, rater)
+                if step is None:
                     break
-                choice, strength = _judge(judge, pair)
+                item_id, submit = step
                 if think_time:
                     time.sleep(rng.expovariate(1 / think_time))
                 t0 = time.perf_counter()
                 try:
-                    ack = client.submit_label(pair["pair_id"], choice, strength)
+                    ack = submit()
                 except NotAssignedError as e:    # e.g. the claim expired meanwhile: go on
                     with lock:
                         result.errors.append(str(e))
                     continue
                 elapsed = time.perf_counter() - t0
                 with lock:
-                    result.acknowledged.append((user, ack["pair_id"], ack["label_id"]))
+                    result.acknowledged.append((user, item_id, ack.get("label_id", ack.get("answer_id"))))
                     result.latencies.append(elapsed)
                     n = len(result.acknowledged)
                 if progress:
@@ -174,6 +200,48 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
         t.join()
     result.seconds = time.perf_counter() - clock["start"]
     return result
+
+
+def _next_step(client: LabelingClient, kind: str, judge: Callable, rater: Callable | None):
+    """(task or pair id, the submit to call) for the labeler's next item of `kind`, or None."""
+    if kind == "pairs":
+        pair = client.next_pair()
+        if pair is None:
+            return None
+        choice, strength = _judge(judge, pair)
+        return pair["pair_id"], lambda: client.submit_label(pair["pair_id"], choice, strength)
+    if kind == "rating":
+        task = client.next_rating()
+        if task is None:
+            return None
+        rating = rater(task["prompt"], task["response"])
+        return task["task_id"], lambda: client.submit_rating(task["task_id"], rating)
+    if kind == "ranking":
+        task = client.next_ranking()
+        if task is None:
+            return None
+        ranks = round_robin_ranks(judge, task["prompt"], task["responses"])
+        return task["task_id"], lambda: client.submit_ranking(task["task_id"], ranks)
+    raise LabelingError(f"task kind must be pairs, rating or ranking, got {kind!r}.")
+
+
+def round_robin_ranks(judge: Callable, prompt, responses: list) -> list[int]:
+    """Ranks (1 = best) from a pairwise judge: each response's wins over every other (ties and
+    both-bad count half); equal wins share a rank."""
+    from itertools import combinations
+
+    wins = [0.0] * len(responses)
+    for i, j in combinations(range(len(responses)), 2):
+        choice, _ = _judge(judge, {"prompt": prompt, "response_a": responses[i], "response_b": responses[j]})
+        if choice == "A":
+            wins[i] += 1
+        elif choice == "B":
+            wins[j] += 1
+        else:
+            wins[i] += 0.5
+            wins[j] += 0.5
+    levels = sorted(set(wins), reverse=True)
+    return [levels.index(w) + 1 for w in wins]
 
 
 def _judge(judge: Callable, pair: dict) -> tuple[str, int]:

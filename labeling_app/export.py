@@ -28,6 +28,7 @@ from foundation.records import (
 )
 from labeling_app.quality import label_stats, majority
 from labeling_app.store import Label, LabelStore
+from labeling_app.task_export import export_tasks
 
 __all__ = ["aggregate", "export_dataset", "ExportSummary"]
 
@@ -38,11 +39,13 @@ class ExportSummary:
     preferences: int = 0
     ties: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)      # ratings and rankings (task_export.py)
 
     def __str__(self) -> str:
         dropped = ", ".join(f"{n} {why}" for why, n in self.dropped.items() if n) or "none"
+        tasks = "".join(f"; {n} {what.replace('_', ' ')}" for what, n in self.tasks.items())
         return (f"exported {self.preferences} preferences and {self.ties} ties to {self.out_dir} "
-                f"(left out: {dropped})")
+                f"(left out: {dropped}){tasks}")
 
 
 def aggregate(store: LabelStore, *, min_labels: int = 1, min_agreement: float = 0.0, batch: str | None = None,
@@ -101,7 +104,7 @@ def export_dataset(store: LabelStore, out_dir: str | Path, *, min_labels: int = 
                        "strength": lab.strength, "rationale": lab.rationale, "shown_order": lab.shown_order,
                        "seconds": round(lab.seconds, 3), "created_at": lab.created_at}
                       for lab in store.labels() if lab.pair_id in wanted), out / "labels.jsonl")
-    summary = ExportSummary(str(out), len(prefs), len(ties), dropped)
+    summary = ExportSummary(str(out), len(prefs), len(ties), dropped, export_tasks(store, out))
     (out / "README.md").write_text(_card(store, summary, label_stats(store, batch=batch), min_labels,
                                          min_agreement), encoding="utf-8")
     return summary

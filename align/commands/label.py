@@ -38,6 +38,9 @@ def _parser() -> ArgumentParser:
     p.add_argument("--gold", action="store_true",
                    help="The file's preferences are known answers (gold pairs).")
     p.add_argument("--batch", help="Tag the pairs (e.g. round-2); serve and export can select a batch.")
+    p.add_argument("--as", dest="kind", choices=["pairs", "rating", "ranking"], default="pairs",
+                   help="What to make: pairs (default); rating tasks (one response each, good/bad, for KTO); "
+                        "ranking tasks (K >= 3 responses per prompt, ranked; InstructGPT).")
     p.add_argument("--pairs_per_prompt", "--pairs-per-prompt", type=int,
                    help="Candidates: at most this many pairs per prompt (default: every two responses).")
     p.add_argument("--skip_invalid", "--skip-invalid", action="store_true",
@@ -75,6 +78,11 @@ def _parser() -> ArgumentParser:
                    help="Password of the simulated accounts sim-01..sim-N; "
                         "missing accounts are created in --store with it.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", choices=["pairs", "rating", "ranking"], default="pairs",
+                   help="Task kind to label: pairs; rating (a rater: vader or module:function, against "
+                        "--threshold); ranking (the pairwise judge in a round robin).")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="Ratings: good above this score (VADER compound, or a rule judge's score).")
     return parser
 
 
@@ -153,6 +161,8 @@ def import_pairs(args) -> int:
 
     if not Path(args.file).is_file():
         raise DataError(f"{args.file}: no such file.")
+    if args.kind != "pairs":
+        return import_tasks(args)
     skipped = 0
     if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
         from foundation.candidates import read_candidates
@@ -175,6 +185,46 @@ def import_pairs(args) -> int:
     print(f"imported {added} {kind} from {args.file} into {args.store} ({present} already there"
           f"{f', {skipped} malformed rows skipped' if skipped else ''})")
     return 0
+
+
+def import_tasks(args) -> int:
+    """Rating or ranking tasks from a candidates file, or from preference data (each prompt's distinct
+    responses: a K-way file's K, a pair file's two)."""
+    from foundation.errors import DataError
+    from labeling_app.errors import LabelingError
+
+    sets = _candidate_sets(args)
+    store = _store(args)
+    make = store.tasks.add_ratings if args.kind == "rating" else store.tasks.add_rankings
+    try:
+        added, present = make(sets, batch=args.batch)
+    except LabelingError as e:
+        raise DataError(f"{args.file}: {e} Nothing imported.") from None
+    print(f"imported {added} {args.kind} tasks from {args.file} into {args.store} ({present} already there)")
+    return 0
+
+
+def _candidate_sets(args) -> list:
+    from foundation.candidates import Candidate, CandidateSet, read_candidates
+    from foundation.errors import DataError
+    from labeling_app.pairs import canonical_json
+
+    if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
+        sets = read_candidates(args.file)
+    else:
+        from foundation.readers import read_preferences
+
+        groups: dict[str, CandidateSet] = {}
+        for r in read_preferences(args.file, args.format, skip_invalid=args.skip_invalid).records:
+            group = groups.setdefault(canonical_json(r.prompt), CandidateSet(f"p{len(groups)}", r.prompt, []))
+            for side in (r.chosen, r.rejected):
+                text = side[-1]["content"]
+                if all(c.content != text for c in group.responses):
+                    group.responses.append(Candidate(text))
+        sets = list(groups.values())
+    if not sets:
+        raise DataError(f"{args.file}: no prompts with responses in the file; nothing imported.")
+    return sets
 
 
 def _looks_like_candidates(path: str) -> bool:
@@ -201,11 +251,12 @@ def stats(args) -> int:
 
 
 def simulate(args) -> int:
-    from foundation.judges import load_judge
+    from foundation.judges import load_judge, load_rater
     from labeling_app.client import simulate as run
     from labeling_app.client import simulated_accounts
 
     judge = load_judge(args.judge, temperature=args.temperature)
+    rater = load_rater(args.judge, threshold=args.threshold) if args.kind == "rating" else None
     names = simulated_accounts(args.labelers)
     store = _store(args)
     existing = {name for name, _ in store.labelers()}
@@ -216,7 +267,7 @@ def simulate(args) -> int:
 
     with tqdm(desc="labels", unit="label", total=args.max_labels) as bar:
         result = run(args.url, [(n, args.password) for n in names], judge, duration=args.duration,
-                     max_labels=args.max_labels, seed=args.seed,
+                     max_labels=args.max_labels, seed=args.seed, kind=args.kind, rater=rater,
                      progress=lambda n: bar.update(n - bar.n))
     summary = result.summary()
     print(json.dumps(summary))
