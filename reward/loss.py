@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["bradley_terry_loss"]
+__all__ = ["bradley_terry_loss", "ranking_loss"]
 
 
 def bradley_terry_loss(
@@ -41,3 +41,22 @@ def bradley_terry_loss(
     if center_coefficient:
         loss = loss + center_coefficient * ((r_chosen + r_rejected) ** 2).mean()
     return loss
+
+
+def ranking_loss(rewards: torch.Tensor, sizes: list[int], ranks: torch.Tensor) -> torch.Tensor:
+    """InstructGPT's loss on K-way rankings (Ouyang et al. 2022, Eq. 1): for each ranking, the mean
+    over its C(K, 2) pairs of −log σ(r_better − r_worse), tied pairs with the tie loss of
+    `bradley_terry_loss`; then the mean over rankings. `rewards` (ΣK,) holds each ranking's responses
+    in turn (`sizes` of them each), scored once; `ranks` (ΣK,) their ranks, 1 = best."""
+    losses = []
+    start = 0
+    for k in sizes:
+        r, rank = rewards[start:start + k], ranks[start:start + k]
+        start += k
+        i, j = torch.triu_indices(k, k, offset=1, device=r.device)
+        better_i = rank[i] < rank[j]
+        tie = (rank[i] == rank[j]).to(r.dtype)
+        d = torch.where(better_i, r[i] - r[j], r[j] - r[i])
+        pair = (1 - tie) * -F.logsigmoid(d) + tie * (-0.5 * F.logsigmoid(d) - 0.5 * F.logsigmoid(-d))
+        losses.append(pair.mean())
+    return torch.stack(losses).mean()

@@ -3,6 +3,8 @@
 TRL's RewardTrainer drops ties and drops over-long rows; ours keeps both (ties through the loss in
 reward/loss.py, long pairs truncated from the left of the prompt and counted). Chosen and rejected
 go through the model in one forward pass of 2B rows, and batches group pairs of similar length.
+A rankings file (the labeling app's `rankings.jsonl`) trains InstructGPT's way: each response scored
+once per ranking, the loss over all its pairs (reward/rankings.py).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from foundation.training import (
     trainer_arguments,
 )
 from reward.config import RewardConfig
-from reward.loss import bradley_terry_loss
+from reward.loss import bradley_terry_loss, ranking_loss
 from reward.model import RewardModel, encode_pair_side, right_pad
+from reward.rankings import RankingCollator, encode_rankings, is_rankings_file, read_rankings
 
 __all__ = ["train_reward", "encode_pairs", "PairCollator"]
 
@@ -74,9 +77,14 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             rewards = model(input_ids=inputs["input_ids"],
                             attention_mask=inputs["attention_mask"]).logits[:, 0]
-            r_chosen, r_rejected = rewards.float().chunk(2)  # (B,), (B,)
-            loss = bradley_terry_loss(r_chosen, r_rejected, inputs["margin"], inputs["tie"],
-                                      self.center_coefficient)
+            if "ranks" in inputs:                               # K-way rankings: all pairs at once
+                loss = ranking_loss(rewards.float(), inputs["sizes"].tolist(), inputs["ranks"])
+                if self.center_coefficient:
+                    loss = loss + self.center_coefficient * (rewards.float() ** 2).mean()
+            else:
+                r_chosen, r_rejected = rewards.float().chunk(2)  # (B,), (B,)
+                loss = bradley_terry_loss(r_chosen, r_rejected, inputs["margin"], inputs["tie"],
+                                          self.center_coefficient)
             return (loss, {"rewards": rewards}) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset=None):
@@ -87,8 +95,12 @@ def _trainer_class():
 
 def train_reward(config: RewardConfig) -> str:
     """Train (an ensemble of) reward model(s); returns the output folder."""
-    data = read_preferences(config.data, config.format, skip_invalid=config.skip_invalid)
-    records = data.records[: config.max_samples] if config.max_samples else data.records
+    if is_rankings_file(config.data):
+        records, summary = read_rankings(config.data, config.max_samples), None
+    else:
+        data = read_preferences(config.data, config.format, skip_invalid=config.skip_invalid)
+        records = data.records[: config.max_samples] if config.max_samples else data.records
+        summary = data.summary()
     if not records:
         raise DataError(f"{config.data}: no preference records to train on.")
     out = Path(config.output_dir)
@@ -101,7 +113,7 @@ def train_reward(config: RewardConfig) -> str:
     if config.ensemble > 1:
         (out / "ensemble.json").write_text(
             json.dumps({"members": [f"member-{k}" for k in range(config.ensemble)]}))
-    report = {"data": data.summary(), "members": summaries}
+    report = {"data": summary or {"rankings": len(records)}, "members": summaries}
     if config.eval_data:
         from reward.evaluate import evaluate_file
 
@@ -112,7 +124,25 @@ def train_reward(config: RewardConfig) -> str:
     return str(out)
 
 
-def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir: str, seed: int) -> dict:
+def _encoded(config: RewardConfig, tokenizer, records) -> tuple[list[dict], object, int, int]:
+    """(dataset rows, collator, pairs, truncated) for preference records or rankings."""
+    from reward.rankings import Ranking
+
+    if records and isinstance(records[0], Ranking):
+        rows, truncated = encode_rankings(tokenizer, records, config.max_length)
+        pairs = sum(len(r.ranks) * (len(r.ranks) - 1) // 2 for r in records)
+        print(f"reward data: {len(rows)} rankings ({pairs} pairs, each response scored once per ranking), "
+              f"{truncated} responses truncated to {config.max_length} tokens")
+        return rows, RankingCollator(tokenizer.pad_token_id), pairs, truncated
+    enc = encode_pairs(tokenizer, records, config.max_length, margin_scale=config.margin_scale,
+                       use_ties=config.use_ties)
+    print(f"reward data: {len(enc.rows)} pairs ({sum(r['tie'] > 0 for r in enc.rows)} ties), "
+          f"{enc.truncated} truncated to {config.max_length} tokens (prompt start dropped)"
+          + (f", {enc.dropped_ties} ties dropped (use_ties: false)" if enc.dropped_ties else ""))
+    return enc.rows, PairCollator(tokenizer.pad_token_id), len(enc.rows), enc.truncated
+
+
+def train_one(config: RewardConfig, records: list, output_dir: str, seed: int) -> dict:
     import torch
     from datasets import Dataset
     from transformers import TrainingArguments, set_seed
@@ -125,21 +155,17 @@ def train_one(config: RewardConfig, records: list[PreferenceRecord], output_dir:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-    enc = encode_pairs(tokenizer, records, config.max_length, margin_scale=config.margin_scale,
-                       use_ties=config.use_ties)
-    print(f"reward data: {len(enc.rows)} pairs ({sum(r['tie'] > 0 for r in enc.rows)} ties), "
-          f"{enc.truncated} truncated to {config.max_length} tokens (prompt start dropped)"
-          + (f", {enc.dropped_ties} ties dropped (use_ties: false)" if enc.dropped_ties else ""))
+    rows, collator, pairs, truncated = _encoded(config, tokenizer, records)
     args = TrainingArguments(**{**trainer_arguments(config), "output_dir": output_dir, "seed": seed,
                                 "data_seed": seed}, remove_unused_columns=False,
                              train_sampling_strategy="group_by_length", length_column_name="length",
                              warmup_steps=config.warmup_ratio, lr_scheduler_type="linear")
-    trainer = _trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(enc.rows),
-                               data_collator=PairCollator(tokenizer.pad_token_id))
+    trainer = _trainer_class()(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                               data_collator=collator)
     trainer.center_coefficient = config.center_rewards_coefficient
     result = trainer.train(resume_from_checkpoint=last_checkpoint(output_dir) if config.resume else None)
     if trainer.is_world_process_zero():
         RewardModel(trainer.model, tokenizer, config.max_length).save_pretrained(output_dir)
-    return {"output_dir": output_dir, "seed": seed, "pairs": len(enc.rows), "truncated": enc.truncated,
+    return {"output_dir": output_dir, "seed": seed, "pairs": pairs, "truncated": truncated,
             "train_loss": result.training_loss, "steps": result.global_step,
             "train_seconds": result.metrics.get("train_runtime")}
