@@ -28,6 +28,7 @@ from labeling_app.errors import LabelingError
 from labeling_app.security import refusal_title
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
 from labeling_app.task_api import register_task_api
+from labeling_app.task_pages import task_tabs, wire_task_events
 
 __all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
            "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "labels_over_time",
@@ -45,19 +46,21 @@ document.addEventListener("keydown", (e) => {
   const t = e.target;
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (t && (t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "radio"))) return;
-  const pick = (id, i) => {
+  const shown = (el) => el && el.offsetParent !== null;       // only the visible tab's controls
+  const pick = (id, i) => {                                    // the group's box: Gradio hides the inputs
     const r = document.querySelectorAll("#" + id + " input[type=radio]");
-    if (r[i]) { r[i].click(); e.preventDefault(); }
+    if (r[i] && shown(document.getElementById(id))) { r[i].click(); e.preventDefault(); }
   };
-  const press = (id) => {
-    const b = document.getElementById(id);
-    if (b && !b.disabled) { b.click(); e.preventDefault(); }
+  const press = (...ids) => {
+    const b = ids.map((id) => document.getElementById(id)).find((x) => shown(x) && !x.disabled);
+    if (b) { b.click(); e.preventDefault(); }
   };
   if ("1234".includes(e.key)) pick("choice", Number(e.key) - 1);
   else if ("qwer".includes(e.key)) pick("strength", "qwer".indexOf(e.key));
-  else if (e.key === "Enter") press("submit-btn");
+  else if (e.key === "g" || e.key === "b") pick("rating", e.key === "g" ? 0 : 1);
+  else if (e.key === "Enter") press("submit-btn", "rate-submit-btn", "rank-submit-btn");
   else if (e.key === "u") press("undo-btn");
-  else if (e.key === "s") press("skip-btn");
+  else if (e.key === "s") press("skip-btn", "rate-skip-btn", "rank-skip-btn");
 });
 </script>
 """
@@ -418,9 +421,13 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
             gr.Markdown(f"## {html.escape(config.title)}")
             who = gr.Markdown("", elem_id="who")
         status = gr.Markdown("", elem_id="status")
-        page = labeling_panel(config, status)
+        with gr.Tabs():
+            with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
+                page = labeling_panel(config, status)
+            rate, rank = task_tabs(store)            # where the store holds ratings or rankings
         admin = admin_panel()
         wire_events(app, store, config, page, admin, who)
+        wire_task_events(app, store, config, rate, rank)
         register_api(store, config)
         register_task_api(store, config)
     app.queue(default_concurrency_limit=None)

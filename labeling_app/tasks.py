@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "RATINGS", "Task", "Answer", "TaskQueue", "task_key"]
 
 KINDS = ("rating", "ranking")
+MAX_RANKED = 9                  # responses per ranking task (the page's slots, A..I)
 RATINGS = ("good", "bad")
 
 
@@ -110,8 +111,8 @@ class TaskQueue:
         for item in rows:
             where = item.get("where", "task")
             n = len(item["responses"])
-            if (kind == "rating" and n != 1) or (kind == "ranking" and n < 3):
-                wanted = "one response" if kind == "rating" else "3 or more responses"
+            if (kind == "rating" and n != 1) or (kind == "ranking" and not 3 <= n <= MAX_RANKED):
+                wanted = "one response" if kind == "rating" else f"3 to {MAX_RANKED} responses"
                 raise LabelingError(f"{where}: a {kind} task takes {wanted}, got {n}.")
             self.store._check_text(item["prompt"], f"{where}: `prompt`")
             for i, r in enumerate(item["responses"]):
@@ -145,12 +146,14 @@ class TaskQueue:
                                    for s in sets for c in _distinct(s.responses)), batch=batch)
 
     def add_rankings(self, sets, *, batch: str | None = None) -> tuple[int, int]:
-        """One ranking task per candidate set with at least 3 distinct non-empty responses."""
+        """One ranking task per candidate set with at least 3 distinct non-empty responses (the first
+        `MAX_RANKED` of them)."""
         items = []
         for s in sets:
             cands = _distinct(s.responses)
             if len(cands) >= 3:
-                items.append({"prompt": s.prompt, "responses": [[_assistant(c.content)] for c in cands],
+                responses = [[_assistant(c.content)] for c in cands[:MAX_RANKED]]
+                items.append({"prompt": s.prompt, "responses": responses,
                               "where": f"prompt {s.prompt_id}", "source": "candidates"})
         if not items:
             raise LabelingError("no prompt has 3 or more distinct responses: a ranking needs K >= 3 "

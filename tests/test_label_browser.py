@@ -209,3 +209,51 @@ def test_a_long_conversation_shows_from_its_start_with_no_clear_button(label_ser
     assert "Use via API" not in page.content()                       # no API footer for labelers
     assert pane.locator("button[aria-label='Clear']").count() == 0 or \
         not pane.locator("button[aria-label='Clear']").first.is_visible()
+
+
+def open_tab(page, name: str, content: str, tries: int = 3) -> None:
+    """Click a tab until its content shows: a tab made visible by the page's load event may re-render
+    under the first click (Gradio renders a tab's content when it is first selected)."""
+    for attempt in range(tries):
+        page.get_by_role("tab", name=name).first.click()
+        try:
+            page.wait_for_function(f"() => document.querySelector('{content}')?.innerText.trim().length > 0",
+                                   timeout=5_000)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise
+
+
+def test_rate_with_keys_and_rank_by_typing(label_server, browser):
+    from tests.test_label_tasks import sets
+
+    server = label_server(k=1)
+    store = LabelStore(server.store_url, k=1, seed=0)
+    store.add_labeler("ann", "pw-ann")
+    store.tasks.add_ratings(sets(1, 2))
+    store.tasks.add_rankings(sets(1, 3))
+    server.start()
+
+    page = login(browser, server.url, "ann", "pw-ann")
+    open_tab(page, "Rate", "#rate-response")
+    for i, key in enumerate(("g", "b")):
+        page.get_by_role("tab", name="Rate").first.focus()            # focus outside any text box
+        page.keyboard.press(key)
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => /Ratings done: {i + 1}\\b/.test("
+                               f"document.querySelector('#rate-status').innerText)")
+    assert [a.answer for a in store.tasks.answers("rating")] == ["good", "bad"]
+
+    open_tab(page, "Rank", "#rank-response-2")
+    assert page.locator("#rank-response-3").is_hidden()               # three responses, three slots
+    shown = [page.locator(f"#rank-response-{i}").inner_text() for i in range(3)]
+    box = page.locator("#rank-text input, #rank-text textarea").first
+    box.fill("2 1 2")                                                  # B best; A and C tied after it
+    box.press("Enter")
+    page.wait_for_function("() => /Rankings done: 1\\b/.test("
+                           "document.querySelector('#rank-status').innerText)")
+    (answer,) = store.tasks.answers("ranking")
+    (task_id, _, stored), = store.tasks.tasks("ranking")
+    by_text = {r[0]["content"]: rank for r, rank in zip(stored, answer.answer)}
+    assert [by_text[t.strip()] for t in shown] == [2, 1, 2]
