@@ -76,6 +76,19 @@ def test_dpo_reads_every_field(tiny_llama, prefs, tmp_path):
                                       gradient_checkpointing=False, max_length=64), train_dpo, tmp_path) == []
 
 
+def test_kto_reads_every_field(tiny_llama, tmp_path):
+    from align.kto.config import KTOConfig
+    from align.kto.trainer import train_kto
+
+    rated = tmp_path / "rated.jsonl"
+    rows = [{"prompt": f"Review {i}.", "completion": "Great!" if i % 2 else "Bad.", "label": bool(i % 2)}
+            for i in range(8)]
+    rated.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert _run(lambda out: KTOConfig(model=tiny_llama, data=str(rated), output_dir=out, max_steps=1,
+                                      lora_r=4, max_length=64, per_device_train_batch_size=4),
+                train_kto, tmp_path) == []
+
+
 def test_reward_reads_every_field(tiny_bert, prefs, tmp_path):
     from reward.config import RewardConfig
     from reward.trainer import train_reward

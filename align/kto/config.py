@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from foundation.options import DataOptions, ModelOptions, TrainerOptions
+from foundation.options import ModelOptions, TrainerOptions
 from foundation.recipe import check
 
 __all__ = ["KTOConfig"]
 
 
 @dataclass
-class KTOConfig(ModelOptions, DataOptions, TrainerOptions):
+class KTOConfig(ModelOptions, TrainerOptions):
     """Kahneman-Tversky optimisation (Ethayarajh et al. 2024) of a LoRA policy on unpaired ratings: each
     row a prompt, one response and whether it is desirable. The reference is the base with the adapter
     disabled. Data: the labeling app's export (`export/kto`, a saved dataset) or JSONL rows with
     `prompt` (text or messages), `completion` (text or assistant messages) and `label` (true = good)."""
 
+    data: str | None = field(default=None, metadata={
+        "help": "Rated rows: a saved dataset folder (the labeling app's export/kto) or a JSONL file."})
+    skip_invalid: bool = field(default=False, metadata={
+        "help": "Skip malformed rows (counted) instead of stopping at the first one."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows."})
     output_dir: str = field(default="outputs/kto", metadata={"help": "Where checkpoints and the adapter go."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW)."})
     max_length: int = field(default=512, metadata={"help": "Longest prompt+response in tokens."})

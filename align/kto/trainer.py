@@ -23,9 +23,20 @@ def _messages(value, role: str, where: str, name: str) -> list[dict]:
                     f"got {value!r:.80}.")
 
 
-def read_kto_rows(path: str, max_samples: int | None = None) -> list[dict]:
+def _row(row, at: str) -> dict:
+    if not isinstance(row, dict) or "label" not in row:
+        raise DataError(f"{at}: a row needs `prompt`, `completion` and `label` (true = good).")
+    if not isinstance(row["label"], bool):
+        raise DataError(f"{at}: `label` must be true or false, got {row['label']!r}.")
+    return {"prompt": _messages(row.get("prompt"), "user", at, "prompt"),
+            "completion": _messages(row.get("completion"), "assistant", at, "completion"),
+            "label": row["label"]}
+
+
+def read_kto_rows(path: str, max_samples: int | None = None, skip_invalid: bool = False) -> list[dict]:
     """Conversational unpaired rows (`prompt`, `completion`, `label`) from a saved dataset folder (the
-    labeling app's `kto/` export) or a JSONL file; a bad row stops the read naming its line and field."""
+    labeling app's `kto/` export) or a JSONL file; a bad row stops the read naming its line and field
+    (or, with `skip_invalid`, is skipped and counted)."""
     source = Path(path)
     if source.is_dir():
         from datasets import load_from_disk
@@ -44,15 +55,16 @@ def read_kto_rows(path: str, max_samples: int | None = None) -> list[dict]:
                     where.append(f"{path}: line {n}")
     else:
         raise DataError(f"{path}: no such file or folder.")
-    rows = []
+    rows, skipped = [], 0
     for row, at in zip(raw, where):
-        if not isinstance(row, dict) or "label" not in row:
-            raise DataError(f"{at}: a row needs `prompt`, `completion` and `label` (true = good).")
-        if not isinstance(row["label"], bool):
-            raise DataError(f"{at}: `label` must be true or false, got {row['label']!r}.")
-        rows.append({"prompt": _messages(row.get("prompt"), "user", at, "prompt"),
-                     "completion": _messages(row.get("completion"), "assistant", at, "completion"),
-                     "label": row["label"]})
+        try:
+            rows.append(_row(row, at))
+        except DataError:
+            if not skip_invalid:
+                raise
+            skipped += 1
+    if skipped:
+        print(f"kto data: {skipped} malformed rows skipped")
     if not rows:
         raise DataError(f"{path}: no rated rows to train on.")
     if len({r["label"] for r in rows}) < 2:
@@ -66,7 +78,7 @@ def train_kto(config: KTOConfig) -> str:
     from datasets import Dataset
     from transformers import set_seed
 
-    rows = read_kto_rows(config.data, config.max_samples)
+    rows = read_kto_rows(config.data, config.max_samples, config.skip_invalid)
     good = sum(r["label"] for r in rows)
     print(f"kto data: {len(rows)} rows ({good} good, {len(rows) - good} bad)")
     set_seed(config.seed)  # before the adapter is initialised: the same run twice gives the same weights
