@@ -9,7 +9,8 @@ API endpoints (through `gradio_client.Client(url, auth=(user, password))`, or a 
     /submit_label (pair_id, choice, strength, rationale) -> {"label_id", "pair_id", "stored": True}
 
 `prompt` is the conversation (a list of {"role", "content"}); `response_a`/`response_b` are the texts
-as shown to that labeler (left, right); `choice` is "A", "B", "tie" or "both_bad" as shown.
+as shown to that labeler (left, right); `choice` is "A", "B", "tie" or "both_bad" as shown. The rating
+and ranking endpoints and tabs are in `task_api.py` and `task_pages.py`.
 """
 
 import html
