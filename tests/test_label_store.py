@@ -314,13 +314,13 @@ def test_handlers_and_escaping(store):
     assert "`<b>code</b>`" in escaped and "```\n<i>x</i>\n```" in escaped   # code is escaped by the renderer
 
 
-def test_export_trains_unchanged_in_trl(tmp_path, tiny_llama):
+def test_export_trains_unchanged_in_trl(tmp_path, tiny_llama, store_url):
     """The exported dataset goes straight into TRL's DPOTrainer and RewardTrainer (no conversion)."""
     import trl
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    s = LabelStore(f"sqlite:///{tmp_path}/t.db", k=1, seed=0)
+    s = LabelStore(store_url("t"), k=1, seed=0)
     s.add_labeler("ann", "pw-ann")
     s.add_records([record(i) for i in range(6)])
     label_all(s, "ann", choice="A", strength=4)

@@ -46,6 +46,8 @@ def test_rankings_from_import_to_trl_reward_trainer(served, tmp_path, tiny_llama
     assert exported.returncode == 0 and "240 ranking pairs" in exported.stdout, exported.stdout
     stats = json.loads((tmp_path / "export" / "tasks.json").read_text())
     assert stats["ranking_answers"] == 24 and stats["ranking_alpha"] > 0.9
+    shown = json.loads(align("label", "stats", "--json", "--store", store).stdout)
+    assert shown["tasks"]["ranking_answers"] == 24 and shown["tasks"]["ranking_alpha"] > 0.9
 
     import trl
     from datasets import load_from_disk

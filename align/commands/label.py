@@ -244,9 +244,18 @@ def export(args) -> int:
 
 def stats(args) -> int:
     from labeling_app.quality import format_stats, label_stats
+    from labeling_app.task_export import task_stats
 
-    figures = label_stats(_store(args), batch=args.batch)
-    print(json.dumps(figures, indent=2) if args.json else format_stats(figures))
+    store = _store(args)
+    figures = label_stats(store, batch=args.batch)
+    tasks = task_stats(store)                        # ratings and rankings: answers and alpha per kind
+    if any(tasks[f"{kind}_answers"] for kind in ("rating", "ranking")):
+        figures["tasks"] = tasks
+    text = format_stats(figures) + "".join(
+        f"\n{kind} answers {tasks[f'{kind}_answers']}, Krippendorff's alpha "
+        f"({'ordinal' if kind == 'ranking' else 'nominal'}) {tasks[f'{kind}_alpha']}"
+        for kind in ("rating", "ranking") if tasks[f"{kind}_answers"])
+    print(json.dumps(figures, indent=2) if args.json else text)
     return 0
 
 
