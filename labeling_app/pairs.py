@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from foundation.records import Message
 
 __all__ = ["CHOICES", "ROLES", "STRENGTHS", "SWAP", "Pair", "Assignment", "Label", "pair_key",
-           "canonical_json", "candidate_pairs"]
+           "canonical_json", "candidate_pairs", "check_answer_fields"]
 
 CHOICES = ("A", "B", "tie", "both_bad")
 ROLES = ("labeler", "admin")
@@ -63,6 +63,23 @@ class Label:
     def shown_choice(self) -> str:
         """The choice as the labeler saw it ("A" = the left response)."""
         return self.choice if self.shown_order == "AB" else SWAP[self.choice]
+
+
+def check_answer_fields(item_field: str, item_id, rationale, request_id) -> None:
+    """Strict types for what every answer carries (a pair's label, a rating, a ranking): the id of what
+    it answers, an optional rationale, an optional request id; a refusal names the field and value."""
+    from labeling_app.errors import LabelingError
+
+    if not isinstance(item_id, str) or not item_id:
+        raise LabelingError(f"{item_field} must be the {item_field.split('_')[0]}'s id (a string), "
+                            f"got {item_id!r}.")
+    if rationale is not None and not isinstance(rationale, str):
+        raise LabelingError(f"rationale must be text (or empty), got {type(rationale).__name__} "
+                            f"{rationale!r}.")
+    if rationale and len(rationale) > 4000:
+        raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
+    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
+        raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
 
 
 def canonical_json(value) -> str:

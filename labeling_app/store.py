@@ -36,6 +36,7 @@ from labeling_app.pairs import (
     Pair,
     candidate_pairs,
     canonical_json,
+    check_answer_fields,
     pair_key,
 )
 from labeling_app.passwords import DUMMY_HASH, check_password, hash_password
@@ -47,20 +48,12 @@ __all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STR
 
 def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
     """Strict types for a label from a form or an API call: a refusal names the field and the value."""
-    if not isinstance(pair_id, str) or not pair_id:
-        raise LabelingError(f"pair_id must be the pair's id (a string), got {pair_id!r}.")
+    check_answer_fields("pair_id", pair_id, rationale, request_id)
     if not isinstance(choice, str) or choice not in CHOICES:
         raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
     if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
         raise LabelingError(f"strength must be an integer 1-4 (negligibly, slightly, better, significantly "
                             f"better), got {strength!r}.")
-    if rationale is not None and not isinstance(rationale, str):
-        raise LabelingError(f"rationale must be text (or empty), got {type(rationale).__name__} "
-                            f"{rationale!r}.")
-    if rationale and len(rationale) > 4000:
-        raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
-    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
-        raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
 
 
 class LabelStore:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from foundation.records import Message
 from labeling_app.errors import LabelingError, NotAssignedError
-from labeling_app.pairs import canonical_json
+from labeling_app.pairs import canonical_json, check_answer_fields
 
 if TYPE_CHECKING:
     from labeling_app.store import LabelStore
@@ -63,18 +63,6 @@ def task_key(kind: str, prompt: list[Message], responses: list[list[Message]]) -
     """A content hash: the same responses to the same prompt, in any order, are one task of a kind."""
     sides = sorted(canonical_json(r) for r in responses)
     return hashlib.sha256(canonical_json([kind, prompt, *sides]).encode()).hexdigest()[:16]
-
-
-def _check_answer_input(task_id, rationale, request_id) -> None:
-    if not isinstance(task_id, str) or not task_id:
-        raise LabelingError(f"task_id must be the task's id (a string), got {task_id!r}.")
-    if rationale is not None and not isinstance(rationale, str):
-        raise LabelingError(f"rationale must be text (or empty), got {type(rationale).__name__} "
-                            f"{rationale!r}.")
-    if rationale and len(rationale) > 4000:
-        raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
-    if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
-        raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
 
 
 def check_ranks(ranks, k: int) -> list[int]:
@@ -226,7 +214,7 @@ class TaskQueue:
         return self._submit(labeler, task_id, "ranking", stored, rationale, request_id)
 
     def _submit(self, labeler, task_id, kind, encode, rationale, request_id) -> Answer:
-        _check_answer_input(task_id, rationale, request_id)
+        check_answer_fields("task_id", task_id, rationale, request_id)
         store = self.store
         store.role(labeler)
         now = time.time()
