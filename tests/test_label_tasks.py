@@ -126,3 +126,25 @@ def test_concurrent_raters_never_exceed_k(store_url):
     answers = s.tasks.answers()
     assert len({(a.labeler, a.task_id) for a in answers}) == len(answers) == 30
     assert json.dumps([a.answer for a in answers]).count("good") == 30
+
+
+def test_raters_from_judges_of_each_kind(tmp_path, monkeypatch):
+    from foundation.errors import ConfigError
+    from foundation.judges import load_rater
+    from labeling_app.client import round_robin_ranks
+
+    vader = load_rater("vader", threshold=0.3)
+    assert vader(None, "A wonderful, lovely kettle.") == "good" and vader(None, "It boils water.") == "bad"
+    length = load_rater("benchmarks.judges:target_length", threshold=-0.2)    # a rule judge's own score
+    assert length(None, " ".join(["word"] * 30)) == "good" and length(None, "short") == "bad"
+    (tmp_path / "my_judges.py").write_text(
+        "def longer(prompt, a, b):\n    return ('A', 3)\n"
+        "def polite(prompt, response):\n    return 'please' in response\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="pairwise judge"):
+        load_rater("my_judges:longer")
+    polite = load_rater("my_judges:polite")
+    assert polite(None, "yes please") == "good" and polite(None, "no") == "bad"
+    from foundation.judges import vader_judge
+
+    assert round_robin_ranks(vader_judge, None, ["Awful.", "Wonderful!", "Fine."]) == [3, 1, 2]
