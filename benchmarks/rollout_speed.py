@@ -45,7 +45,7 @@ def prompt_ids(tokenizer, batch: int) -> list[list[int]]:
 def hf_baseline(policy, prompts: list[list[int]], tokens: int):
     import torch
 
-    from align.rollout.hf import left_padded
+    from align.rollout.base import left_padded
 
     ids, mask = left_padded(prompts, policy.tokenizer.pad_token_id, "cpu")
 

@@ -44,6 +44,32 @@ class Sampler(Protocol):
     def sample(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]: ...
 
 
+def left_padded(prompts: list[list[int]], pad_id: int, device) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """(input_ids, attention_mask) of `prompts` (token ids), left-padded to the longest, as `generate`
+    takes them."""
+    import torch  # noqa: F811
+
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, width - len(prompt):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def in_batches(prompts: list[list[int]], n: int, batch_size: int, run) -> list[list[Completion]]:
+    """`n` completions per prompt: the n·len(prompts) jobs sorted by prompt length (less padding), cut
+    into batches of `batch_size`, each given to `run(batch of prompts) -> completions`."""
+    jobs = sorted((i for i in range(len(prompts)) for _ in range(n)), key=lambda i: len(prompts[i]))
+    out: list[list[Completion]] = [[] for _ in prompts]
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        for i, completion in zip(chunk, run([prompts[i] for i in chunk])):
+            out[i].append(completion)
+    return out
+
+
 def sample_next(logits: torch.Tensor, params: SamplingParams,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(token, its log-prob) per row of `logits` (B, V), as HF's temperature and top-p warpers draw them."""

@@ -18,19 +18,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from align.rollout.base import Completion, SamplingParams, sample_next
-from align.rollout.weights import effective_weight
+from align.rollout.base import Completion, SamplingParams, in_batches, left_padded, sample_next
+from align.rollout.weights import causal_lm, effective_weight
 
 SUPPORTED = ("llama", "mistral", "qwen2")
+ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh")}
 
 
 def supports(model) -> str | None:
     """None when the fused engine can run `model`, else the reason it cannot (one line)."""
-    lm = _causal_lm(model)
+    lm = causal_lm(model)
     config = lm.config
     if config.model_type not in SUPPORTED:
         return f"its architecture ({config.model_type}) is not one of {', '.join(SUPPORTED)}"
-    if getattr(config, "hidden_act", "silu") not in ("silu", "gelu", "gelu_pytorch_tanh"):
+    if getattr(config, "hidden_act", "silu") not in ACTIVATIONS:
         return f"its activation ({config.hidden_act}) is not supported"
     if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True) \
             and config.model_type == "mistral":
@@ -38,11 +39,6 @@ def supports(model) -> str | None:
     if not hasattr(lm.model, "rotary_emb"):
         return "it has no rotary embedding module"
     return None
-
-
-def _causal_lm(model):
-    """The plain `...ForCausalLM` inside a peft wrapper, or the model itself."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 class _Linear:
@@ -57,7 +53,6 @@ class _Linear:
         if any(b is not None for b in biases):
             self.bias = torch.cat([b if b is not None else torch.zeros(w.shape[0])
                                    for (w, _), b in zip(pairs, biases)]).to(dtype)
-        self.out_features = weight.shape[0]
         self.packed = _prepack(weight, batch_hint)
         self.weight = weight if self.packed is None else None
 
@@ -99,14 +94,14 @@ class FusedDecoder:
         reason = supports(model)
         if reason:
             raise ValueError(f"the fused engine cannot run this model: {reason}")
-        lm = _causal_lm(model)
+        lm = causal_lm(model)
         c = lm.config
         self.dtype = dtype
         self.device = lm.model.embed_tokens.weight.device
         self.heads, self.kv_heads = c.num_attention_heads, c.num_key_value_heads
         self.head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         self.eps = c.rms_norm_eps
-        self.act = F.silu if c.hidden_act == "silu" else (lambda x: F.gelu(x, approximate="tanh"))
+        self.act = ACTIVATIONS[getattr(c, "hidden_act", "silu")]
         self.rotary = lm.model.rotary_emb
         with torch.no_grad():
             self.embed = lm.model.embed_tokens.weight.detach().to(dtype)
@@ -162,13 +157,9 @@ class FusedDecoder:
     def sample(self, prompts: list[list[int]], params: SamplingParams, eos: list[int],
                generator: torch.Generator | None = None) -> list[Completion]:
         """One completion per prompt (token ids), sampled together in one batch."""
-        B, P = len(prompts), max(len(p) for p in prompts)
-        ids = torch.zeros(B, P, dtype=torch.long)
-        pad = torch.zeros(B, P, dtype=torch.bool)
-        for row, prompt in enumerate(prompts):                 # left padding, as `generate` does
-            ids[row, P - len(prompt):] = torch.tensor(prompt)
-            pad[row, :P - len(prompt)] = True
-        ids, pad = ids.to(self.device), pad.to(self.device)
+        ids, mask = left_padded(prompts, 0, self.device)
+        B, P = ids.shape
+        pad = mask == 0
         positions = (~pad).long().cumsum(1) - 1
         positions.masked_fill_(pad, 1)
         cache = _Cache(self, B, P + params.max_new_tokens)
@@ -242,12 +233,5 @@ class FusedSampler:
         if self._decoder is None:
             self._decoder = FusedDecoder(self.model, self.dtype, self.batch_size)
         generator = torch.Generator().manual_seed(params.seed) if params.seed is not None else None
-        jobs = sorted((i for i in range(len(prompts)) for _ in range(params.n)),
-                      key=lambda i: len(prompts[i]))                  # similar lengths together
-        out: list[list[Completion]] = [[] for _ in prompts]
-        for start in range(0, len(jobs), self.batch_size):
-            chunk = jobs[start:start + self.batch_size]
-            for i, completion in zip(chunk, self._decoder.sample([prompts[i] for i in chunk], params,
-                                                                 self.eos, generator)):
-                out[i].append(completion)
-        return out
+        return in_batches(prompts, params.n, self.batch_size,
+                          lambda batch: self._decoder.sample(batch, params, self.eos, generator))

@@ -7,18 +7,7 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
-from align.rollout.base import Completion, SamplingParams, cut_at_eos
-
-
-def left_padded(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids, attention_mask) of `prompts` (token ids), left-padded to the longest."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, width - len(prompt):] = 1
-    return ids.to(device), mask.to(device)
+from align.rollout.base import Completion, SamplingParams, cut_at_eos, in_batches, left_padded
 
 
 class HFSampler:
@@ -32,21 +21,15 @@ class HFSampler:
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams) -> list[list[Completion]]:
-        generator_state = torch.random.fork_rng() if params.seed is not None else nullcontext()
-        out: list[list[Completion]] = [[] for _ in prompts]
-        jobs = [i for i in range(len(prompts)) for _ in range(params.n)]
-        jobs.sort(key=lambda i: len(prompts[i]))             # similar lengths together: less padding
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
-        with generator_state, folded_adapter(self.model):
+        seeded = torch.random.fork_rng() if params.seed is not None else nullcontext()
+        with seeded, folded_adapter(self.model):
             if params.seed is not None:
                 torch.manual_seed(params.seed)
-            for start in range(0, len(jobs), self.batch_size):
-                chunk = jobs[start:start + self.batch_size]
-                ids, mask = left_padded([prompts[i] for i in chunk], self.pad_id, device)
-                for i, completion in zip(chunk, self._generate(ids, mask, params)):
-                    out[i].append(completion)
+            out = in_batches(prompts, params.n, self.batch_size,
+                             lambda batch: self._generate(*left_padded(batch, self.pad_id, device), params))
         self.model.train(was_training)
         return out
 

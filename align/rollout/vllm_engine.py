@@ -39,7 +39,9 @@ class VLLMSampler:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")   # in-process: weights by reference
             from vllm import LLM
 
-            lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            from align.rollout.weights import causal_lm
+
+            lm = causal_lm(self.model)
             kwargs = dict(model=lm.config._name_or_path, dtype="bfloat16", enable_sleep_mode=self.sleep,
                           gpu_memory_utilization=float(os.environ.get("ALIGN_VLLM_MEMORY", "0.3")),
                           max_num_seqs=256, enable_prefix_caching=True, logprobs_mode="processed_logprobs",

@@ -44,12 +44,17 @@ def _dequantized(linear) -> torch.Tensor:
     return bnbf.dequantize_4bit(data, state)
 
 
+def causal_lm(model):
+    """The plain `...ForCausalLM` inside a peft wrapper, or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def merged_state(model) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, tensor) of the plain causal LM inside `model`, with the names 🤗 checkpoints use
     (`model.layers.0.self_attn.q_proj.weight`): what `load_weights` of another engine takes."""
     from peft.tuners.lora import LoraLayer
 
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    lm = causal_lm(model)
     wrapped = [name for name, m in lm.named_modules() if isinstance(m, LoraLayer)]
     for name, module in lm.named_modules():
         if any(name.startswith(w + ".") for w in wrapped):
