@@ -28,6 +28,7 @@ FG = Path(__file__).resolve().parents[2] / "shared" / "data" / "finegrained-rlhf
 def write_data(folder: Path, items: int) -> tuple[Path, Path, Path]:
     from foundation.readers import read_preferences
     from foundation.records import write_jsonl
+    from foundation.stats import dense_ranks
 
     records = read_preferences(str(FG), "kway").records
     by_item: dict[str, list] = {}
@@ -47,8 +48,7 @@ def write_data(folder: Path, items: int) -> tuple[Path, Path, Path]:
             a, b = responses.index(r.chosen), responses.index(r.rejected)
             wins[a] += 0.5 if r.tie else 1.0
             wins[b] += 0.5 if r.tie else 0.0
-        levels = sorted(set(wins), reverse=True)
-        ranks = [levels.index(w) + 1 for w in wins]
+        ranks = dense_ranks(wins)
         rankings.append({"prompt": group[0].prompt, "responses": responses, "ranks": ranks})
         for i, j in combinations(range(len(responses)), 2):               # the same ranking, as pairs
             better, worse = (i, j) if ranks[i] <= ranks[j] else (j, i)

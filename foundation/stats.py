@@ -7,7 +7,7 @@ import math
 import statistics
 from typing import Sequence
 
-__all__ = ["sigmoid", "wilson_interval", "mean_interval", "intervals_overlap"]
+__all__ = ["sigmoid", "wilson_interval", "mean_interval", "intervals_overlap", "dense_ranks"]
 
 Z95 = 1.959964
 
@@ -41,3 +41,10 @@ def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float
 def intervals_overlap(a: Sequence[float], b: Sequence[float]) -> bool:
     """Whether two (lower, upper) intervals share any point."""
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+def dense_ranks(values, *, higher_first: bool = True) -> list[int]:
+    """1-based ranks with ties sharing a rank and no gaps: [3, 1, 3] -> [1, 2, 1] (higher first), or
+    with `higher_first=False` [1, 1, 3] -> [1, 1, 2]."""
+    levels = sorted(set(values), reverse=higher_first)
+    return [levels.index(v) + 1 for v in values]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from foundation.stats import dense_ranks
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 
 __all__ = ["LabelingClient", "SimulationResult", "simulate", "simulated_accounts", "TransportError"]
@@ -140,6 +141,8 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
     empty, `duration` seconds pass, or `max_labels` labels are in (all labelers together). A noisy judge
     (e.g. `load_judge("vader", temperature=0.1)`) brings its own noise; `seed` drives the think times.
     Ratings need a `rater`."""
+    if kind not in ("pairs", "rating", "ranking"):
+        raise LabelingError(f"task kind must be pairs, rating or ranking, got {kind!r}.")
     if kind == "rating" and rater is None:
         raise LabelingError("simulated ratings need a rater (foundation.judges.load_rater).")
     result = SimulationResult()
@@ -222,7 +225,7 @@ def _next_step(client: LabelingClient, kind: str, judge: Callable, rater: Callab
             return None
         ranks = round_robin_ranks(judge, task["prompt"], task["responses"])
         return task["task_id"], lambda: client.submit_ranking(task["task_id"], ranks)
-    raise LabelingError(f"task kind must be pairs, rating or ranking, got {kind!r}.")
+    raise AssertionError(kind)                          # checked by `simulate`
 
 
 def round_robin_ranks(judge: Callable, prompt, responses: list) -> list[int]:
@@ -240,8 +243,7 @@ def round_robin_ranks(judge: Callable, prompt, responses: list) -> list[int]:
         else:
             wins[i] += 0.5
             wins[j] += 0.5
-    levels = sorted(set(wins), reverse=True)
-    return [levels.index(w) + 1 for w in wins]
+    return dense_ranks(wins)
 
 
 def _judge(judge: Callable, pair: dict) -> tuple[str, int]:

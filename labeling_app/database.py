@@ -159,6 +159,7 @@ class Database:
     def has_table(self, conn, name: str) -> bool: raise NotImplementedError
     def run_script(self, conn, ddl: str) -> None: raise NotImplementedError
     def integrity_check(self) -> str: raise NotImplementedError
+    def open_error(self, error: Exception) -> str: raise NotImplementedError
     def prepare(self) -> None: """Make the store's location ready (a folder; nothing for a server)."""
 
 

@@ -24,11 +24,11 @@ from foundation.records import PreferenceRecord, to_hf_dataset, write_json_lines
 __all__ = ["export_tasks", "task_stats", "ranking_records"]
 
 
-def ranking_records(store) -> list[PreferenceRecord]:
-    """Every live ranking's pairs, better first; equal ranks give a record flagged `tie`."""
-    tasks = {task_id: (prompt, responses) for task_id, prompt, responses in store.tasks.tasks("ranking")}
+def ranking_records(tasks: dict, answers) -> list[PreferenceRecord]:
+    """Every ranking's pairs, better first; equal ranks give a record flagged `tie`. `tasks`: task id ->
+    (prompt, responses), as `_tasks` reads them."""
     records = []
-    for answer in store.tasks.answers("ranking"):
+    for answer in answers:
         prompt, responses = tasks[answer.task_id]
         for i, j in combinations(range(len(responses)), 2):
             better, worse = (i, j) if answer.answer[i] <= answer.answer[j] else (j, i)
@@ -39,20 +39,23 @@ def ranking_records(store) -> list[PreferenceRecord]:
     return records
 
 
-def _kto_rows(store) -> tuple[list[dict], int]:
+def _kto_rows(tasks: dict, answers) -> tuple[list[dict], int]:
     """One unpaired row per rated response (majority rating); and how many even splits were left out."""
-    tasks = {task_id: (prompt, responses[0]) for task_id, prompt, responses in store.tasks.tasks("rating")}
     votes: dict[str, Counter] = defaultdict(Counter)
-    for answer in store.tasks.answers("rating"):
+    for answer in answers:
         votes[answer.task_id][answer.answer] += 1
     rows, split = [], 0
     for task_id, count in votes.items():
         if count["good"] == count["bad"]:
             split += 1
             continue
-        prompt, response = tasks[task_id]
+        prompt, (response,) = tasks[task_id]
         rows.append({"prompt": prompt, "completion": response, "label": count["good"] > count["bad"]})
     return rows, split
+
+
+def _tasks(store, kind: str) -> dict:
+    return {task_id: (prompt, responses) for task_id, prompt, responses in store.tasks.tasks(kind)}
 
 
 def export_tasks(store, out_dir: str | Path) -> dict[str, int]:
@@ -60,41 +63,43 @@ def export_tasks(store, out_dir: str | Path) -> dict[str, int]:
     from datasets import Dataset, DatasetDict
 
     out = Path(out_dir)
+    answers = {kind: store.tasks.answers(kind) for kind in ("rating", "ranking")}
     counts = {}
-    rankings = store.tasks.answers("ranking")
-    if rankings:
-        tasks = {task_id: (prompt, responses) for task_id, prompt, responses in store.tasks.tasks("ranking")}
+    if answers["ranking"]:
+        tasks = _tasks(store, "ranking")
         write_json_lines(({"task_id": a.task_id, "prompt": tasks[a.task_id][0],
                            "responses": tasks[a.task_id][1], "ranks": a.answer, "labeler": a.labeler,
-                           "rationale": a.rationale} for a in rankings), out / "rankings.jsonl")
-        records = ranking_records(store)
+                           "rationale": a.rationale} for a in answers["ranking"]), out / "rankings.jsonl")
+        records = ranking_records(tasks, answers["ranking"])
         write_jsonl(records, out / "ranking_pairs.jsonl")
         DatasetDict({"train": to_hf_dataset([r for r in records if not r.tie]),
                      "ties": to_hf_dataset([r for r in records if r.tie])}).save_to_disk(
             str(out / "ranking_pairs"), num_shards={"train": 1, "ties": 1})
-        counts.update(rankings=len(rankings), ranking_pairs=sum(not r.tie for r in records),
+        counts.update(rankings=len(answers["ranking"]), ranking_pairs=sum(not r.tie for r in records),
                       ranking_ties=sum(r.tie for r in records))
-    ratings = store.tasks.answers("rating")
-    if ratings:
-        tasks = {task_id: (prompt, rs[0]) for task_id, prompt, rs in store.tasks.tasks("rating")}
+    if answers["rating"]:
+        tasks = _tasks(store, "rating")
         write_json_lines(({"task_id": a.task_id, "prompt": tasks[a.task_id][0],
-                           "response": tasks[a.task_id][1], "rating": a.answer, "labeler": a.labeler,
-                           "rationale": a.rationale} for a in ratings), out / "ratings.jsonl")
-        rows, split = _kto_rows(store)
+                           "response": tasks[a.task_id][1][0], "rating": a.answer, "labeler": a.labeler,
+                           "rationale": a.rationale} for a in answers["rating"]), out / "ratings.jsonl")
+        rows, split = _kto_rows(tasks, answers["rating"])
         Dataset.from_list(rows).save_to_disk(str(out / "kto"), num_shards=1)
-        counts.update(ratings=len(ratings), kto_rows=len(rows), kto_even_splits=split)
+        counts.update(ratings=len(answers["rating"]), kto_rows=len(rows), kto_even_splits=split)
     if counts:
-        (out / "tasks.json").write_text(json.dumps({**counts, **task_stats(store)}, indent=2))
+        (out / "tasks.json").write_text(json.dumps({**counts, **_stats(answers)}, indent=2))
     return counts
 
 
 def task_stats(store) -> dict[str, float | int | None]:
     """Answers per kind and Krippendorff's alpha per kind (nominal ratings, ordinal ranks)."""
+    return _stats({kind: store.tasks.answers(kind) for kind in ("rating", "ranking")})
+
+
+def _stats(answers: dict) -> dict[str, float | int | None]:
     out = {}
-    for kind in ("rating", "ranking"):
-        answers = store.tasks.answers(kind)
-        out[f"{kind}_answers"] = len(answers)
-        out[f"{kind}_alpha"] = _alpha(answers, kind)
+    for kind, given in answers.items():
+        out[f"{kind}_answers"] = len(given)
+        out[f"{kind}_alpha"] = _alpha(given, kind)
     return out
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from foundation.records import Message
+from foundation.stats import dense_ranks
 from labeling_app.errors import LabelingError, NotAssignedError
 from labeling_app.pairs import canonical_json, check_answer_fields
 
@@ -73,8 +74,7 @@ def check_ranks(ranks, k: int) -> list[int]:
                             f"got {ranks!r}.")
     if any(isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= k for r in ranks):
         raise LabelingError(f"each rank must be an integer from 1 (best) to {k}, got {ranks!r}.")
-    distinct = sorted(set(ranks))
-    return [distinct.index(r) + 1 for r in ranks]           # dense: 1, 1, 3 -> 1, 1, 2
+    return dense_ranks(ranks, higher_first=False)           # 1, 1, 3 -> 1, 1, 2
 
 
 class TaskQueue:
@@ -273,7 +273,8 @@ class TaskQueue:
         """(task_id, prompt, responses in stored order) of every task of `kind`."""
         rows = self.store._read("SELECT t.task_id, p.messages, t.responses FROM tasks t JOIN prompts p "
                                 "ON p.id = t.prompt_id WHERE t.kind = ? ORDER BY t.seq", (kind,))
-        texts = dict(self.store._read("SELECT id, messages FROM responses"))
+        texts = dict(self.store._read("SELECT id, messages FROM responses WHERE prompt_id IN "
+                                      "(SELECT prompt_id FROM tasks WHERE kind = ?)", (kind,)))
         return [(task_id, json.loads(prompt), [json.loads(texts[i]) for i in json.loads(ids)])
                 for task_id, prompt, ids in rows]
 

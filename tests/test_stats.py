@@ -21,3 +21,10 @@ def test_mean_interval_and_overlap():
     assert mean_interval([3.0]) == (3.0, 3.0)
     assert intervals_overlap((0.1, 0.5), (0.4, 0.9)) and not intervals_overlap((0.1, 0.3), (0.4, 0.9))
     assert sigmoid(0.0) == 0.5 and sigmoid(1000.0) == pytest.approx(1.0) and sigmoid(-1000.0) >= 0.0
+
+
+def test_dense_ranks():
+    from foundation.stats import dense_ranks
+
+    assert dense_ranks([3.0, 1.0, 3.0, 2.5]) == [1, 3, 1, 2]          # higher first, ties share
+    assert dense_ranks([1, 1, 3], higher_first=False) == [1, 1, 2]      # no gap after a tie
