@@ -425,7 +425,7 @@ def build_app(store: LabelStore, config: AppConfig | None = None):
         with gr.Tabs():
             with gr.Tab("Compare", id="compare", elem_id="compare-tab"):
                 page = labeling_panel(config, status)
-            rate, rank = task_tabs(store)            # where the store holds ratings or rankings
+            rate, rank = task_tabs()                 # shown where the store holds ratings or rankings
         admin = admin_panel()
         wire_events(app, store, config, page, admin, who)
         wire_task_events(app, store, config, rate, rank)

@@ -1,5 +1,6 @@
-"""The labeler's pages for ratings and rankings (beside the pairs page), tabs made when the store holds
-tasks of that kind as the app starts. Keyboard first, as the pairs page: ratings `g` good, `b` bad, `Enter`
+"""The labeler's pages for ratings and rankings (beside the pairs page), tabs that a labeler sees when the
+store holds tasks of that kind (checked at each page load: tasks imported while the app runs show).
+Keyboard first, as the pairs page: ratings `g` good, `b` bad, `Enter`
 submits, `s` skips; rankings: type the ranks in the order shown (`2 1 3`, ties as equal numbers:
 `1 1 2`) and press `Enter`, or pick each response's rank with the mouse.
 
@@ -98,7 +99,7 @@ def _conversation(elem_id: str):
 
 def rating_tab() -> SimpleNamespace:
     ui = SimpleNamespace()
-    with gr.Tab("Rate", id="rate", elem_id="rate-tab") as ui.tab:     # states inside: Tabs holds tabs only
+    with gr.Tab("Rate", id="rate", elem_id="rate-tab", visible=False) as ui.tab:    # states inside it
         ui.task_id = gr.State(None)
         gr.Markdown("**Keys:** `g` good · `b` bad · `Enter` submit · `s` skip")
         ui.status = gr.Markdown(elem_id="rate-status")
@@ -116,7 +117,7 @@ def rating_tab() -> SimpleNamespace:
 
 def ranking_tab() -> SimpleNamespace:
     ui = SimpleNamespace(slots=[], picks=[])
-    with gr.Tab("Rank", id="rank", elem_id="rank-tab") as ui.tab:
+    with gr.Tab("Rank", id="rank", elem_id="rank-tab", visible=False) as ui.tab:
         ui.task_id, ui.k = gr.State(None), gr.State(0)
         gr.Markdown("**Keys:** type the ranks in the order shown (`2 1 3`; a tie: `1 1 2`) · `Enter` "
                     "submit · `s` skip (outside the box)")
@@ -140,12 +141,10 @@ def ranking_tab() -> SimpleNamespace:
     return ui
 
 
-def task_tabs(store: LabelStore) -> tuple[SimpleNamespace | None, SimpleNamespace | None]:
-    """The Rate and Rank tabs, each made when the store holds tasks of its kind as the app starts
-    (tasks imported later show after a restart: Gradio does not reliably reveal a hidden tab)."""
-    rate = rating_tab() if store.tasks.counts("rating") else None
-    rank = ranking_tab() if store.tasks.counts("ranking") else None
-    return rate, rank
+def task_tabs() -> tuple[SimpleNamespace, SimpleNamespace]:
+    """The Rate and Rank tabs, hidden until a page load finds tasks of their kind. (Their states live
+    inside each tab: a component directly under `gr.Tabs` relabels the tab bar in Gradio 6.31.)"""
+    return rating_tab(), ranking_tab()
 
 
 def _rating_page(view: TaskView):
@@ -162,19 +161,20 @@ def _ranking_page(view: TaskView):
               for _ in range(MAX_RESPONSES)])
 
 
-def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleNamespace | None,
-                     rank: SimpleNamespace | None) -> None:
+def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleNamespace,
+                     rank: SimpleNamespace) -> None:
     from labeling_app.app import _guarded, _user_of
 
     quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
 
     def loader(kind: str, page):
         def on_load(request: gr.Request):
-            """A labeler gets the next task of the tab's kind; an admin claims nothing."""
+            """The tab shows for a labeler when the store holds tasks of its kind, with the next one; an
+            admin sees no tab and claims nothing."""
             user = _user_of(request)
-            if store.role(user) == "admin":
-                return page(TaskView(kind, None, [], [], "Admins label nothing here."))
-            return page(_guarded(lambda: show_next_task(store, config, user, kind)))
+            if store.role(user) == "admin" or not store.tasks.counts(kind):
+                return gr.update(visible=False), *page(TaskView(kind, None, [], [], ""))
+            return gr.update(visible=True), *page(_guarded(lambda: show_next_task(store, config, user, kind)))
         return on_load
 
     def on_rate(task_id: Optional[str], rating: Optional[str], rationale: Optional[str], request: gr.Request):
@@ -195,13 +195,11 @@ def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleName
         user = _user_of(request)
         return _ranking_page(_guarded(lambda: skip_task(store, config, user, "ranking", task_id)))
 
-    if rate is not None:
-        app.load(loader("rating", _rating_page), None, rate.outputs, **quick)
-        rate.submit.click(on_rate, [rate.task_id, rate.rating, rate.rationale], rate.outputs, **quick)
-        rate.skip.click(on_rate_skip, [rate.task_id], rate.outputs, **quick)
-    if rank is not None:
-        app.load(loader("ranking", _ranking_page), None, rank.outputs, **quick)
-        rank_inputs = [rank.task_id, rank.k, rank.ranks, rank.rationale, *rank.picks]
-        rank.submit.click(on_rank, rank_inputs, rank.outputs, **quick)
-        rank.ranks.submit(on_rank, rank_inputs, rank.outputs, **quick)
-        rank.skip.click(on_rank_skip, [rank.task_id], rank.outputs, **quick)
+    app.load(loader("rating", _rating_page), None, [rate.tab, *rate.outputs], **quick)
+    rate.submit.click(on_rate, [rate.task_id, rate.rating, rate.rationale], rate.outputs, **quick)
+    rate.skip.click(on_rate_skip, [rate.task_id], rate.outputs, **quick)
+    app.load(loader("ranking", _ranking_page), None, [rank.tab, *rank.outputs], **quick)
+    rank_inputs = [rank.task_id, rank.k, rank.ranks, rank.rationale, *rank.picks]
+    rank.submit.click(on_rank, rank_inputs, rank.outputs, **quick)
+    rank.ranks.submit(on_rank, rank_inputs, rank.outputs, **quick)
+    rank.skip.click(on_rank_skip, [rank.task_id], rank.outputs, **quick)

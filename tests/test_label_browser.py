@@ -231,9 +231,9 @@ def test_rate_with_keys_and_rank_by_typing(label_server, browser):
     server = label_server(k=1)
     store = LabelStore(server.store_url, k=1, seed=0)
     store.add_labeler("ann", "pw-ann")
-    store.tasks.add_ratings(sets(1, 2))
-    store.tasks.add_rankings(sets(1, 3))
     server.start()
+    store.tasks.add_ratings(sets(1, 2))                               # imported while the app runs
+    store.tasks.add_rankings(sets(1, 3))
 
     page = login(browser, server.url, "ann", "pw-ann")
     open_tab(page, "Rate", "#rate-response")
