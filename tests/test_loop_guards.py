@@ -28,11 +28,23 @@ def test_an_adapter_over_the_budget_is_shrunk_to_fit(tiny_llama, tmp_path):
     budget = 0.3 * trained["kl_trained"]
     info = hold_to_kl_budget(policy, initial, PROMPTS, budget=budget, sampling=SAMPLING,
                              out=tmp_path / "kept")
-    assert info["kl_trained"] > budget and 0 < info["scale"] < 1 and 0 < info["kl"] <= budget
+    assert info["kl_trained"] > budget and 0 < info["scale"] < 1
+    assert 0 < info["kl"] < info["kl_upper"] <= budget       # the interval's upper end is held, not the mean
     assert (tmp_path / "kept" / "adapter_config.json").exists()
     again = Policy.from_pretrained(str(tmp_path / "kept"))              # the saved policy is the shrunk one
     b = {n: p for n, p in again.model.named_parameters() if "lora_B" in n}
     assert b and all(torch.allclose(b[n], p) for n, p in policy.model.named_parameters() if "lora_B" in n)
+
+
+def test_the_guard_holds_the_upper_end_of_the_interval(tiny_llama, tmp_path):
+    initial = Policy.from_pretrained(tiny_llama)
+    policy = _moved(tiny_llama, 0.05)
+    trained = hold_to_kl_budget(policy, initial, PROMPTS, budget=1e9, sampling=SAMPLING, out=tmp_path / "no")
+    assert trained["kl_trained_upper"] > trained["kl_trained"]
+    between = (trained["kl_trained"] + trained["kl_trained_upper"]) / 2    # mean within, upper end over
+    info = hold_to_kl_budget(policy, initial, PROMPTS, budget=between, sampling=SAMPLING,
+                             out=tmp_path / "kept")
+    assert info["scale"] < 1 and info["kl_upper"] <= between
 
 
 def test_an_adapter_within_the_budget_is_left_alone(tiny_llama, tmp_path):

@@ -99,11 +99,13 @@ class LoopConfig:
         "help": "dpo: DPO on the labels; ppo: PPO against the reward model."})
     kl_budget: float = field(default=8.0, metadata={
         "help": "Most KL(policy ‖ initial) per response, in nats, that a round's policy may reach: after "
-                "training, an adapter over it is shrunk towards the initial policy until it fits (PPO also "
+                "training, an adapter whose KL (the upper end of its 95% interval over `kl_prompts` "
+                "prompts) is over it is shrunk towards the initial policy until it fits (PPO also "
                 "aims its KL controller below it). Bounds reward over-optimisation (measured across judges "
                 "in docs/benchmarks.md)."})
-    kl_prompts: int = field(default=32, metadata={
-        "help": "Training prompts on which the KL budget is measured after each policy stage."})
+    kl_prompts: int = field(default=40, metadata={
+        "help": "Training prompts on which the KL budget is measured after each policy stage (more: a "
+                "narrower interval, so less shrinking for the same guarantee)."})
     rm_pairs: bool = field(default=False, metadata={
         "help": "DPO also trains on pairs the round's reward model labels among every training prompt's "
                 "candidates (its best vs its worst, when it is confident), beside the human labels "

@@ -40,13 +40,17 @@ def describe_stage(stage: str, state: dict) -> str:
         guard = state.get("kl_guard", {})
         if not guard:
             held = ""
-        elif guard["scale"] < 1.0:
-            held = (f"; KL {guard['kl_trained']:.2f} over the budget {guard['budget']:g}: adapter scaled by "
-                    f"{guard['scale']:.2f} to KL {guard['kl']:.2f}")
-        elif guard["kl"] > guard["budget"]:
-            held = f"; KL {guard['kl']:.2f} OVER the budget {guard['budget']:g} (no adapter to shrink)"
         else:
-            held = f"; KL {guard['kl']:.2f} within the budget {guard['budget']:g}"
+            upper = guard.get("kl_upper", guard["kl"])     # state files before the upper bound: the mean
+            measured = f"KL {guard['kl']:.2f} (95% upper {upper:.2f})"
+            if guard["scale"] < 1.0:
+                trained = guard.get("kl_trained_upper", guard["kl_trained"])
+                held = (f"; KL {guard['kl_trained']:.2f} (95% upper {trained:.2f}) over the budget "
+                        f"{guard['budget']:g}: adapter scaled by {guard['scale']:.2f} to {measured}")
+            elif upper > guard["budget"]:
+                held = f"; {measured} OVER the budget {guard['budget']:g} (no adapter to shrink)"
+            else:
+                held = f"; {measured} within the budget {guard['budget']:g}"
         return state["policy"] + held
     return "done"
 

@@ -390,8 +390,9 @@ class Loop:
         state["evaluation"] = result
         state["warnings"] = [w for w in [proxy_gold_disagreement(result["initial"])] if w]
         guard = state.get("kl_guard", {})
-        if guard and guard["kl"] > guard["budget"]:
-            state["warnings"].append(f"the policy's KL {guard['kl']:.2f} is over the budget "
+        if guard and guard.get("kl_upper", guard["kl"]) > guard["budget"]:
+            state["warnings"].append(f"the policy's KL {guard['kl']:.2f} (95% upper "
+                                     f"{guard.get('kl_upper', guard['kl']):.2f}) is over the budget "
                                      f"{guard['budget']:g} and has no LoRA adapter to shrink "
                                      f"(policy.lora: false)")
         compared = result.get("previous", result["initial"])
