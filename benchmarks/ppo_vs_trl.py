@@ -1,11 +1,14 @@
 """Our PPO against trl 1.12's PPOTrainer (the last TRL with one; installed apart), same run shape.
 
     pip install --no-deps --target /tmp/trl112 trl==1.12.0
-    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 3
+    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 3 [--precision fp32]
 
 Both: builtin SmolLM2-135M-Instruct + LoRA r=16 on the 20 review prompts, 8 rollouts per update,
-one minibatch of 8, 4 PPO epochs, 40 new tokens, fp32, a reward model = SmolLM2 with a scalar head
-(same weights, seed 0). TRL holds policy (LoRA; reference = adapter disabled), a separate value model
+one minibatch of 8, 4 PPO epochs, 40 new tokens, a reward model = SmolLM2 with a scalar head (same
+weights, seed 0), at one precision on both sides: `bf16` (default; the fast one on a CPU with AVX512-BF16
+or a GPU): every model's weights loaded in bf16 and bf16 autocast (TRL: `dtype=bfloat16` as its PPO
+example's `--dtype bfloat16`, and `bf16=True`; ours: `dtype: bfloat16`, `mixed_precision: bf16`, the
+LoRA adapter and value head kept in fp32 by peft), or `fp32` on both. TRL holds policy (LoRA; reference = adapter disabled), a separate value model
 and the reward model; ours holds one base (policy adapter + value head + disabled-adapter reference)
 and scores through the same reward model. Each side runs in its own process (peak RSS by wait4);
 seconds per update exclude loading and the first update (warm-up).
@@ -20,40 +23,43 @@ import time
 
 MODEL = "builtin:smollm2-135m-instruct"
 ROLLOUTS, NEW_TOKENS, EPOCHS = 8, 40, 4
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
-def reward_model():
+def reward_model(precision: str):
     import torch
     from transformers import AutoModelForSequenceClassification
 
     from foundation.models import load_tokenizer, resolve_model
 
     torch.manual_seed(0)
-    rm = AutoModelForSequenceClassification.from_pretrained(resolve_model(MODEL), num_labels=1)
+    rm = AutoModelForSequenceClassification.from_pretrained(resolve_model(MODEL), num_labels=1,
+                                                            dtype=DTYPES[precision])
     tok = load_tokenizer(MODEL, padding_side="right")
     rm.config.pad_token_id = tok.pad_token_id
     return rm.eval(), tok
 
 
-def run_ours(steps: int) -> dict:
+def run_ours(steps: int, precision: str) -> dict:
     import torch
 
     from align.loop.prompts import review_prompts
     from align.ppo.config import PPOConfig
     from align.ppo.trainer import PPOTrainer
 
-    rm, tok = reward_model()
+    rm, tok = reward_model(precision)
 
     @torch.no_grad()
     def score(prompts, responses):
         texts = [tok.apply_chat_template([*p, {"role": "assistant", "content": r}], tokenize=False)
                  for p, r in zip(prompts, responses)]
         batch = tok(texts, return_tensors="pt", padding=True)
-        return rm(**batch).logits[:, 0].tolist()
+        return rm(**batch).logits[:, 0].float().tolist()
 
     config = PPOConfig(model=MODEL, prompts="unused", output_dir="/tmp/ppo-bench-ours", max_steps=steps,
                        per_device_train_batch_size=ROLLOUTS, mini_batch_size=ROLLOUTS, ppo_epochs=EPOCHS,
-                       max_new_tokens=NEW_TOKENS, mixed_precision="no", save_steps=10**6)
+                       max_new_tokens=NEW_TOKENS, save_steps=10**6, dtype=DTYPES[precision],
+                       mixed_precision="no" if precision == "fp32" else "bf16")
     trainer = PPOTrainer(config, reward_fn=score,
                          prompts=[[{"role": "user", "content": p}] for p in review_prompts()[0]])
     times = []
@@ -64,7 +70,7 @@ def run_ours(steps: int) -> dict:
     return {"side": "ours", "seconds_per_update": times}
 
 
-def run_trl(steps: int, trl_dir: str) -> dict:
+def run_trl(steps: int, trl_dir: str, precision: str) -> dict:
     sys.path.insert(0, trl_dir)
     import torch
     from datasets import Dataset
@@ -77,11 +83,11 @@ def run_trl(steps: int, trl_dir: str) -> dict:
 
     path = resolve_model(MODEL)
     tok = load_tokenizer(MODEL, padding_side="left")
-    rm, _ = reward_model()
+    rm, _ = reward_model(precision)
     torch.manual_seed(0)
-    value = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    value = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=DTYPES[precision])
     value.config.pad_token_id = tok.pad_token_id
-    policy = AutoModelForCausalLM.from_pretrained(path)
+    policy = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[precision])
     prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                        add_generation_prompt=True)
                for p in review_prompts()[0]]
@@ -100,7 +106,8 @@ def run_trl(steps: int, trl_dir: str) -> dict:
     args = PPOConfig(output_dir="/tmp/ppo-bench-trl", per_device_train_batch_size=ROLLOUTS,
                      num_mini_batches=1, num_ppo_epochs=EPOCHS, response_length=NEW_TOKENS,
                      total_episodes=ROLLOUTS * steps,
-                     local_rollout_forward_batch_size=ROLLOUTS, stop_token="eos", bf16=False, use_cpu=True,
+                     local_rollout_forward_batch_size=ROLLOUTS, stop_token="eos", bf16=precision == "bf16",
+                     use_cpu=True,
                      report_to=[], save_strategy="no", num_sample_generations=0, learning_rate=3e-5,
                      gradient_checkpointing=False)
     trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=rm,
@@ -117,10 +124,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trl112", default="/tmp/trl112")
+    parser.add_argument("--precision", choices=list(DTYPES), default="bf16")
     parser.add_argument("--side", choices=["ours", "trl"], help="(internal) run one side in this process")
     args = parser.parse_args()
     if args.side:
-        out = run_ours(args.steps) if args.side == "ours" else run_trl(args.steps, args.trl112)
+        out = run_ours(args.steps, args.precision) if args.side == "ours" \
+            else run_trl(args.steps, args.trl112, args.precision)
         print("RESULT " + json.dumps(out))
         return
     from benchmarks.runner import run_once
@@ -128,7 +137,7 @@ def main() -> None:
     rows = {}
     for side in ("trl", "ours"):
         run = run_once(f"{sys.executable} -m benchmarks.ppo_vs_trl --side {side} --steps {args.steps} "
-                       f"--trl112 {args.trl112}", env={"HF_HUB_OFFLINE": "1"})
+                       f"--trl112 {args.trl112} --precision {args.precision}", env={"HF_HUB_OFFLINE": "1"})
         result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
         steady = result["seconds_per_update"][1:] or result["seconds_per_update"]
         rows[side] = {"seconds_per_update": round(sum(steady) / len(steady), 2),

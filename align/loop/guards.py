@@ -61,7 +61,7 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
         kl, upper = _measure(policy, initial, prompts, sampling)
         if upper <= budget:
             low = max(low, (scale, upper, kl))
-            if upper >= 0.8 * budget:               # close enough below the budget
+            if upper >= 0.9 * budget:               # close enough below the budget
                 break
         else:
             high = min(high, scale)

@@ -32,46 +32,50 @@ class PolicyWithValue(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask, start: int, *, with_values: bool = True):
         """(logits (B, T, V) that predict the tokens input_ids[:, start:], values (B, T) of the states
-        before each of them, or None). Logits are computed for those T positions only (`logits_to_keep`):
-        the prompt's would cost a fifth of the forward and a copy of (B, P, V) floats for nothing.
+        before each of them, or None). Logits are computed for those T positions only: the prompt's would
+        cost a fifth of the forward and a copy of (B, P, V) floats for nothing. The output layer is
+        applied here to a contiguous copy of those states, not through 🤗's `logits_to_keep`: its slice of
+        the hidden states is a strided (B, T, H) view, and a linear layer over one is a batched matmul
+        that first copies the weight B times ((B, H, V): 1.4 of a 3.4 s forward + backward on this CPU).
 
         Rows are left-padded prompts followed by responses. When every row's prompt starts with the same
         S tokens (a chat template's system prompt, an instruction), those go through the model once, as a
         batch of one whose keys and values every row then attends to (gradients flow back through them):
         the same function, S/L less work."""
         T = input_ids.shape[1] - start
-        shared_value = with_values and self.value_backbone is None
         S = common_prefix(input_ids, attention_mask, start) if self.share_prefix else 0
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        kwargs = dict(output_hidden_states=shared_value, logits_to_keep=T + 1)
+        body, head = _body_and_head(self.model)
         if S:
             pads = (attention_mask.long().cumsum(-1) == 0).sum(-1, keepdim=True)        # (B, 1) left pads
             prefix = input_ids[:1, pads[0, 0]:pads[0, 0] + S]
-            cache = self.model(input_ids=prefix, position_ids=torch.arange(S, device=prefix.device)[None],
-                               use_cache=True).cache
+            cache = body(input_ids=prefix, position_ids=torch.arange(S, device=prefix.device)[None],
+                         use_cache=True).cache
             cache.batch_repeat_interleave(len(input_ids))
             cols = torch.arange(input_ids.shape[1] - S, device=input_ids.device)[None]
             cols = cols + S * (cols >= pads)                                    # each row without its prefix
             ones = attention_mask.new_ones(len(input_ids), S)
-            out = self.model(input_ids=input_ids.gather(1, cols), position_ids=position_ids.gather(1, cols),
-                             attention_mask=torch.cat([ones, attention_mask.gather(1, cols)], 1),
-                             cache=cache, use_cache=True, **kwargs)
+            hidden = body(input_ids=input_ids.gather(1, cols), position_ids=position_ids.gather(1, cols),
+                          attention_mask=torch.cat([ones, attention_mask.gather(1, cols)], 1),
+                          cache=cache, use_cache=True).last_hidden_state
         else:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             use_cache=False, **kwargs)
+            hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state
+        states = hidden[:, -T - 1:-1]                   # the states before each response token
+        logits = head(states.contiguous())
         values = None
         if with_values:
-            values = self.values_of(out.hidden_states[-1][:, start - S - 1:-1]) if shared_value \
+            values = self.values_of(states) if self.value_backbone is None \
                 else self.backbone_values(input_ids, attention_mask, start)
-        return out.logits[:, :-1], values
+        return logits, values
 
     def backbone_values(self, input_ids, attention_mask, start: int) -> torch.Tensor:
         """Values (B, T) from the separate value model (`value_model: separate`)."""
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.value_backbone(input_ids=input_ids, attention_mask=attention_mask,
-                                  position_ids=position_ids, output_hidden_states=True, use_cache=False,
-                                  logits_to_keep=1)
-        return self.values_of(out.hidden_states[-1][:, start - 1:-1])
+        hidden = _body_and_head(self.value_backbone)[0](
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+            use_cache=False).last_hidden_state
+        return self.values_of(hidden[:, start - 1:-1])
 
     def values_of(self, hidden: torch.Tensor) -> torch.Tensor:
         """The value head on last-layer hidden states (..., H) -> (...)."""
@@ -80,6 +84,12 @@ class PolicyWithValue(torch.nn.Module):
     def reference(self):
         """Context in which the model is the reference (the base, adapter disabled)."""
         return self.model.disable_adapter()
+
+
+def _body_and_head(model):
+    """The decoder stack (→ last hidden states) and the output layer of a (peft-wrapped) causal LM."""
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return causal.get_decoder(), causal.get_output_embeddings()
 
 
 def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, minimum: int = 8) -> int:

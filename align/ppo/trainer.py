@@ -92,6 +92,12 @@ class PPOTrainer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
+        if self.processes.device.type == "cpu" and self._autocast_dtype() == torch.bfloat16:
+            # PyTorch's CPU flash-attention backward is slow in bf16: plain attention makes a bf16
+            # forward + backward of 8 x 75 tokens (SmolLM2-135M) 1.25x faster; in fp32 they are equal.
+            for m in (model, value_backbone):
+                if m is not None:
+                    m.get_base_model().set_attn_implementation("eager")
         # The shared-prefix forward runs through a KV cache, which activation checkpointing switches off.
         self.policy = PolicyWithValue(model, value_backbone,
                                       share_prefix=(config.share_prompt_prefix
@@ -152,12 +158,16 @@ class PPOTrainer:
         return tok(texts, return_tensors="pt", padding=True, truncation=True,
                    max_length=self.config.max_prompt_length, add_special_tokens=False).to(self.device)
 
-    def _autocast(self):
+    def _autocast_dtype(self):
+        """The autocast dtype that `mixed_precision` asks for on this device, or None (fp32)."""
         mp = self.config.mixed_precision
-        if mp in ("bf16", "fp16") or (mp == "auto" and self.device.type == "cpu"):
-            dtype = torch.float16 if mp == "fp16" else torch.bfloat16
-            return torch.autocast(self.device.type, dtype=dtype)
-        return nullcontext()
+        if mp in ("bf16", "fp16") or (mp == "auto" and self.processes.device.type == "cpu"):
+            return torch.float16 if mp == "fp16" else torch.bfloat16
+        return None
+
+    def _autocast(self):
+        dtype = self._autocast_dtype()
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
 
     # -- one update -------------------------------------------------------------------------------
 
