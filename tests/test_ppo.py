@@ -1,6 +1,7 @@
 """Our PPO on a tiny Llama: it raises a rule-based reward, resumes exactly after kill -9, guards."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -206,6 +207,43 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
     worst = max(float((a - b).norm() / b.norm().clamp(min=1e-12)) for a, b in zip(ga, gb))
     assert worst < 1e-5, worst
     assert sum(g.abs().sum() > 0 for g in ga) > 10
+
+
+def test_policy_forward_gives_the_models_own_logits(ppo_model):
+    """The output layer applied to the response states by hand gives 🤗's logits for those positions."""
+    from align.policy import load_policy
+    from align.ppo.model import PolicyWithValue
+
+    model, _ = load_policy(config(ppo_model, "unused", "unused"), padding_side="left")
+    ids = torch.randint(5, 100, (3, 14))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0
+    with torch.no_grad():
+        logits, values = PolicyWithValue(model, share_prefix=False)(ids, mask, 9)
+        full = model(input_ids=ids, attention_mask=mask,
+                     position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    assert logits.shape == (3, 5, full.shape[-1]) and values.shape == (3, 5)
+    assert torch.allclose(logits, full[:, 8:-1], atol=1e-5)
+
+
+def test_bf16_base_under_autocast_trains(ppo_model, prompts_file, tmp_path):
+    """`dtype: bfloat16` + `mixed_precision: bf16`: a bf16 base with the adapter and value head in fp32,
+    peft's input casts off, plain attention on CPU; the updates run and move the adapter."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "out", max_steps=2, dtype="bfloat16",
+                                mixed_precision="bf16"), reward_fn=letters_share)
+    model = trainer.policy.model
+    assert {p.dtype for p in trainer.trainable} == {torch.float32}
+    assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}
+    assert model.get_base_model().config._attn_implementation == "eager"
+    assert not any(m.cast_input_dtype_enabled for m in model.modules() if isinstance(m, BaseTunerLayer))
+    before = [p.detach().clone() for p in trainer.trainable]
+    for _ in range(2):
+        metrics = trainer.train_step()
+    assert all(math.isfinite(metrics[k]) for k in ("loss/policy", "loss/value", "objective/kl"))
+    assert 0 <= metrics["rollout/sampler_kl"] < 0.2
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.trainable))
 
 
 def test_micro_batches_accumulate_to_the_minibatch_step(ppo_model, prompts_file, tmp_path):

@@ -92,12 +92,9 @@ class PPOTrainer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
-        if self.processes.device.type == "cpu" and self._autocast_dtype() == torch.bfloat16:
-            # PyTorch's CPU flash-attention backward is slow in bf16: plain attention makes a bf16
-            # forward + backward of 8 x 75 tokens (SmolLM2-135M) 1.25x faster; in fp32 they are equal.
-            for m in (model, value_backbone):
-                if m is not None:
-                    m.get_base_model().set_attn_implementation("eager")
+        for m in (model, value_backbone):
+            if m is not None:
+                self._for_autocast(m)
         # The shared-prefix forward runs through a KV cache, which activation checkpointing switches off.
         self.policy = PolicyWithValue(model, value_backbone,
                                       share_prefix=(config.share_prompt_prefix
@@ -164,6 +161,22 @@ class PPOTrainer:
         if mp in ("bf16", "fp16") or (mp == "auto" and self.processes.device.type == "cpu"):
             return torch.float16 if mp == "fp16" else torch.bfloat16
         return None
+
+    def _for_autocast(self, model) -> None:
+        """Under autocast, peft's casts of every LoRA input to the adapter's fp32 (which autocast then
+        casts back to bf16 for the matmul) are only copies: off. On a CPU in bf16, plain attention:
+        PyTorch's CPU flash-attention backward is slow in bf16 (plain attention makes a forward +
+        backward of 8 x 75 tokens through SmolLM2-135M 1.25x faster; in fp32 the two are equal)."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        dtype = self._autocast_dtype()
+        if dtype is None:
+            return
+        for module in model.modules():
+            if isinstance(module, BaseTunerLayer):
+                module.cast_input_dtype_enabled = False
+        if self.processes.device.type == "cpu" and dtype == torch.bfloat16:
+            model.get_base_model().set_attn_implementation("eager")
 
     def _autocast(self):
         dtype = self._autocast_dtype()
