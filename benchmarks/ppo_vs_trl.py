@@ -8,7 +8,8 @@ one minibatch of 8, 4 PPO epochs, 40 new tokens, a reward model = SmolLM2 with a
 weights, seed 0), at one precision on both sides: `bf16` (default; the fast one on a CPU with AVX512-BF16
 or a GPU): every model's weights loaded in bf16 and bf16 autocast (TRL: `dtype=bfloat16` as its PPO
 example's `--dtype bfloat16`, and `bf16=True`; ours: `dtype: bfloat16`, `mixed_precision: bf16`, the
-LoRA adapter and value head kept in fp32 by peft), or `fp32` on both. TRL holds policy (LoRA; reference = adapter disabled), a separate value model
+LoRA adapter and value head kept in fp32 by peft), or `fp32` on both. TRL holds policy (LoRA;
+reference = adapter disabled), a separate value model
 and the reward model; ours holds one base (policy adapter + value head + disabled-adapter reference)
 and scores through the same reward model. Each side runs in its own process (peak RSS by wait4);
 seconds per update exclude loading and the first update (warm-up).
