@@ -41,7 +41,7 @@ def reward_model(precision: str):
     return rm.eval(), tok
 
 
-def run_ours(steps: int, precision: str) -> dict:
+def run_ours(steps: int, precision: str, compile_: bool) -> dict:
     import torch
 
     from align.loop.prompts import review_prompts
@@ -60,7 +60,7 @@ def run_ours(steps: int, precision: str) -> dict:
     config = PPOConfig(model=MODEL, prompts="unused", output_dir="/tmp/ppo-bench-ours", max_steps=steps,
                        per_device_train_batch_size=ROLLOUTS, mini_batch_size=ROLLOUTS, ppo_epochs=EPOCHS,
                        max_new_tokens=NEW_TOKENS, save_steps=10**6, dtype=DTYPES[precision],
-                       mixed_precision="no" if precision == "fp32" else "bf16")
+                       mixed_precision="no" if precision == "fp32" else "bf16", torch_compile=compile_)
     trainer = PPOTrainer(config, reward_fn=score,
                          prompts=[[{"role": "user", "content": p}] for p in review_prompts()[0]])
     times = []
@@ -71,7 +71,7 @@ def run_ours(steps: int, precision: str) -> dict:
     return {"side": "ours", "seconds_per_update": times}
 
 
-def run_trl(steps: int, trl_dir: str, precision: str) -> dict:
+def run_trl(steps: int, trl_dir: str, precision: str, compile_: bool) -> dict:
     sys.path.insert(0, trl_dir)
     import torch
     from datasets import Dataset
@@ -110,7 +110,7 @@ def run_trl(steps: int, trl_dir: str, precision: str) -> dict:
                      local_rollout_forward_batch_size=ROLLOUTS, stop_token="eos", bf16=precision == "bf16",
                      use_cpu=True,
                      report_to=[], save_strategy="no", num_sample_generations=0, learning_rate=3e-5,
-                     gradient_checkpointing=False)
+                     gradient_checkpointing=False, torch_compile=compile_)
     trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=rm,
                          value_model=value, train_dataset=ds, peft_config=LoraConfig(
                              r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
@@ -126,11 +126,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trl112", default="/tmp/trl112")
     parser.add_argument("--precision", choices=list(DTYPES), default="bf16")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile on both sides (TRL: torch_compile=True; ours: torch_compile)")
     parser.add_argument("--side", choices=["ours", "trl"], help="(internal) run one side in this process")
     args = parser.parse_args()
     if args.side:
-        out = run_ours(args.steps, args.precision) if args.side == "ours" \
-            else run_trl(args.steps, args.trl112, args.precision)
+        out = run_ours(args.steps, args.precision, args.compile) if args.side == "ours" \
+            else run_trl(args.steps, args.trl112, args.precision, args.compile)
         print("RESULT " + json.dumps(out))
         return
     from benchmarks.runner import run_once
@@ -138,7 +140,8 @@ def main() -> None:
     rows = {}
     for side in ("trl", "ours"):
         run = run_once(f"{sys.executable} -m benchmarks.ppo_vs_trl --side {side} --steps {args.steps} "
-                       f"--trl112 {args.trl112} --precision {args.precision}", env={"HF_HUB_OFFLINE": "1"})
+                       f"--trl112 {args.trl112} --precision {args.precision}{' --compile' * args.compile}",
+                       env={"HF_HUB_OFFLINE": "1"})
         result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
         steady = result["seconds_per_update"][1:] or result["seconds_per_update"]
         rows[side] = {"seconds_per_update": round(sum(steady) / len(steady), 2),

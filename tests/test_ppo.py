@@ -246,6 +246,23 @@ def test_bf16_base_under_autocast_trains(ppo_model, prompts_file, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.trainable))
 
 
+def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_path):
+    """`torch_compile`: each decoder layer compiled (dynamic shapes; the shared prefix off), the engine's
+    sampling left eager; the same rollouts and, up to float rounding, the same losses as eager layers."""
+    runs = {}
+    for compiled in (False, True):
+        trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"out-{compiled}", max_steps=2,
+                                    torch_compile=compiled, share_prompt_prefix=False), reward_fn=letters_share)
+        layers = trainer.policy.model.get_base_model().get_decoder().layers
+        assert all((layer._compiled_call_impl is not None) == compiled for layer in layers)
+        runs[compiled] = [trainer.train_step() for _ in range(2)]
+    eager, compiled = runs[False][0], runs[True][0]       # the first update: the same weights sampled
+    assert eager["sample"] == compiled["sample"]
+    for key in ("loss/policy", "loss/value", "objective/kl"):
+        assert compiled[key] == pytest.approx(eager[key], rel=1e-3, abs=1e-5), key
+    assert all(math.isfinite(runs[True][1][k]) for k in ("loss/policy", "loss/value"))   # and it goes on
+
+
 def test_micro_batches_accumulate_to_the_minibatch_step(ppo_model, prompts_file, tmp_path):
     """One gradient step over a minibatch of 8 taken in micro-batches of 3 (token-weighted, accumulated)
     has the gradient of one forward of all 8 (no clipping, one epoch: the gradient is left in .grad)."""

@@ -43,6 +43,11 @@ class PPOConfig(ModelOptions, TrainOptions):
                 "memory. Each such chunk's sampling is seeded by (seed, update, chunk): 2 processes of B "
                 "sample what 1 process of 2B samples with generation_batch_size B."})
     engine: Engine = field(default="auto", metadata={"help": ENGINE_HELP})
+    torch_compile: bool = field(default=False, metadata={
+        "help": "Compile the policy's decoder layers (torch.compile, dynamic shapes) for the trainer's own "
+                "forwards and backwards: measured 1.5x faster per forward + backward on CPU in bf16, after "
+                "a one-off compile of about a minute in the first update. Turns share_prompt_prefix off "
+                "(its per-layer cache would compile once per layer)."})
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts."})
     learning_rate: float = field(default=3e-5, metadata={
         "help": "AdamW learning rate (LoRA and value head)."})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PolicyWithValue", "common_prefix", "token_logprobs"]
+__all__ = ["PolicyWithValue", "common_prefix", "compile_layers", "token_logprobs"]
 
 
 class PolicyWithValue(torch.nn.Module):
@@ -90,6 +90,21 @@ def _body_and_head(model):
     """The decoder stack (→ last hidden states) and the output layer of a (peft-wrapped) causal LM."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     return causal.get_decoder(), causal.get_output_embeddings()
+
+
+def compile_layers(model) -> None:
+    """Compile each decoder layer of a (peft-wrapped) causal LM in place, with dynamic shapes. The layers
+    share one code object, and parameters are graph inputs, so one compiled graph serves every layer
+    (recompiled once each for no-grad and adapter-disabled forwards); elementwise work around the
+    matmuls (norms, rotary, LoRA scaling, residual adds) is fused. The whole model is not compiled: its
+    Python-side masks and caches would break the graph at every call."""
+    body = _body_and_head(model)[0]
+    layers = getattr(body, "layers", None) or getattr(body, "h", None)
+    if layers is None:
+        body.compile(dynamic=True)
+        return
+    for layer in layers:
+        layer.compile(dynamic=True)
 
 
 def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, minimum: int = 8) -> int:

@@ -13,6 +13,7 @@ that a resumed run continues exactly.
 from __future__ import annotations
 
 import json
+import os
 import random
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -36,7 +37,7 @@ from align.ppo.loss import (
     whiten,
 )
 from align.ppo.metrics import MetricsSink, plot_history
-from align.ppo.model import PolicyWithValue, token_logprobs
+from align.ppo.model import PolicyWithValue, compile_layers, token_logprobs
 from align.rollout import SamplingParams, make_sampler
 from foundation.errors import AlignError, ConfigError
 from foundation.models import eos_ids
@@ -95,9 +96,12 @@ class PPOTrainer:
         for m in (model, value_backbone):
             if m is not None:
                 self._for_autocast(m)
+                if config.torch_compile:
+                    self._check_compiler()
+                    compile_layers(m)
         # The shared-prefix forward runs through a KV cache, which activation checkpointing switches off.
         self.policy = PolicyWithValue(model, value_backbone,
-                                      share_prefix=(config.share_prompt_prefix
+                                      share_prefix=(config.share_prompt_prefix and not config.torch_compile
                                                     and not config.gradient_checkpointing))
         if config.quantization == "none":               # a quantized base is placed by its loader
             self.policy.to(self.processes.device)
@@ -133,6 +137,8 @@ class PPOTrainer:
             config.engine, model, pad_id=self.tokenizer.pad_token_id, eos=self.eos_ids,
             batch_size=config.generation_batch_size or config.per_device_train_batch_size,
             quiet=not self.processes.is_main)
+        if config.torch_compile:    # the engine's own forwards (🤗 generate's cached steps) stay eager
+            self.sampler.sample = torch.compiler.disable(self.sampler.sample)
         self.history: list[dict] = []
 
     # -- data -------------------------------------------------------------------------------------
@@ -161,6 +167,14 @@ class PPOTrainer:
         if mp in ("bf16", "fp16") or (mp == "auto" and self.processes.device.type == "cpu"):
             return torch.float16 if mp == "fp16" else torch.bfloat16
         return None
+
+    def _check_compiler(self) -> None:
+        import shutil
+
+        if self.processes.device.type == "cpu" and not shutil.which(os.environ.get("CXX", "g++")):
+            raise ConfigError("torch_compile: true needs a C++ compiler on a CPU (torch.compile's inductor "
+                              "writes C++ kernels): install one (apt-get install g++, or set CXX), or set "
+                              "torch_compile: false.")
 
     def _for_autocast(self, model) -> None:
         """Under autocast, peft's casts of every LoRA input to the adapter's fp32 (which autocast then
