@@ -252,7 +252,8 @@ def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_
     runs = {}
     for compiled in (False, True):
         trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"out-{compiled}", max_steps=2,
-                                    torch_compile=compiled, share_prompt_prefix=False), reward_fn=letters_share)
+                                    torch_compile=compiled, share_prompt_prefix=False),
+                             reward_fn=letters_share)
         layers = trainer.policy.model.get_base_model().get_decoder().layers
         assert all((layer._compiled_call_impl is not None) == compiled for layer in layers)
         runs[compiled] = [trainer.train_step() for _ in range(2)]
