@@ -7,13 +7,13 @@ import torch
 
 from align.ppo.loss import (
     AdaptiveKLController,
-    entropy_from_logits,
     gae,
     kl_penalized_rewards,
     policy_loss,
     value_loss,
     whiten,
 )
+from align.ppo.model import logprobs_and_entropy
 
 
 def t(rows):
@@ -82,6 +82,12 @@ def test_adaptive_kl_controller_by_hand():
     assert ctl.value == pytest.approx(0.1002 * 0.998)
 
 
-def test_entropy_of_uniform_and_peaked():
-    assert entropy_from_logits(torch.zeros(4)).item() == pytest.approx(math.log(4))
-    assert entropy_from_logits(t([100.0, 0, 0, 0])).item() == pytest.approx(0.0, abs=1e-6)
+def test_logprobs_and_entropy_of_uniform_and_peaked():
+    logits = t([[[0.0, 0, 0, 0], [100.0, 0, 0, 0], [math.log(3), 0, 0, 0]]])       # (1, 3, 4)
+    logprobs, entropy = logprobs_and_entropy(logits, torch.tensor([[2, 0, 0]]), temperature=1.0)
+    assert logprobs.tolist()[0] == pytest.approx([math.log(1 / 4), 0.0, math.log(3 / 6)], abs=1e-6)
+    # H = −Σ p log p: log 4; 0; p = (1/2, 1/6, 1/6, 1/6) → ½ log 2 + ½ log 6
+    assert entropy.tolist()[0] == pytest.approx([math.log(4), 0.0, 0.5 * math.log(2) + 0.5 * math.log(6)],
+                                                abs=1e-6)
+    hot, _ = logprobs_and_entropy(logits, torch.tensor([[2, 0, 0]]), temperature=2.0)   # logits / 2
+    assert hot[0, 2].item() == pytest.approx(math.log(math.sqrt(3) / (math.sqrt(3) + 3)), abs=1e-6)

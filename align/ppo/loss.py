@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = ["masked_mean", "masked_var", "whiten", "kl_penalized_rewards", "gae", "policy_loss", "value_loss",
-           "entropy_from_logits", "AdaptiveKLController", "FixedKLController"]
+           "AdaptiveKLController", "FixedKLController"]
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -107,12 +107,6 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     with torch.no_grad():
         stats = {"clipfrac": masked_mean((err_clipped > err).float(), mask), "error": masked_mean(err, mask)}
     return loss, stats
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """H = logsumexp(z) − Σ softmax(z)·z, per position: (..., V) -> (...)."""
-    p = torch.softmax(logits, dim=-1)
-    return torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PolicyWithValue", "common_prefix", "compile_layers", "token_logprobs"]
+__all__ = ["PolicyWithValue", "common_prefix", "compile_layers", "logprobs_and_entropy", "token_logprobs"]
 
 
 class PolicyWithValue(torch.nn.Module):
@@ -125,7 +125,21 @@ def common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor, start: 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
     """log π(token) (B, T) from the logits (B, T, V) that predict `tokens` (B, T), at the sampling
     temperature."""
+    return _log_softmax(logits, temperature).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor,
+                         temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`token_logprobs` and the entropy (B, T) of the sampling distribution at each position (no
+    gradient), from one log-softmax over the vocabulary (the update's largest tensor: B × T × V floats)."""
+    logp = _log_softmax(logits, temperature)
+    with torch.no_grad():
+        entropy = -(logp.exp() * logp).sum(-1)
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
+
+
+def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     logits = logits.float()
     if temperature != 1.0:
         logits = logits / temperature
-    return torch.log_softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return torch.log_softmax(logits, dim=-1)

@@ -27,7 +27,6 @@ from align.ppo.config import PPOConfig
 from align.ppo.loss import (
     AdaptiveKLController,
     FixedKLController,
-    entropy_from_logits,
     gae,
     kl_penalized_rewards,
     masked_mean,
@@ -37,7 +36,7 @@ from align.ppo.loss import (
     whiten,
 )
 from align.ppo.metrics import MetricsSink, plot_history
-from align.ppo.model import PolicyWithValue, compile_layers, token_logprobs
+from align.ppo.model import PolicyWithValue, compile_layers, logprobs_and_entropy, token_logprobs
 from align.rollout import SamplingParams, make_sampler
 from foundation.errors import AlignError, ConfigError
 from foundation.models import eos_ids
@@ -307,9 +306,8 @@ class PPOTrainer:
         weight = mask.sum() / tokens
         with self._autocast():
             logits, values = self.policy(data["input_ids"][idx], data["attention_mask"][idx], P)
-        logprobs = token_logprobs(logits, data["input_ids"][idx, P:], cfg.temperature)
-        with torch.no_grad():
-            entropy = masked_mean(entropy_from_logits(logits.float()), mask)
+        logprobs, entropy = logprobs_and_entropy(logits, data["input_ids"][idx, P:], cfg.temperature)
+        entropy = masked_mean(entropy, mask)
         del logits
         pg, pg_stats = policy_loss(logprobs, data["logprobs"][idx], data["advantages"][idx], mask,
                                    cfg.cliprange)
