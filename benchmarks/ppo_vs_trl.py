@@ -1,18 +1,21 @@
 """Our PPO against trl 1.12's PPOTrainer (the last TRL with one; installed apart), same run shape.
 
     pip install --no-deps --target /tmp/trl112 trl==1.12.0
-    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 3 [--precision fp32]
+    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 4 [--precision fp32] [--no-compile]
 
 Both: builtin SmolLM2-135M-Instruct + LoRA r=16 on the 20 review prompts, 8 rollouts per update,
 one minibatch of 8, 4 PPO epochs, 40 new tokens, a reward model = SmolLM2 with a scalar head (same
-weights, seed 0), at one precision on both sides: `bf16` (default; the fast one on a CPU with AVX512-BF16
-or a GPU): every model's weights loaded in bf16 and bf16 autocast (TRL: `dtype=bfloat16` as its PPO
-example's `--dtype bfloat16`, and `bf16=True`; ours: `dtype: bfloat16`, `mixed_precision: bf16`, the
-LoRA adapter and value head kept in fp32 by peft), or `fp32` on both. TRL holds policy (LoRA;
-reference = adapter disabled), a separate value model
-and the reward model; ours holds one base (policy adapter + value head + disabled-adapter reference)
-and scores through the same reward model. Each side runs in its own process (peak RSS by wait4);
-seconds per update exclude loading and the first update (warm-up).
+weights, seed 0). One precision on both sides: `bf16` (default; the fast one on a CPU with
+AVX512-BF16 or a GPU): every model's weights loaded in bf16 and bf16 autocast (TRL: `dtype=bfloat16`
+as its PPO example's `--dtype bfloat16`, and `bf16=True`; ours: `dtype: bfloat16`, `mixed_precision:
+bf16`, the LoRA adapter and value head kept in fp32 by peft), or `fp32` on both. torch.compile on
+both sides by default (TRL: `torch_compile=True`, which sets accelerate's dynamo backend for the
+accelerator its PPOTrainer prepares its policy-and-value wrapper with; ours: `torch_compile: true`,
+each decoder layer), `--no-compile` for neither. TRL holds policy (LoRA; reference = adapter
+disabled), a separate value model and the reward model; ours holds one base (policy adapter + value
+head + disabled-adapter reference) and scores through the same reward model. Each side runs in its
+own process (peak RSS by wait4); seconds per update exclude loading and the first update (warm-up,
+where the compiling happens: its time is printed in `all_updates`).
 """
 
 from __future__ import annotations
@@ -126,8 +129,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--trl112", default="/tmp/trl112")
     parser.add_argument("--precision", choices=list(DTYPES), default="bf16")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile on both sides (TRL: torch_compile=True; ours: torch_compile)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="torch.compile on both sides (TRL: torch_compile=True; ours: torch_compile); "
+                             "--no-compile for eager on both")
     parser.add_argument("--side", choices=["ours", "trl"], help="(internal) run one side in this process")
     args = parser.parse_args()
     if args.side:
@@ -138,9 +142,10 @@ def main() -> None:
     from benchmarks.runner import run_once
 
     rows = {}
+    compile_flag = "--compile" if args.compile else "--no-compile"
     for side in ("trl", "ours"):
         run = run_once(f"{sys.executable} -m benchmarks.ppo_vs_trl --side {side} --steps {args.steps} "
-                       f"--trl112 {args.trl112} --precision {args.precision}{' --compile' * args.compile}",
+                       f"--trl112 {args.trl112} --precision {args.precision} {compile_flag}",
                        env={"HF_HUB_OFFLINE": "1"})
         result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
         steady = result["seconds_per_update"][1:] or result["seconds_per_update"]
