@@ -136,15 +136,20 @@ def simulated_accounts(n: int, prefix: str = "sim") -> list[str]:
 def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, duration: float | None = None,
              max_labels: int | None = None, seed: int = 0, think_time: float = 0.0,
              progress: Callable[[int], None] | None = None, kind: str = "pairs",
-             rater: Callable | None = None) -> SimulationResult:
+             rater: Callable | None = None, in_turn: bool = False) -> SimulationResult:
     """Each account labels tasks of `kind` (pairs, rating, ranking) in its own thread until its queue is
     empty, `duration` seconds pass, or `max_labels` labels are in (all labelers together). A noisy judge
     (e.g. `load_judge("vader", temperature=0.1)`) brings its own noise; `seed` drives the think times.
-    Ratings need a `rater`."""
+    Ratings need a `rater`. `in_turn`: one thread, the accounts taking one item each in turn, the
+    judge's noise drawn from `random` seeded with `seed`: who labels what, and every label, follow from
+    the seed (a reproducible run; the threads' order depends on timing)."""
     if kind not in ("pairs", "rating", "ranking"):
         raise LabelingError(f"task kind must be pairs, rating or ranking, got {kind!r}.")
     if kind == "rating" and rater is None:
         raise LabelingError("simulated ratings need a rater (foundation.judges.load_rater).")
+    if in_turn:
+        return _simulate_in_turn(url, accounts, judge, kind=kind, rater=rater, seed=seed,
+                                 max_labels=max_labels, progress=progress)
     result = SimulationResult()
     lock = threading.Lock()
     stop = threading.Event()
@@ -202,6 +207,46 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
     for t in threads:
         t.join()
     result.seconds = time.perf_counter() - clock["start"]
+    return result
+
+
+def _simulate_in_turn(url: str, accounts: list[tuple[str, str]], judge: Callable, *, kind: str,
+                      rater: Callable | None, seed: int, max_labels: int | None,
+                      progress: Callable[[int], None] | None) -> SimulationResult:
+    """`simulate` with the accounts taking turns in this thread (see `in_turn`)."""
+    result = SimulationResult()
+    random.seed(seed)
+    clients = []
+    for user, password in accounts:
+        try:
+            clients.append((user, LabelingClient(url, user, password)))
+        except LabelingError as e:
+            result.errors.append(str(e))
+    start = time.perf_counter()
+    try:
+        waiting = list(clients)
+        while waiting and (max_labels is None or len(result.acknowledged) < max_labels):
+            for user, client in list(waiting):
+                try:
+                    step = _next_step(client, kind, judge, rater)
+                    if step is None:                    # nothing left that this account may label
+                        waiting.remove((user, client))
+                        continue
+                    item_id, submit = step
+                    t0 = time.perf_counter()
+                    ack = submit()
+                except LabelingError as e:
+                    result.errors.append(str(e))
+                    waiting.remove((user, client))
+                    continue
+                result.latencies.append(time.perf_counter() - t0)
+                result.acknowledged.append((user, item_id, ack.get("label_id", ack.get("answer_id"))))
+                if progress:
+                    progress(len(result.acknowledged))
+    finally:
+        for _, client in clients:
+            client.close()
+    result.seconds = time.perf_counter() - start
     return result
 
 

@@ -100,6 +100,39 @@ def test_twenty_labelers_concurrently(label_server, store_url):
     assert len({(lab.labeler, lab.pair_id) for lab in labels}) == 120   # no labeler twice on a pair
 
 
+def test_labelers_in_turn_give_the_same_labels_for_the_same_seed(tmp_path):
+    """`in_turn` over an app whose store shows pairs in a seeded order (as the loop serves it): who
+    labels what, and every noisy label, follow from the seed, so the loop's runs repeat."""
+    import socket
+    from functools import partial
+
+    from labeling_app.app import build_app, launch_options
+    from labeling_app.config import AppConfig
+    from tests.test_label_store import record
+
+    noisy = partial(vader_judge, temperature=0.5)
+    runs = []
+    for i, seed in enumerate((3, 3, 4)):
+        store = LabelStore(f"sqlite:///{tmp_path / f'run-{i}.db'}", k=3, seed=0)
+        store.add_records([record(j) for j in range(12)])
+        accounts = [(f"sim-{j:02d}", f"pw-sim-{j:02d}") for j in range(4)]
+        for name, pw in accounts:
+            store.add_labeler(name, pw)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        app = build_app(store, AppConfig())
+        app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                   **launch_options(store))
+        try:
+            result = simulate(f"http://127.0.0.1:{port}", accounts, noisy, seed=seed, in_turn=True)
+        finally:
+            app.close()
+        assert not result.errors and len(result.acknowledged) == 36 == len(store.labels())
+        runs.append(sorted((lab.pair_id, lab.labeler, lab.choice) for lab in store.labels()))
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
 def test_kill_9_loses_no_acknowledged_label(label_server, store_url):
     server, store, accounts = started(label_server, pairs=400, labelers=10, store_url=store_url())
     box = {}

@@ -69,6 +69,26 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
 
 
+def test_the_same_seed_gives_the_same_run(tiny_llama, tiny_bert, tmp_path):
+    """Simulated labelers with Bradley-Terry noise take turns: two runs with one seed store the same
+    labels and end on the same summary line (only the seconds differ)."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
+    runs = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        args = loop_args(tiny_llama, tiny_bert, prompts, out, "--rounds", "1", "--k", "2", "--labelers", "3")
+        args[args.index("tests.test_loop:longer_judge")] = "vader"
+        done = subprocess.run([*args, "--judge_temperature", "2.0"], capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        labels = sorted((lab.pair_id, lab.labeler, lab.choice)
+                        for lab in LabelStore(f"sqlite:///{out}/labels.db").labels())
+        runs.append((labels, re.sub(r"[\d.]+ ?(s|min)\b", "", done.stdout.strip().splitlines()[-1])))
+    assert len(runs[0][0]) == 8 and {c for _, _, c in runs[0][0]} >= {"A", "B"}   # noisy: both sides won
+    assert runs[0] == runs[1]
+
+
 def test_loop_trains_a_4bit_policy(tiny_bert, tmp_path):
     """The headline case on this CPU: a QLoRA policy (4-bit NF4 base + LoRA) through a whole round,
     set with a dotted flag; the sampling, DPO and evaluation stages all load the base in 4-bit."""

@@ -220,7 +220,7 @@ class Loop:
             if name not in known:
                 self.store.add_labeler(name, password)
         labelers = load_judge(cfg.judge, temperature=cfg.judge_temperature)   # noisy, unlike the gold judge
-        result = simulate(url, accounts, labelers, seed=cfg.seed + r)
+        result = simulate(url, accounts, labelers, seed=cfg.seed + r, in_turn=True)    # reproducible
         if self._remaining(batches):
             raise LabelingStopped(f"round {r}: the simulated labelers stopped with "
                                   f"{self._remaining(batches)} labels missing ({result.errors[:3]}); rerun "
