@@ -22,7 +22,7 @@ def loop_args(tiny_llama, tiny_bert, prompts, out, *extra):
             "--reward.model", tiny_bert, "--judge", "tests.test_loop:longer_judge", "--rounds", "2",
             "--candidates_per_prompt", "2", "--pairs_per_round", "4", "--k", "1", "--labelers", "2",
             "--dpo.max_steps", "2", "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1",
-            "--keep_worse_rounds", "--output_dir", str(out), *extra]
+            "--keep_worse_rounds", "--random_share", "0.25", "--output_dir", str(out), *extra]
 
 
 def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path):

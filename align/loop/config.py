@@ -84,9 +84,11 @@ class LoopConfig:
     candidates_per_prompt: int = field(default=4, metadata={
         "help": "Responses sampled per prompt each round."})
     pairs_per_round: int = field(default=40, metadata={"help": "Pairs sent to labelers each round."})
-    random_share: float = field(default=0.25, metadata={
-        "help": "From round 2: share of the round's pairs chosen at random (the rest by uncertainty), to "
-                "compare."})
+    random_share: float = field(default=1.0, metadata={
+        "help": "From round 2: share of the round's pairs chosen at random, the rest by the previous "
+                "reward model's uncertainty. 1 (all random) by default: at 80 labels a round, uncertainty "
+                "chosen pairs did not train a better reward model or policy over three seeds "
+                "(benchmarks/active_vs_random.py, docs/benchmarks.md)."})
     k: int = field(default=2, metadata={"help": "Labels per pair."})
     labelers: int = field(default=4, metadata={
         "help": "Simulated labelers (through the app's API); 0: wait for people at the app's URL."})
