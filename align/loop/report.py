@@ -164,9 +164,9 @@ round's reward model (the proxy the policy was trained towards); the judge is th
 {TABLE_HEADER}
 {chr(10).join(_row(r, s) for r, s in rounds)}
 
-From round 2, pairs are chosen by the previous reward model's uncertainty, with a random slice kept:
-the previous model's accuracy on the fresh labels of each slice shows whether the uncertain pairs were
-indeed the ones it got wrong (lower = more informative to label).
+From round 2, a share `random_share` of the pairs is chosen at random and the rest by the previous
+reward model's uncertainty: the previous model's accuracy on the fresh labels of each slice shows
+whether the uncertain pairs were indeed the ones it got wrong (lower = more informative to label).
 
 Example (held-out): **{example.get('prompt', '')}**
 - initial: {example.get('reference', '')}

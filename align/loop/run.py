@@ -1,7 +1,7 @@
 """`align loop`: the whole loop, in rounds (as Anthropic, InstructGPT and Llama 2 trained).
 
 Each round: the current policy samples candidates → pairs go into the LabelStore (from round 2 on,
-chosen by reward-model uncertainty, with a random slice kept for comparison) → labels arrive through
+a `random_share` of them at random, the rest by reward-model uncertainty) → labels arrive through
 the labeling app's own API, from simulated labelers (any judge) or from people at the printed URL →
 the reward model is refit on every label so far → the policy is improved (DPO on the labels, or PPO
 on the reward model) → evaluation on held-out prompts against the initial and the previous policy.
