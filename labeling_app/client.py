@@ -148,6 +148,9 @@ def simulate(url: str, accounts: list[tuple[str, str]], judge: Callable, *, dura
     if kind == "rating" and rater is None:
         raise LabelingError("simulated ratings need a rater (foundation.judges.load_rater).")
     if in_turn:
+        if duration is not None or think_time:
+            raise LabelingError("simulated labelers in turn take no duration or think_time: they label "
+                                "until the queue is empty (or max_labels).")
         return _simulate_in_turn(url, accounts, judge, kind=kind, rater=rater, seed=seed,
                                  max_labels=max_labels, progress=progress)
     result = SimulationResult()
