@@ -3,19 +3,20 @@
     pip install --no-deps --target /tmp/trl112 trl==1.12.0
     python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 4 [--precision fp32] [--no-compile]
 
-Both: builtin SmolLM2-135M-Instruct + LoRA r=16 on the 20 review prompts, 8 rollouts per update,
+Both: builtin SmolLM2-135M-Instruct + LoRA r=16 on the review training prompts, 8 rollouts per update,
 one minibatch of 8, 4 PPO epochs, 40 new tokens, a reward model = SmolLM2 with a scalar head (same
 weights, seed 0). One precision on both sides: `bf16` (default; the fast one on a CPU with
 AVX512-BF16 or a GPU): every model's weights loaded in bf16 and bf16 autocast (TRL: `dtype=bfloat16`
 as its PPO example's `--dtype bfloat16`, and `bf16=True`; ours: `dtype: bfloat16`, `mixed_precision:
 bf16`, the LoRA adapter and value head kept in fp32 by peft), or `fp32` on both. torch.compile on
-both sides by default (TRL: `torch_compile=True`, which sets accelerate's dynamo backend for the
-accelerator its PPOTrainer prepares its policy-and-value wrapper with; ours: `torch_compile: true`,
-each decoder layer), `--no-compile` for neither. TRL holds policy (LoRA; reference = adapter
-disabled), a separate value model and the reward model; ours holds one base (policy adapter + value
-head + disabled-adapter reference) and scores through the same reward model. Each side runs in its
-own process (peak RSS by wait4); seconds per update exclude loading and the first update (warm-up,
-where the compiling happens: its time is printed in `all_updates`).
+both sides by default (TRL: `torch_compile=True`, which sets accelerate's dynamo backend; whether its
+PPOTrainer's wrapper is then compiled was not checked, and its time did not change; ours:
+`torch_compile: true`, each decoder layer), `--no-compile` for neither. TRL holds policy (LoRA;
+reference = adapter disabled), a separate value model and the reward model; ours holds one base (policy
+adapter + value head + disabled-adapter reference) and scores through the same reward model. Each side
+runs in its own process (peak RSS by wait4); seconds per update exclude loading and the first update
+(warm-up, where the compiling
+happens: its time is printed in `all_updates`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from foundation.stats import intervals_overlap, mean_interval
 
-__all__ = ["hold_to_kl_budget", "proxy_gold_disagreement", "made_worse"]
+__all__ = ["hold_to_kl_budget", "held_upper", "proxy_gold_disagreement", "made_worse"]
 
 
 def _lora_b(model) -> dict[str, "object"]:
@@ -73,6 +73,12 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     policy.save(str(out))
     info.update(scale=scale, kl=kl, kl_upper=upper, path=str(out))
     return info
+
+
+def held_upper(guard: dict) -> float:
+    """The upper end of the 95% interval the guard held to the budget (state files written before the
+    guard held the upper end: the mean)."""
+    return guard.get("kl_upper", guard["kl"])
 
 
 def proxy_gold_disagreement(evaluation: dict) -> str | None:

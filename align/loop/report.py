@@ -41,7 +41,9 @@ def describe_stage(stage: str, state: dict) -> str:
         if not guard:
             held = ""
         else:
-            upper = guard.get("kl_upper", guard["kl"])     # state files before the upper bound: the mean
+            from align.loop.guards import held_upper
+
+            upper = held_upper(guard)
             measured = f"KL {guard['kl']:.2f} (95% upper {upper:.2f})"
             if guard["scale"] < 1.0:
                 trained = guard.get("kl_trained_upper", guard["kl_trained"])

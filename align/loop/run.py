@@ -371,7 +371,7 @@ class Loop:
         judge and reward model (proxy) win rates with intervals, KL; flags over-optimisation and
         whether the round made the policy worse."""
         from align.evaluate import evaluate_policy
-        from align.loop.guards import made_worse, proxy_gold_disagreement
+        from align.loop.guards import held_upper, made_worse, proxy_gold_disagreement
 
         new = self._load_policy(r)
         rm = self._reward_model(r)
@@ -390,9 +390,9 @@ class Loop:
         state["evaluation"] = result
         state["warnings"] = [w for w in [proxy_gold_disagreement(result["initial"])] if w]
         guard = state.get("kl_guard", {})
-        if guard and guard.get("kl_upper", guard["kl"]) > guard["budget"]:
+        if guard and held_upper(guard) > guard["budget"]:
             state["warnings"].append(f"the policy's KL {guard['kl']:.2f} (95% upper "
-                                     f"{guard.get('kl_upper', guard['kl']):.2f}) is over the budget "
+                                     f"{held_upper(guard):.2f}) is over the budget "
                                      f"{guard['budget']:g} and has no LoRA adapter to shrink "
                                      f"(policy.lora: false)")
         compared = result.get("previous", result["initial"])

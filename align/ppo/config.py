@@ -45,8 +45,9 @@ class PPOConfig(ModelOptions, TrainOptions):
     engine: Engine = field(default="auto", metadata={"help": ENGINE_HELP})
     torch_compile: bool = field(default=False, metadata={
         "help": "Compile the policy's decoder layers (torch.compile, dynamic shapes) for the trainer's own "
-                "forwards and backwards: measured 1.5x faster per forward + backward on CPU in bf16, after "
-                "a one-off compile of about a minute in the first update. Turns share_prompt_prefix off "
+                "forwards and backwards: 1.5x faster per forward + backward on CPU in bf16, 1.2x per "
+                "update in benchmarks/ppo_vs_trl.py, after about 20 s of compiling in the first update "
+                "(2-core CPU). Turns share_prompt_prefix off "
                 "(its per-layer cache would compile once per layer)."})
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts."})
     learning_rate: float = field(default=3e-5, metadata={

@@ -94,10 +94,9 @@ def _body_and_head(model):
 
 def compile_layers(model) -> None:
     """Compile each decoder layer of a (peft-wrapped) causal LM in place, with dynamic shapes. The layers
-    share one code object, and parameters are graph inputs, so one compiled graph serves every layer
-    (recompiled once each for no-grad and adapter-disabled forwards); elementwise work around the
-    matmuls (norms, rotary, LoRA scaling, residual adds) is fused. The whole model is not compiled: its
-    Python-side masks and caches would break the graph at every call."""
+    share one code object and their parameters are graph inputs, so the layers share compiled graphs
+    rather than one each; elementwise work around the matmuls (norms, rotary, LoRA scaling, residual
+    adds) is fused. The layers, not the whole model: its Python-side masks and caches sit outside them."""
     body = _body_and_head(model)[0]
     layers = getattr(body, "layers", None) or getattr(body, "h", None)
     if layers is None:

@@ -92,11 +92,12 @@ class PPOTrainer:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
+        if config.torch_compile:
+            self._check_compiler()
         for m in (model, value_backbone):
             if m is not None:
                 self._for_autocast(m)
                 if config.torch_compile:
-                    self._check_compiler()
                     compile_layers(m)
         # The shared-prefix forward runs through a KV cache, which activation checkpointing switches off.
         self.policy = PolicyWithValue(model, value_backbone,
