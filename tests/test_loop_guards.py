@@ -55,6 +55,23 @@ def test_an_adapter_within_the_budget_is_left_alone(tiny_llama, tmp_path):
     assert not (tmp_path / "kept").exists()
 
 
+def test_an_adapter_well_within_the_budget_is_scaled_up_to_it_when_allowed(tiny_llama, tmp_path):
+    initial = Policy.from_pretrained(tiny_llama)
+    policy = _moved(tiny_llama, 0.05)
+    trained = hold_to_kl_budget(policy, initial, PROMPTS, budget=1e9, sampling=SAMPLING, out=tmp_path / "no")
+    budget = 2.0 * trained["kl_trained_upper"]
+    info = hold_to_kl_budget(policy, initial, PROMPTS, budget=budget, sampling=SAMPLING,
+                             out=tmp_path / "up", max_scale=3.0)
+    assert 1.0 < info["scale"] <= 3.0
+    assert trained["kl_trained_upper"] < info["kl_upper"] <= budget and info["kl"] > trained["kl_trained"]
+    b = {n: p for n, p in Policy.from_pretrained(str(tmp_path / "up")).model.named_parameters()
+         if "lora_B" in n}
+    assert b and all(torch.allclose(b[n], p) for n, p in policy.model.named_parameters() if "lora_B" in n)
+    capped = hold_to_kl_budget(_moved(tiny_llama, 0.05), initial, PROMPTS, budget=1e9, sampling=SAMPLING,
+                               out=tmp_path / "cap", max_scale=1.5)
+    assert capped["scale"] == 1.5                            # never past max_scale, however far the budget
+
+
 def test_flags_read_the_intervals():
     agree = {"judge_win_rate": 0.7, "judge_interval": [0.6, 0.78], "reward_win_rate": 0.75,
              "reward_interval": [0.66, 0.82]}

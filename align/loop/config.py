@@ -108,6 +108,10 @@ class LoopConfig:
     kl_prompts: int = field(default=40, metadata={
         "help": "Training prompts on which the KL budget is measured after each policy stage (more: a "
                 "narrower interval, so less shrinking for the same guarantee)."})
+    max_adapter_scale: float = field(default=1.0, metadata={
+        "help": "Largest factor by which the KL guard may scale up the adapter of a policy that ended well "
+                "within kl_budget (upper end under 0.9 · budget), moving it further along the direction it "
+                "was trained in until it reaches the budget (ExPO, Zheng et al. 2024). 1: never scale up."})
     rm_pairs: bool = field(default=False, metadata={
         "help": "DPO also trains on pairs the round's reward model labels among every training prompt's "
                 "candidates (its best vs its worst, when it is confident), beside the human labels "
@@ -140,6 +144,8 @@ class LoopConfig:
         check(self.pairs_per_round >= 1, "pairs_per_round", self.pairs_per_round, "must be at least 1")
         check(self.kl_budget > 0, "kl_budget", self.kl_budget, "must be positive (nats per response)")
         check(self.kl_prompts >= 1, "kl_prompts", self.kl_prompts, "must be at least 1")
+        check(self.max_adapter_scale >= 1.0, "max_adapter_scale", self.max_adapter_scale,
+              "must be at least 1 (1: the guard only scales down)")
         check(0.5 <= self.rm_pair_confidence < 1, "rm_pair_confidence", self.rm_pair_confidence,
               "must be in [0.5, 1)")
         # Each stage's own checks, now rather than rounds later.

@@ -38,38 +38,54 @@ def _measure(policy, initial, prompts, sampling: dict) -> tuple[float, float]:
 
 
 def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict, out: Path,
-                      steps: int = 6) -> dict:
+                      max_scale: float = 1.0, steps: int = 6) -> dict:
     """Measure KL(policy ‖ initial) per response on `prompts`; if the upper end of its 95% interval is
     above `budget`, scale the adapter down (the largest measured α whose upper end is within the budget)
-    and save the result in `out`. Returns what was done: {"kl_trained", "kl_trained_upper", "scale",
-    "kl", "kl_upper", "budget", "path"} (path: `out`, or None when the policy was kept as it is)."""
+    and save the result in `out`. With `max_scale` > 1, a policy that ended well inside the budget (upper
+    end under 0.9 · budget) is extrapolated along its adapter, α up to `max_scale`, until it reaches the
+    budget: ExPO (Zheng et al. 2024, https://arxiv.org/abs/2404.16792) — a preference-trained model
+    moved further from its start along the same direction. Returns what was done: {"kl_trained",
+    "kl_trained_upper", "scale", "kl", "kl_upper", "budget", "path"} (path: `out`, or None when the
+    policy was kept as it is)."""
     import torch
 
     kl_trained, upper_trained = _measure(policy, initial, prompts, sampling)
     info = {"kl_trained": kl_trained, "kl_trained_upper": upper_trained, "scale": 1.0, "kl": kl_trained,
             "kl_upper": upper_trained, "budget": budget, "path": None}
     lora_b = _lora_b(policy.model)
-    if upper_trained <= budget or not lora_b:
+    over = upper_trained > budget
+    if not lora_b or (not over and (max_scale <= 1.0 or upper_trained >= 0.9 * budget)):
         return info
     trained = {name: p.detach().clone() for name, p in lora_b.items()}
-    low, high = (0.0, 0.0, 0.0), 1.0                # (α, upper, KL) within the budget; least α over it
-    scale = math.sqrt(0.9 * budget / upper_trained)  # first guess: KL ∝ α² near the initial policy
-    for _ in range(steps):
+
+    def set_scale(scale: float) -> None:
         with torch.no_grad():
             for name, p in lora_b.items():
                 p.copy_(trained[name] * scale)
+
+    # (α, upper, KL) the best measured within the budget; the least α measured over it (None: none yet)
+    low, high = ((0.0, 0.0, 0.0), 1.0) if over else ((1.0, upper_trained, kl_trained), None)
+    for _ in range(steps):
+        # KL grows about as α²: aim at 0.9 · budget from the best point within (or the trained one)
+        base_scale, base_upper = (low[0], low[1]) if low[0] > 0 else (1.0, upper_trained)
+        aim = base_scale * math.sqrt(0.9 * budget / base_upper)
+        if high is None:
+            scale = min(aim, max_scale)
+        else:
+            scale = aim if low[0] < aim < high else (low[0] + high) / 2
+        set_scale(scale)
         kl, upper = _measure(policy, initial, prompts, sampling)
         if upper <= budget:
             low = max(low, (scale, upper, kl))
-            if upper >= 0.9 * budget:               # close enough below the budget
+            if upper >= 0.9 * budget or scale >= max_scale:     # close enough below the budget, or the cap
                 break
         else:
-            high = min(high, scale)
-        scale = (low[0] + high) / 2                 # bisect between the best within and the least over
+            high = scale if high is None else min(high, scale)
     scale, upper, kl = low
-    with torch.no_grad():
-        for name, p in lora_b.items():
-            p.copy_(trained[name] * scale)
+    if scale == 1.0:
+        set_scale(1.0)
+        return info
+    set_scale(scale)
     policy.save(str(out))
     info.update(scale=scale, kl=kl, kl_upper=upper, path=str(out))
     return info

@@ -45,9 +45,10 @@ def describe_stage(stage: str, state: dict) -> str:
 
             upper = held_upper(guard)
             measured = f"KL {guard['kl']:.2f} (95% upper {upper:.2f})"
-            if guard["scale"] < 1.0:
+            if guard["scale"] != 1.0:
                 trained = guard.get("kl_trained_upper", guard["kl_trained"])
-                held = (f"; KL {guard['kl_trained']:.2f} (95% upper {trained:.2f}) over the budget "
+                where = "over" if guard["scale"] < 1.0 else "well within"
+                held = (f"; KL {guard['kl_trained']:.2f} (95% upper {trained:.2f}) {where} the budget "
                         f"{guard['budget']:g}: adapter scaled by {guard['scale']:.2f} to {measured}")
             elif upper > guard["budget"]:
                 held = f"; {measured} OVER the budget {guard['budget']:g} (no adapter to shrink)"

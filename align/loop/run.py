@@ -343,7 +343,8 @@ class Loop:
         cfg = self.config
         info = hold_to_kl_budget(self._load_policy(r), self._load_policy(0),
                                  self.train_prompts[: cfg.kl_prompts], budget=cfg.kl_budget,
-                                 sampling=self._eval_sampling(), out=self._dir(r) / "policy")
+                                 sampling=self._eval_sampling(), out=self._dir(r) / "policy",
+                                 max_scale=cfg.max_adapter_scale)
         if info["path"]:
             self._round(r)["policy"] = info.pop("path")
         self._round(r)["kl_guard"] = {k: v for k, v in info.items() if k != "path"}
