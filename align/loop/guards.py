@@ -6,7 +6,9 @@ The KL budget is enforced after training by shrinking the adapter towards the in
 LoRA `B` matrix is scaled by α ∈ (0, 1], i.e. the weights are interpolated between the initial policy
 (α = 0) and the trained one (α = 1), as in WiSE-FT (Wortsman et al. 2022,
 https://arxiv.org/abs/2109.01903). KL(π_α ‖ π_0) grows about as α², so a few measured steps find the
-largest α within the budget.
+largest α within the budget. With `max_scale` > 1 the same search runs the other way for a policy
+that ended well inside the budget: α > 1 moves it further along the direction it was trained in
+(ExPO, Zheng et al. 2024, https://arxiv.org/abs/2404.16792), up to the budget.
 
 The budget holds the upper end of the 95% interval of the mean KL over the measured prompts, not the
 point estimate: on 32 prompts that estimate carries about ±0.7 nats at a KL of 8, and a guard that held
@@ -42,9 +44,8 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     """Measure KL(policy ‖ initial) per response on `prompts`; if the upper end of its 95% interval is
     above `budget`, scale the adapter down (the largest measured α whose upper end is within the budget)
     and save the result in `out`. With `max_scale` > 1, a policy that ended well inside the budget (upper
-    end under 0.9 · budget) is extrapolated along its adapter, α up to `max_scale`, until it reaches the
-    budget: ExPO (Zheng et al. 2024, https://arxiv.org/abs/2404.16792) — a preference-trained model
-    moved further from its start along the same direction. Returns what was done: {"kl_trained",
+    end under 0.9 · budget) is scaled up (ExPO), α up to `max_scale`, until it reaches the budget, and
+    saved likewise. Returns what was done: {"kl_trained",
     "kl_trained_upper", "scale", "kl", "kl_upper", "budget", "path"} (path: `out`, or None when the
     policy was kept as it is)."""
     import torch

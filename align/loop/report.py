@@ -23,7 +23,7 @@ def describe_stage(stage: str, state: dict) -> str:
         return ", ".join(f"{k} {v}" for k, v in s.items() if k != "uncertainty")
     if stage == "label":
         lab = state["labels"]
-        return f"{lab['labels']} labels in the store, Krippendorff's alpha {lab['krippendorff_alpha']}"
+        return f"{lab['labels']} labels in the store, Krippendorff's alpha {_alpha(lab)}"
     if stage == "reward":
         info = state["reward"]
         fresh = info.get("fresh_accuracy")
@@ -56,6 +56,11 @@ def describe_stage(stage: str, state: dict) -> str:
                 held = f"; {measured} within the budget {guard['budget']:g}"
         return state["policy"] + held
     return "done"
+
+
+def _alpha(labels: dict) -> str:
+    alpha = labels["krippendorff_alpha"]
+    return "– (no pair has two labels; k: 2 measures it)" if alpha is None else f"{alpha}"
 
 
 def _with_interval(value: float, interval) -> str:
@@ -134,7 +139,7 @@ def _row(r: int, s: dict) -> str:
             "| "
             f"{_with_interval(initial['reward_win_rate'], initial['reward_interval'])} | "
             f"{_with_interval(initial['kl'], initial['kl_interval'])} | {initial['length']:.0f} | "
-            f"{s['labels']['labels']} | {s['labels']['krippendorff_alpha']} | "
+            f"{s['labels']['labels']} | {_alpha(s['labels'])} | "
             f"{_with_interval(accuracy['accuracy'], accuracy['interval']) if accuracy else '–'} | "
             f"{fresh.get('fresh_accuracy_active', NAN):.2f} / "
             f"{fresh.get('fresh_accuracy_random', NAN):.2f} |")
