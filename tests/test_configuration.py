@@ -129,6 +129,7 @@ def test_loop_sections_from_yaml_and_dotted_flags(tmp_path):
     (["--policy.lora_r", "x"], r"`policy.lora_r` must be an integer, got 'x' \(--policy.lora_r\)"),
     (["--method", "ppo", "--ppo.cliprange", "2"], r"`ppo.cliprange` must be in \(0, 1\)"),
     (["--generation.top_p", "0"], r"`generation.top_p` must be in \(0, 1\]"),
+    (["--max_adapter_scale", "0.5"], r"`max_adapter_scale` must be at least 1"),
 ])
 def test_loop_section_errors_name_the_dotted_key(flags, message):
     from align.loop.config import LoopConfig
