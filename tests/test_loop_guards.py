@@ -21,10 +21,16 @@ def _moved(tiny_llama, scale: float) -> Policy:
     return policy
 
 
-def test_an_adapter_over_the_budget_is_shrunk_to_fit(tiny_llama, tmp_path):
+def _trained(tiny_llama, tmp_path):
+    """The initial policy, a moved one, and the guard's measurement of the moved one (no budget)."""
     initial = Policy.from_pretrained(tiny_llama)
     policy = _moved(tiny_llama, 0.05)
     trained = hold_to_kl_budget(policy, initial, PROMPTS, budget=1e9, sampling=SAMPLING, out=tmp_path / "no")
+    return initial, policy, trained
+
+
+def test_an_adapter_over_the_budget_is_shrunk_to_fit(tiny_llama, tmp_path):
+    initial, policy, trained = _trained(tiny_llama, tmp_path)
     budget = 0.3 * trained["kl_trained"]
     info = hold_to_kl_budget(policy, initial, PROMPTS, budget=budget, sampling=SAMPLING,
                              out=tmp_path / "kept")
@@ -37,9 +43,7 @@ def test_an_adapter_over_the_budget_is_shrunk_to_fit(tiny_llama, tmp_path):
 
 
 def test_the_guard_holds_the_upper_end_of_the_interval(tiny_llama, tmp_path):
-    initial = Policy.from_pretrained(tiny_llama)
-    policy = _moved(tiny_llama, 0.05)
-    trained = hold_to_kl_budget(policy, initial, PROMPTS, budget=1e9, sampling=SAMPLING, out=tmp_path / "no")
+    initial, policy, trained = _trained(tiny_llama, tmp_path)
     assert trained["kl_trained_upper"] > trained["kl_trained"]
     between = (trained["kl_trained"] + trained["kl_trained_upper"]) / 2    # mean within, upper end over
     info = hold_to_kl_budget(policy, initial, PROMPTS, budget=between, sampling=SAMPLING,
@@ -56,9 +60,7 @@ def test_an_adapter_within_the_budget_is_left_alone(tiny_llama, tmp_path):
 
 
 def test_an_adapter_well_within_the_budget_is_scaled_up_to_it_when_allowed(tiny_llama, tmp_path):
-    initial = Policy.from_pretrained(tiny_llama)
-    policy = _moved(tiny_llama, 0.05)
-    trained = hold_to_kl_budget(policy, initial, PROMPTS, budget=1e9, sampling=SAMPLING, out=tmp_path / "no")
+    initial, policy, trained = _trained(tiny_llama, tmp_path)
     budget = 2.0 * trained["kl_trained_upper"]
     info = hold_to_kl_budget(policy, initial, PROMPTS, budget=budget, sampling=SAMPLING,
                              out=tmp_path / "up", max_scale=3.0)

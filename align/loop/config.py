@@ -102,7 +102,8 @@ class LoopConfig:
     kl_budget: float = field(default=8.0, metadata={
         "help": "Most KL(policy ‖ initial) per response, in nats, that a round's policy may reach: after "
                 "training, an adapter whose KL (the upper end of its 95% interval over `kl_prompts` "
-                "prompts) is over it is shrunk towards the initial policy until it fits (PPO also "
+                "prompts) is over it is shrunk towards the initial policy until it fits, one well within it "
+                "scaled up to it with max_adapter_scale > 1 (PPO also "
                 "aims its KL controller below it). Bounds reward over-optimisation (measured across judges "
                 "in docs/benchmarks.md)."})
     kl_prompts: int = field(default=40, metadata={
