@@ -45,9 +45,8 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     above `budget`, scale the adapter down (the largest measured α whose upper end is within the budget)
     and save the result in `out`. With `max_scale` > 1, a policy that ended well inside the budget (upper
     end under 0.9 · budget) is scaled up (ExPO), α up to `max_scale`, until it reaches the budget, and
-    saved likewise. Returns what was done: {"kl_trained",
-    "kl_trained_upper", "scale", "kl", "kl_upper", "budget", "path"} (path: `out`, or None when the
-    policy was kept as it is)."""
+    saved likewise. Returns what was done: {"kl_trained", "kl_trained_upper", "scale", "kl", "kl_upper",
+    "budget", "path"} (path: `out`, or None when the policy was kept as it is)."""
     import torch
 
     kl_trained, upper_trained = _measure(policy, initial, prompts, sampling)
@@ -55,7 +54,8 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
             "kl_upper": upper_trained, "budget": budget, "path": None}
     lora_b = _lora_b(policy.model)
     over = upper_trained > budget
-    if not lora_b or (not over and (max_scale <= 1.0 or upper_trained >= 0.9 * budget)):
+    # nothing to scale down, or up (an adapter that has not moved the policy has no direction)
+    if not lora_b or (not over and (max_scale <= 1.0 or not 0 < upper_trained < 0.9 * budget)):
         return info
     trained = {name: p.detach().clone() for name, p in lora_b.items()}
 
