@@ -48,14 +48,13 @@ def preference_rows(config: DPOConfig) -> tuple[list[dict], dict]:
 
 def _precompute(config: DPOConfig, n_rows: int) -> bool:
     """Precomputing costs one reference forward per pair (measured here: about what the per-step
-    reference forward costs), so it pays whenever the run visits more pairs than the data holds (1.5
-    epochs: one reference forward a pair instead of one and a half)."""
+    reference forward costs), so it pays only when pairs are visited more than once."""
     if config.precompute_ref_log_probs != "auto":
         return config.precompute_ref_log_probs == "true"
     per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps
     steps_per_epoch = math.ceil(n_rows / per_step)
     planned = config.max_steps if config.max_steps > 0 else steps_per_epoch * config.num_train_epochs
-    return planned > steps_per_epoch
+    return planned >= 2 * steps_per_epoch
 
 
 def _grouped_dpo_trainer():
