@@ -15,8 +15,7 @@ PPOTrainer's wrapper is then compiled was not checked, and its time did not chan
 reference = adapter disabled), a separate value model and the reward model; ours holds one base (policy
 adapter + value head + disabled-adapter reference) and scores through the same reward model. Each side
 runs in its own process (peak RSS by wait4); seconds per update exclude loading and the first update
-(warm-up, where the compiling
-happens: its time is printed in `all_updates`).
+(warm-up, where the compiling happens: its time is printed in `all_updates`).
 """
 
 from __future__ import annotations

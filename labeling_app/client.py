@@ -230,6 +230,8 @@ def _simulate_in_turn(url: str, accounts: list[tuple[str, str]], judge: Callable
         waiting = list(clients)
         while waiting and (max_labels is None or len(result.acknowledged) < max_labels):
             for user, client in list(waiting):
+                if max_labels is not None and len(result.acknowledged) >= max_labels:
+                    break
                 try:
                     step = _next_step(client, kind, judge, rater)
                     if step is None:                    # nothing left that this account may label
