@@ -41,11 +41,13 @@ def _response_logits(policy: Policy, prompt_ids: list, responses: Sequence[list[
         for start in range(0, len(prompt_ids), batch_size):
             rows = list(zip(prompt_ids[start: start + batch_size], responses[start: start + batch_size]))
             ids, mask = right_pad([p + list(r) for p, r in rows], policy.tokenizer.pad_token_id)
+            # the vocabulary projection only where a response token is predicted, not over the prompts
+            first = min(len(p) for p, _ in rows) - 1
             with torch.no_grad():
-                logits = policy.model(input_ids=ids.to(policy.device),
-                                      attention_mask=mask.to(policy.device)).logits
+                logits = policy.model(input_ids=ids.to(policy.device), attention_mask=mask.to(policy.device),
+                                      logits_to_keep=torch.arange(first, ids.shape[1] - 1)).logits
             for i, (p, r) in enumerate(rows):
-                yield (start + i, logits[i, len(p) - 1: len(p) - 1 + len(r)].float(),
+                yield (start + i, logits[i, len(p) - 1 - first: len(p) - 1 - first + len(r)].float(),
                        ids[i, len(p): len(p) + len(r)])
     finally:
         policy.model.train(was_training)
@@ -120,10 +122,11 @@ def sample_once(policy: Policy, prompts, *, temperature: float = 0.7, max_new_to
 def evaluate_policy(policy: Policy, reference: Policy, prompts: Sequence[Sequence[Message]], *,
                     reward_model=None, judge=None, temperature: float = 0.7, max_new_tokens: int = 96,
                     seed: int = 0, batch_size: int = 16, policy_samples: list[Generation] | None = None,
-                    reference_samples: list[Generation] | None = None) -> dict:
+                    reference_samples: list[Generation] | None = None, kl: bool = True) -> dict:
     """Win rates of `policy` over `reference` on `prompts` (judge and/or reward model, each with its 95%
-    interval), KL(policy ‖ reference) per response with its interval, and lengths. Samples given as
-    `policy_samples` / `reference_samples` are judged instead of new ones (made once, reused)."""
+    interval), KL(policy ‖ reference) per response with its interval (unless `kl` is False), and lengths.
+    Samples given as `policy_samples` / `reference_samples` are judged instead of new ones (made once,
+    reused)."""
     sampling = dict(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
     policy_gen = policy_samples or sample_once(policy, prompts, **sampling)
     reference_gen = reference_samples or sample_once(reference, prompts, **sampling)
@@ -138,9 +141,9 @@ def evaluate_policy(policy: Policy, reference: Policy, prompts: Sequence[Sequenc
                    "policy_finished": statistics.fmean(bool(g.finished) for g in policy_gen)},
         "kl": None, "kl_interval": None,   # different vocabularies: token-level KL is undefined
     }
-    if _same_vocabulary(policy.tokenizer, reference.tokenizer):
-        kl = token_kl(policy, reference, prompts, [g.token_ids for g in policy_gen], batch_size=8)
-        report["kl"], report["kl_interval"] = statistics.fmean(kl), list(mean_interval(kl))
+    if kl and _same_vocabulary(policy.tokenizer, reference.tokenizer):
+        kls = token_kl(policy, reference, prompts, [g.token_ids for g in policy_gen], batch_size=8)
+        report["kl"], report["kl_interval"] = statistics.fmean(kls), list(mean_interval(kls))
     if reward_model is not None:
         rp = reward_model.score(list(prompts), p_text)
         rr = reward_model.score(list(prompts), r_text)

@@ -236,7 +236,8 @@ def add_lora(model, *, r: int = 16, alpha: int = 32, dropout: float = 0.05, targ
 
 def load_model(auto_class, options, *, task_type: str, padding_side: str = "right",
                modules_to_save: list[str] | None = None, **model_kwargs):
-    """Load `options.model` with `auto_class`, quantized and/or with LoRA as `options` says.
+    """Load `options.model` with `auto_class`, quantized and/or with LoRA as `options` says (a fresh
+    adapter, or the saved `options.adapter` to go on training).
 
     `options` is a `foundation.options.ModelOptions` (or any object with its fields). Returns
     `(model, tokenizer)`. With quantization and `lora` the base is prepared for k-bit training (norms
@@ -272,7 +273,14 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if options.lora:
             model.enable_input_require_grads()
-    if options.lora:
+    if options.lora and getattr(options, "adapter", None):
+        from peft import PeftModel
+
+        if not (Path(options.adapter) / "adapter_config.json").is_file():
+            raise ModelError(f"adapter {options.adapter!r}: no adapter_config.json there; point `adapter` at "
+                             "a folder saved by a LoRA run (or leave it out for a fresh adapter).")
+        model = PeftModel.from_pretrained(model, options.adapter, is_trainable=True)
+    elif options.lora:
         model = add_lora(model, r=options.lora_r, alpha=options.lora_alpha, dropout=options.lora_dropout,
                          target_modules=options.lora_target_modules, task_type=task_type,
                          modules_to_save=modules_to_save)

@@ -42,6 +42,9 @@ class ModelOptions(_Validated):
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: list[str] | None = field(default=None, metadata={
         "help": "Module names to adapt; default: found for Llama-, GPT-2-, BERT- and NeoX-like models."})
+    adapter: str | None = field(default=None, metadata={
+        "help": "A saved LoRA adapter (folder) on `model` to go on training, instead of a fresh one "
+                "(its rank and targets are the saved ones)."})
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations in the backward pass: less memory, about 30% more time."})
 
@@ -51,6 +54,8 @@ class ModelOptions(_Validated):
         check(self.lora_r > 0, "lora_r", self.lora_r, "must be a positive integer")
         check(self.lora_alpha > 0, "lora_alpha", self.lora_alpha, "must be a positive integer")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", self.lora_dropout, "must be in [0, 1)")
+        check(self.adapter is None or self.lora, "adapter", self.adapter,
+              "trains through LoRA: set `lora: true`, or merge the adapter into the model first")
 
     def check_trainable(self) -> None:
         """For a config that trains the model: a quantized base trains only through an adapter."""
@@ -118,4 +123,4 @@ class TrainerOptions(TrainOptions):
 
 # The fields of `ModelOptions`: what the loop's `policy:` section holds for every policy stage.
 MODEL_FIELDS = ("model", "dtype", "quantization", "lora", "lora_r", "lora_alpha", "lora_dropout",
-                "lora_target_modules", "gradient_checkpointing")
+                "lora_target_modules", "adapter", "gradient_checkpointing")

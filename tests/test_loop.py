@@ -69,6 +69,24 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
 
 
+def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(tiny_llama, tiny_bert, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
+    out = tmp_path / "loop"
+    done = subprocess.run(loop_args(tiny_llama, tiny_bert, prompts, out, "--warm_start"), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((out / "loop_state.json").read_text())
+    assert state["rounds"]["2"]["warm_start_from"] == 1
+    assert state["rounds"]["2"]["reward"]["train_records"] == 8                # the reward model: every label
+    rows = [json.loads(line) for line in (out / "round-2" / "dpo-data.jsonl").read_text().splitlines()]
+    round_1 = {json.dumps(json.loads(line)["chosen"]) for line in
+               (out / "round-1" / "preferences.jsonl").read_text().splitlines()}
+    assert len(rows) == 4 and not {json.dumps(r["chosen"]) for r in rows} & round_1   # DPO: round 2's own
+    config = json.loads((out / "round-2" / "dpo" / "adapter_config.json").read_text())
+    assert config["r"] == 16
+
+
 def test_the_same_seed_gives_the_same_run(tiny_llama, tiny_bert, tmp_path):
     """Simulated labelers with Bradley-Terry noise take turns: two runs with one seed store the same
     labels and end on the same summary line (only the seconds differ)."""

@@ -1,10 +1,12 @@
 """The loop's guards on a tiny model: the KL budget shrinks an adapter that overshoots (and leaves one
 within it alone), and the over-optimisation and made-worse flags read the intervals."""
 
+import math
+
 import pytest
 import torch
 
-from align.loop.guards import hold_to_kl_budget, made_worse, proxy_gold_disagreement
+from align.loop.guards import CLOSE, _aim, hold_to_kl_budget, made_worse, proxy_gold_disagreement
 from align.policy import Policy
 
 PROMPTS = [[{"role": "user", "content": f"Write about thing {i}."}] for i in range(6)]
@@ -66,12 +68,20 @@ def test_an_adapter_well_within_the_budget_is_scaled_up_to_it_when_allowed(tiny_
                              out=tmp_path / "up", max_scale=3.0)
     assert 1.0 < info["scale"] <= 3.0
     assert trained["kl_trained_upper"] < info["kl_upper"] <= budget and info["kl"] > trained["kl_trained"]
+    assert info["kl_upper"] >= CLOSE * budget or info["scale"] == 3.0      # close to the budget, or capped
     b = {n: p for n, p in Policy.from_pretrained(str(tmp_path / "up")).model.named_parameters()
          if "lora_B" in n}
     assert b and all(torch.allclose(b[n], p) for n, p in policy.model.named_parameters() if "lora_B" in n)
     capped = hold_to_kl_budget(_moved(tiny_llama, 0.05), initial, PROMPTS, budget=1e9, sampling=SAMPLING,
                                out=tmp_path / "cap", max_scale=1.5)
     assert capped["scale"] == 1.5                            # never past max_scale, however far the budget
+
+
+def test_the_search_aims_along_the_measured_growth_of_kl():
+    assert _aim([(1.0, 2.0)], 8.0) == pytest.approx(2.0)                 # α² until a second measurement
+    # KL 2 → 6 from α 1 → 2: p = log 3 / log 2; from the nearer point, (8/6)^(1/p) further
+    assert _aim([(1.0, 2.0), (2.0, 6.0)], 8.0) == pytest.approx(2.0 * (8 / 6) ** (math.log(2) / math.log(3)))
+    assert _aim([(1.0, 10.0)], 8.0) == pytest.approx(math.sqrt(0.8))     # and down, from over the budget
 
 
 def test_flags_read_the_intervals():

@@ -27,6 +27,26 @@ def test_policy_with_lora_trains_only_the_adapter(tiny_llama):
     assert model.config.pad_token_id == tok.pad_token_id
 
 
+def test_a_saved_adapter_goes_on_training_where_it_stopped(tiny_llama, tmp_path):
+    from foundation.errors import ConfigError
+
+    model, _ = load_policy(ModelOptions(model=tiny_llama, lora_r=4))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    model.save_pretrained(tmp_path / "adapter")
+    saved = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+    again, _ = load_policy(ModelOptions(model=tiny_llama, adapter=str(tmp_path / "adapter")))  # lora_r: 16
+    loaded = {n: p for n, p in again.named_parameters() if "lora_" in n}
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[n], saved[n]) for n in saved)
+    assert all(p.requires_grad for p in loaded.values()) and loaded[next(iter(loaded))].shape[0] == 4
+    with pytest.raises(ConfigError, match="adapter"):
+        ModelOptions(model=tiny_llama, adapter=str(tmp_path / "adapter"), lora=False)
+    with pytest.raises(ModelError, match="adapter_config.json"):
+        load_policy(ModelOptions(model=tiny_llama, adapter=str(tmp_path)))
+
+
 def test_reward_backbone_on_encoder_gets_default_template_and_scalar_head(tiny_bert):
     model, tok = load_reward_backbone(ModelOptions(model=tiny_bert, lora_r=4))
     assert tok.chat_template == DEFAULT_CHAT_TEMPLATE

@@ -32,9 +32,12 @@ _DATA_FIELDS = ("data", "format", "skip_invalid", "max_samples")
 # "No intermediate checkpoints": each stage runs to its end in one go; the loop resumes by stage.
 _NEVER = 10**9
 
-PolicySection = ModelOptions
+PolicySection = section(
+    ModelOptions, "PolicySection", exclude=("adapter",),
+    doc="The policy's model options; the adapter is the loop's own (a fresh one, or with warm_start the "
+        "last kept round's).")
 RewardSection = section(
-    RewardConfig, "RewardSection", exclude=(*_DATA_FIELDS, *_PER_ROUND, "eval_data"),
+    RewardConfig, "RewardSection", exclude=(*_DATA_FIELDS, *_PER_ROUND, "eval_data", "adapter"),
     defaults={"num_train_epochs": 4.0, "max_length": 192, "save_steps": _NEVER, "logging_steps": _NEVER},
     doc="The reward model, refit each round on every label so far (`align reward train`'s fields).")
 DPOSection = section(
@@ -111,7 +114,7 @@ class LoopConfig:
                 "narrower interval, so less shrinking for the same guarantee)."})
     max_adapter_scale: float = field(default=1.0, metadata={
         "help": "Largest factor by which the KL guard may scale up the adapter of a policy that ended well "
-                "within kl_budget (upper end under 0.9 · budget), moving it further along the direction it "
+                "within kl_budget (upper end under 0.85 · budget), moving it further along the direction it "
                 "was trained in until it reaches the budget (ExPO, Zheng et al. 2024). 1: never scale up."})
     rm_pairs: bool = field(default=False, metadata={
         "help": "DPO also trains on pairs the round's reward model labels among every training prompt's "
@@ -119,6 +122,11 @@ class LoopConfig:
                 "(online DPO, as in RLHFlow's iterative DPO)."})
     rm_pair_confidence: float = field(default=0.7, metadata={
         "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used."})
+    warm_start: bool = field(default=False, metadata={
+        "help": "From round 2, the policy stage goes on training the last kept round's adapter on that "
+                "round's new labels (iterative DPO, as in RLHFlow and Llama 2; PPO likewise from it), "
+                "instead of a fresh adapter on every label so far: about half the DPO steps in round 2, "
+                "each label trained on in one round only."})
     keep_worse_rounds: bool = field(default=False, metadata={
         "help": "Let a round whose policy the gold judge finds worse (95% interval below ½ against the "
                 "previous kept policy) start the next round anyway; by default the next round starts from "
@@ -159,14 +167,14 @@ class LoopConfig:
     def reward_config(self, *, data: str, output_dir: str) -> RewardConfig:
         return _stage(RewardConfig, {"reward": self.reward}, data=data, output_dir=output_dir, seed=self.seed)
 
-    def dpo_config(self, *, data: str, output_dir: str) -> DPOConfig:
+    def dpo_config(self, *, data: str, output_dir: str, adapter: str | None = None) -> DPOConfig:
         return _stage(DPOConfig, {"policy": self.policy, "dpo": self.dpo}, data=data, output_dir=output_dir,
-                      seed=self.seed)
+                      seed=self.seed, adapter=adapter)
 
-    def ppo_config(self, *, reward_model: str, output_dir: str) -> PPOConfig:
+    def ppo_config(self, *, reward_model: str, output_dir: str, adapter: str | None = None) -> PPOConfig:
         """PPO's config; its KL controller aims below the loop's budget, and it stops at the budget."""
         ppo = _stage(PPOConfig, {"policy": self.policy, "ppo": self.ppo}, reward_model=reward_model,
-                     output_dir=output_dir, seed=self.seed)
+                     output_dir=output_dir, seed=self.seed, adapter=adapter)
         ppo.target_kl = min(ppo.target_kl, 0.8 * self.kl_budget)
         ppo.kl_stop = min(ppo.kl_stop or self.kl_budget, self.kl_budget)
         return ppo

@@ -281,35 +281,45 @@ class Loop:
 
     def policy(self, r: int) -> None:
         """Train the round's policy (DPO on the labels, or PPO on the reward model), then hold it to the
-        KL budget (rank 0; the others take its state)."""
+        KL budget (rank 0; the others take its state). With `warm_start`, from the last kept round's
+        adapter."""
+        start = self.kept(r - 1)
+        adapter = self.policy_path(start) if self.config.warm_start and start > 0 else None
+        if adapter:
+            self._round(r)["warm_start_from"] = start
         if self.config.method == "dpo":
             from align.dpo import train_dpo
 
-            data = self._dpo_data(r)
-            out = train_dpo(self.config.dpo_config(data=str(data), output_dir=str(self._dir(r) / "dpo")))
+            data = self._dpo_data(r, new_only=adapter is not None)
+            out = train_dpo(self.config.dpo_config(data=str(data), output_dir=str(self._dir(r) / "dpo"),
+                                                   adapter=adapter))
         else:
             from align.ppo import train_ppo
 
             config = self.config.ppo_config(reward_model=self._round(r)["reward_model"],
-                                            output_dir=str(self._dir(r) / "ppo"))
+                                            output_dir=str(self._dir(r) / "ppo"), adapter=adapter)
             out = train_ppo(config, prompts=self.train_prompts)
         self._round(r)["policy"] = out
         if self.processes.is_main:
             self._hold_to_kl_budget(r)
 
-    def _dpo_data(self, r: int) -> Path:
-        """The round's DPO data: every human label so far, plus (`rm_pairs`) the reward model's own pairs."""
+    def _dpo_data(self, r: int, new_only: bool) -> Path:
+        """The round's DPO data: every human label so far (or, `new_only`, this round's), plus (`rm_pairs`)
+        the reward model's own pairs."""
         labels = self._dir(r) / "preferences.jsonl"
-        if not self.config.rm_pairs:
+        if not (self.config.rm_pairs or new_only):
             return labels
         data = self._dir(r) / "dpo-data.jsonl"
         if self.processes.is_main:
             from foundation.readers import read_preferences
             from foundation.records import write_jsonl
 
-            extra = self._reward_model_pairs(r)
-            write_jsonl(read_preferences(labels).records + extra, data)
-            self._round(r).setdefault("reward", {})["rm_pairs"] = len(extra)
+            records = ([x for s in ("active", "random") for x in self._records(r, s)] if new_only
+                       else read_preferences(labels).records)
+            extra = self._reward_model_pairs(r) if self.config.rm_pairs else []
+            write_jsonl(records + extra, data)
+            if self.config.rm_pairs:
+                self._round(r).setdefault("reward", {})["rm_pairs"] = len(extra)
         self.processes.barrier()
         return data
 
@@ -382,10 +392,12 @@ class Loop:
             if name == "previous" and previous == 0:
                 continue
             reference = self._load_policy(against)
+            # KL is held to the budget against the initial policy; against the previous one it is not
+            # used, and would cost as much as the sampling
             report = evaluate_policy(new, reference, self.heldout, reward_model=rm, judge=self.judge,
                                      policy_samples=samples,
                                      reference_samples=self._heldout_samples(against, reference),
-                                     **self._eval_sampling())
+                                     kl=name == "initial", **self._eval_sampling())
             result[name] = _summary(report, against)
         state = self._round(r)
         state["evaluation"] = result
