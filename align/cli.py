@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean {' or '.join(close)}?" if close else ""
         print(f"align: unknown command {argv[0]!r}.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from foundation.allocator import keep_freed_memory
+
+    keep_freed_memory()     # about 17% off a training step on a CPU (foundation/allocator.py)
     try:
         if name in TRAIN_COMMANDS:
             return run_training(name, rest)

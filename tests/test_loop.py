@@ -69,7 +69,8 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
 
 
-def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(tiny_llama, tiny_bert, tmp_path):
+def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(tiny_llama, tiny_bert,
+                                                                             tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     out = tmp_path / "loop"

@@ -34,7 +34,8 @@ def describe_stage(stage: str, state: dict) -> str:
         kept = "" if state.get("kept", True) else " (worse: not kept)"
         return "; ".join(f"vs {k}: judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}, "
                          f"RM {_with_interval(v['reward_win_rate'], v['reward_interval'])}"
-                         + (f", KL {_with_interval(v['kl'], v['kl_interval'])}" if v["kl"] is not None else "")
+                         + (f", KL {_with_interval(v['kl'], v['kl_interval'])}" if v["kl"] is not None
+                            else "")
                          for k, v in state["evaluation"].items()) + kept
     if stage == "policy":
         guard = state.get("kl_guard", {})
