@@ -112,7 +112,7 @@ def win_rate_from_judge(judge, prompts, policy_texts, reference_texts, seed: int
 
 
 def sample_once(policy: Policy, prompts, *, temperature: float = 0.7, max_new_tokens: int = 96, seed: int = 0,
-                batch_size: int = 16) -> list[Generation]:
+                batch_size: int = 64) -> list[Generation]:
     """One response per prompt: what `evaluate_policy` judges (pass it back as `policy_samples` or
     `reference_samples` to judge the same answers against another policy)."""
     return [g[0] for g in policy.generate(prompts, temperature=temperature, seed=seed,
@@ -121,7 +121,7 @@ def sample_once(policy: Policy, prompts, *, temperature: float = 0.7, max_new_to
 
 def evaluate_policy(policy: Policy, reference: Policy, prompts: Sequence[Sequence[Message]], *,
                     reward_model=None, judge=None, temperature: float = 0.7, max_new_tokens: int = 96,
-                    seed: int = 0, batch_size: int = 16, policy_samples: list[Generation] | None = None,
+                    seed: int = 0, batch_size: int = 64, policy_samples: list[Generation] | None = None,
                     reference_samples: list[Generation] | None = None, kl: bool = True) -> dict:
     """Win rates of `policy` over `reference` on `prompts` (judge and/or reward model, each with its 95%
     interval), KL(policy ‖ reference) per response with its interval (unless `kl` is False), and lengths.

@@ -73,7 +73,7 @@ class Policy:
 
     def generate(self, conversations: Sequence[str | Sequence[Message]], n: int = 1, *,
                  temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 128,
-                 batch_size: int = 16, seed: int | None = None, engine: str | None = None,
+                 batch_size: int = 64, seed: int | None = None, engine: str | None = None,
                  progress: bool = False) -> list[list[Generation]]:
         """`n` responses for each conversation (a prompt string or chat messages), sampled in batches,
         each stopping at EOS, through the generation `engine` (default: the policy's, `auto`; see

@@ -61,7 +61,9 @@ class GenerationOptions:
         "help": "Longest response sampled (candidates and evaluation)."})
     eval_temperature: float = field(default=0.7, metadata={
         "help": "Sampling temperature of the held-out answers that the evaluation judges."})
-    batch_size: int = field(default=16, metadata={"help": "Responses sampled together."})
+    batch_size: int = field(default=64, metadata={
+        "help": "Responses sampled together (decoding reads the weights once a step for the whole batch: "
+                "160 candidates took 24 s at 64, 47 s at 16, with the fused engine on 2 cores)."})
     engine: Engine = field(default="auto", metadata={"help": ENGINE_HELP})
 
     def __post_init__(self):
