@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--top_p", "--top-p", type=float, default=1.0)
     parser.add_argument("--max_new_tokens", "--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch_size", "--batch-size", type=int, default=64,
-                        help="responses sampled together (default 64: decoding is bound by reading the weights)")
+                        help="responses sampled together (64: decoding is bound by reading the weights)")
     parser.add_argument("--max_prompts", "--max-prompts", type=int, help="Use only the first N prompts.")
     parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
     parser.add_argument("--seed", type=int, default=0)
