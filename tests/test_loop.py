@@ -79,6 +79,8 @@ def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(ti
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.loads((out / "loop_state.json").read_text())
     assert state["rounds"]["2"]["warm_start_from"] == 1
+    assert any(line.startswith("[round 2/2] 5/6 policy:") and "(from round 1's adapter)" in line
+               for line in done.stdout.splitlines())
     assert state["rounds"]["2"]["reward"]["train_records"] == 8                # the reward model: every label
     rows = [json.loads(line) for line in (out / "round-2" / "dpo-data.jsonl").read_text().splitlines()]
     round_1 = {json.dumps(json.loads(line)["chosen"]) for line in

@@ -91,3 +91,26 @@ def test_logprobs_and_entropy_of_uniform_and_peaked():
                                                 abs=1e-6)
     hot, _ = logprobs_and_entropy(logits, torch.tensor([[2, 0, 0]]), temperature=2.0)   # logits / 2
     assert hot[0, 2].item() == pytest.approx(math.log(math.sqrt(3) / (math.sqrt(3) + 3)), abs=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_head_logprobs_in_chunks_match_the_logits_path_with_gradients(monkeypatch, temperature):
+    """The output layer a few positions at a time (chunks of 3 here) gives the same log-probs, entropy
+    and gradients (states and weight) as the full logits through `logprobs_and_entropy`."""
+    import align.ppo.model as model
+
+    monkeypatch.setattr(model, "_CHUNK_FLOATS", 3 * 11)                # V = 11: 3 positions a chunk
+    torch.manual_seed(0)
+    head = torch.nn.Linear(5, 11, bias=False).double()
+    states = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    tokens = torch.randint(0, 11, (2, 4))
+    weights = torch.randn(2, 4, dtype=torch.float64)                   # any loss of the log-probs
+    want_lp, want_h = logprobs_and_entropy(head(states), tokens, temperature)
+    (want_lp * weights).sum().backward()
+    want_grads = states.grad.clone(), head.weight.grad.clone()
+    states.grad, head.weight.grad = None, None
+    lp, h = model.head_logprobs(states, head, tokens, temperature)
+    (lp * weights).sum().backward()
+    assert torch.allclose(lp, want_lp.to(lp.dtype)) and torch.allclose(h, want_h.to(h.dtype))
+    assert torch.allclose(states.grad, want_grads[0]) and torch.allclose(head.weight.grad, want_grads[1])
+    assert not h.requires_grad

@@ -55,7 +55,8 @@ def describe_stage(stage: str, state: dict) -> str:
                 held = f"; {measured} OVER the budget {guard['budget']:g} (no adapter to shrink)"
             else:
                 held = f"; {measured} within the budget {guard['budget']:g}"
-        return state["policy"] + held
+        start = state.get("warm_start_from")
+        return state["policy"] + (f" (from round {start}'s adapter)" if start else "") + held
     return "done"
 
 

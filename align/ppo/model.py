@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["PolicyWithValue", "common_prefix", "compile_layers", "logprobs_and_entropy", "token_logprobs"]
+__all__ = ["PolicyWithValue", "common_prefix", "compile_layers", "head_logprobs", "logprobs_and_entropy",
+           "token_logprobs"]
 
 
 class PolicyWithValue(torch.nn.Module):
@@ -42,10 +43,29 @@ class PolicyWithValue(torch.nn.Module):
         S tokens (a chat template's system prompt, an instruction), those go through the model once, as a
         batch of one whose keys and values every row then attends to (gradients flow back through them):
         the same function, S/L less work."""
+        states = self._states(input_ids, attention_mask, start)
+        logits = _body_and_head(self.model)[1](states)
+        return logits, self._values(states, input_ids, attention_mask, start) if with_values else None
+
+    def logprobs(self, input_ids, attention_mask, start: int, temperature: float, *,
+                 with_values: bool = True):
+        """(log π (B, T) of the tokens input_ids[:, start:] at the sampling `temperature`, fp32; the
+        sampling distribution's entropy (B, T), without gradient; values (B, T) or None), the same as
+        `forward`'s logits through `logprobs_and_entropy`, but with the output layer applied a chunk of
+        positions at a time (`head_logprobs`): the update never holds the (B, T, V) logits, their
+        log-softmax or its gradient (3 x 63 MB at 8 x 40 tokens of SmolLM2's 49,152-token vocabulary)."""
+        states = self._states(input_ids, attention_mask, start)
+        tokens = input_ids[:, start:]
+        logprobs, entropy = head_logprobs(states, _body_and_head(self.model)[1], tokens, temperature)
+        values = self._values(states, input_ids, attention_mask, start) if with_values else None
+        return logprobs, entropy, values
+
+    def _states(self, input_ids, attention_mask, start: int) -> torch.Tensor:
+        """The last hidden states (B, T, H) before each of the tokens input_ids[:, start:], contiguous."""
         T = input_ids.shape[1] - start
         S = common_prefix(input_ids, attention_mask, start) if self.share_prefix else 0
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        body, head = _body_and_head(self.model)
+        body = _body_and_head(self.model)[0]
         if S:
             pads = (attention_mask.long().cumsum(-1) == 0).sum(-1, keepdim=True)        # (B, 1) left pads
             prefix = input_ids[:1, pads[0, 0]:pads[0, 0] + S]
@@ -61,13 +81,11 @@ class PolicyWithValue(torch.nn.Module):
         else:
             hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                           use_cache=False).last_hidden_state
-        states = hidden[:, -T - 1:-1]                   # the states before each response token
-        logits = head(states.contiguous())
-        values = None
-        if with_values:
-            values = self.values_of(states) if self.value_backbone is None \
-                else self.backbone_values(input_ids, attention_mask, start)
-        return logits, values
+        return hidden[:, -T - 1:-1].contiguous()
+
+    def _values(self, states, input_ids, attention_mask, start: int) -> torch.Tensor:
+        return self.values_of(states) if self.value_backbone is None \
+            else self.backbone_values(input_ids, attention_mask, start)
 
     def backbone_values(self, input_ids, attention_mask, start: int) -> torch.Tensor:
         """Values (B, T) from the separate value model (`value_model: separate`)."""
@@ -135,6 +153,73 @@ def logprobs_and_entropy(logits: torch.Tensor, tokens: torch.Tensor,
     with torch.no_grad():
         entropy = -(logp.exp() * logp).sum(-1)
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
+
+
+def head_logprobs(states: torch.Tensor, head, tokens: torch.Tensor,
+                  temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`logprobs_and_entropy(head(states), tokens, temperature)` for states (B, T, H), without the
+    (B, T, V) logits: a bias-free linear output layer is applied to a chunk of positions at a time
+    (about 32 MB of fp32 logits), forward and again in the backward (as Liger-Kernel's fused linear
+    cross-entropy does); any other head falls back to the logits."""
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        return logprobs_and_entropy(head(states), tokens, temperature)
+    device = states.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else head.weight.dtype
+    B, T, H = states.shape
+    with torch.autocast(device, enabled=False):
+        logprobs, entropy = _HeadLogprobs.apply(states.reshape(B * T, H), head.weight, tokens.reshape(-1),
+                                                 temperature, dtype)
+    return logprobs.view(B, T), entropy.view(B, T)
+
+
+# Positions per chunk of `head_logprobs`: a (chunk, V) fp32 tensor of about 32 MB at V = 49,152.
+_CHUNK_FLOATS = 1 << 23
+
+
+class _HeadLogprobs(torch.autograd.Function):
+    """log π(token) and the entropy at N positions from their states (N, H) and the output layer's weight
+    (V, H), a chunk of positions at a time; the backward recomputes each chunk's logits, so only the
+    states and one log-normaliser per position are kept between the two."""
+
+    @staticmethod
+    def forward(ctx, states, weight, tokens, temperature: float, dtype: torch.dtype):
+        chunk = max(1, _CHUNK_FLOATS // weight.shape[0])
+        w = weight.to(dtype)
+        logprobs, entropy, lse = [], [], []
+        for s, t in zip(states.split(chunk), tokens.split(chunk)):
+            z = (s.to(dtype) @ w.T).float().div_(temperature)
+            norm = torch.logsumexp(z, -1)
+            logprobs.append(z.gather(-1, t[:, None]).squeeze(-1) - norm)
+            entropy.append(norm - (torch.exp(z - norm[:, None]) * z).sum(-1))
+            lse.append(norm)
+        ctx.save_for_backward(states, weight, tokens, torch.cat(lse))
+        ctx.temperature, ctx.dtype, ctx.chunk = temperature, dtype, chunk
+        entropy = torch.cat(entropy)
+        ctx.mark_non_differentiable(entropy)
+        return torch.cat(logprobs), entropy
+
+    @staticmethod
+    def backward(ctx, grad_logprobs, _grad_entropy):
+        states, weight, tokens, lse = ctx.saved_tensors
+        dtype, chunk, temperature = ctx.dtype, ctx.chunk, ctx.temperature
+        w = weight.to(dtype)
+        grad_states = torch.empty_like(states) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
+            if ctx.needs_input_grad[1] else None
+        for i in range(0, len(states), chunk):
+            s, t, g = states[i:i + chunk], tokens[i:i + chunk], grad_logprobs[i:i + chunk].float()
+            z = (s.to(dtype) @ w.T).float().div_(temperature)
+            # d log p(t) / dz = onehot(t) − softmax(z), through z = logits / temperature
+            dz = torch.exp(z.sub_(lse[i:i + chunk, None])).mul_(-g[:, None])
+            dz.scatter_add_(-1, t[:, None], g[:, None])
+            dz = dz.div_(temperature).to(dtype)
+            if grad_states is not None:
+                grad_states[i:i + chunk] = dz @ w
+            if grad_weight is not None:
+                grad_weight += (dz.T @ s.to(dtype)).float()
+        if grad_weight is not None:
+            grad_weight = grad_weight.to(weight.dtype)
+        return grad_states, grad_weight, None, None, None
 
 
 def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:

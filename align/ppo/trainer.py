@@ -36,7 +36,7 @@ from align.ppo.loss import (
     whiten,
 )
 from align.ppo.metrics import MetricsSink, plot_history
-from align.ppo.model import PolicyWithValue, compile_layers, logprobs_and_entropy, token_logprobs
+from align.ppo.model import PolicyWithValue, compile_layers
 from align.rollout import SamplingParams, make_sampler
 from foundation.errors import AlignError, ConfigError
 from foundation.models import eos_ids
@@ -203,7 +203,10 @@ class PPOTrainer:
         """Sample and score the update's `prompts` (all processes'): this process takes its share, in
         chunks of `generation_batch_size`, and every process gets every rollout back; then KL-penalised
         rewards, advantages (GAE) and returns, whitened over the whole update."""
+        from foundation.allocator import release_freed_memory
+
         cfg, processes = self.config, self.processes
+        release_freed_memory()          # what the last update freed, before the engine's snapshot is taken
         size = cfg.generation_batch_size or cfg.per_device_train_batch_size
         share = len(prompts) // processes.world
         first = processes.rank * share
@@ -257,11 +260,10 @@ class PPOTrainer:
         input_ids = torch.cat([batch["input_ids"], response], 1)
         attention = torch.cat([batch["attention_mask"], mask.long()], 1)
         with self._autocast():
-            logits, values = self.policy(input_ids, attention, P)
-            logprobs = token_logprobs(logits, response, cfg.temperature).float()
+            logprobs, _, values = self.policy.logprobs(input_ids, attention, P, cfg.temperature)
             with self.policy.reference():
-                ref_logprobs = token_logprobs(self.policy(input_ids, attention, P, with_values=False)[0],
-                                              response, cfg.temperature)
+                ref_logprobs = self.policy.logprobs(input_ids, attention, P, cfg.temperature,
+                                                    with_values=False)[0]
         return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"],
                 "response": response, "mask": mask, "logprobs": logprobs * mask,
                 "sampler_logprobs": sampler_lp * mask, "ref_logprobs": ref_logprobs.float() * mask,
@@ -306,10 +308,9 @@ class PPOTrainer:
         mask = data["mask"][idx]
         weight = mask.sum() / tokens
         with self._autocast():
-            logits, values = self.policy(data["input_ids"][idx], data["attention_mask"][idx], P)
-        logprobs, entropy = logprobs_and_entropy(logits, data["input_ids"][idx, P:], cfg.temperature)
+            logprobs, entropy, values = self.policy.logprobs(
+                data["input_ids"][idx], data["attention_mask"][idx], P, cfg.temperature)
         entropy = masked_mean(entropy, mask)
-        del logits
         pg, pg_stats = policy_loss(logprobs, data["logprobs"][idx], data["advantages"][idx], mask,
                                    cfg.cliprange)
         vf, vf_stats = value_loss(values.float(), data["values"][idx], data["returns"][idx], mask,
