@@ -86,8 +86,6 @@ def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(ti
     round_1 = {json.dumps(json.loads(line)["chosen"]) for line in
                (out / "round-1" / "preferences.jsonl").read_text().splitlines()}
     assert len(rows) == 4 and not {json.dumps(r["chosen"]) for r in rows} & round_1   # DPO: round 2's own
-    config = json.loads((out / "round-2" / "dpo" / "adapter_config.json").read_text())
-    assert config["r"] == 16
 
 
 def test_the_same_seed_gives_the_same_run(tiny_llama, tiny_bert, tmp_path):

@@ -16,7 +16,7 @@ import json
 import os
 import random
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +91,9 @@ class PPOTrainer:
         model, self.tokenizer = load_policy(config, padding_side="left")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        value_backbone = load_policy(config)[0] if config.value_model == "separate" else None
+        # a separate value model gets a fresh adapter of its own, never the policy's (`adapter`)
+        value_backbone = load_policy(replace(config, adapter=None))[0] if config.value_model == "separate" \
+            else None
         if config.torch_compile:
             self._check_compiler()
         for m in (model, value_backbone):
