@@ -116,6 +116,8 @@ def test_guards(ppo_model, prompts_file, tmp_path):
     assert list(out.glob("checkpoint-*"))
     with pytest.raises(ConfigError, match="mini_batch_size"):
         config(ppo_model, prompts_file, tmp_path, mini_batch_size=5)
+    with pytest.raises(ConfigError, match="activation_memory_budget"):
+        config(ppo_model, prompts_file, tmp_path, activation_memory_budget=0)
     with pytest.raises(ConfigError, match="`prompts` must name a prompts file"):
         PPOTrainer(PPOConfig(model=ppo_model, prompts=None, output_dir=str(tmp_path / "none")))
 

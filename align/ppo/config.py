@@ -49,6 +49,12 @@ class PPOConfig(ModelOptions, TrainOptions):
                 "update in benchmarks/ppo_vs_trl.py, after about 20 s of compiling in the first update "
                 "(2-core CPU). Turns share_prompt_prefix off "
                 "(its per-layer cache would compile once per layer)."})
+    activation_memory_budget: float = field(default=0.7, metadata={
+        "help": "With torch_compile: the share of a forward's activations that the compiled layers keep for "
+                "the backward (PyTorch's activation_memory_budget); below 1 the compiler recomputes the "
+                "cheapest of the rest in the backward instead of keeping them. 0.7 lowered the peak of "
+                "benchmarks/ppo_vs_trl.py at the same speed, 0.5 lowered it further at 8% more time per "
+                "update (docs/benchmarks.md); 1: keep everything."})
     ppo_epochs: int = field(default=4, metadata={"help": "Passes over each batch of rollouts."})
     learning_rate: float = field(default=3e-5, metadata={
         "help": "AdamW learning rate (LoRA and value head)."})
@@ -107,6 +113,8 @@ class PPOConfig(ModelOptions, TrainOptions):
               f"must divide per_device_train_batch_size ({self.per_device_train_batch_size})")
         check(self.lora, "lora", self.lora,
               "must be true: PPO trains an adapter so that the base is the reference")
+        budget = self.activation_memory_budget
+        check(0 < budget <= 1, "activation_memory_budget", budget, "must be in (0, 1] (1: keep all)")
         check(self.max_steps > 0, "max_steps", self.max_steps, "must be positive")
         check(self.kl_coef >= 0, "kl_coef", self.kl_coef, "must be non-negative")
         check(self.target_kl > 0, "target_kl", self.target_kl, "must be positive")

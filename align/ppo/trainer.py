@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -194,9 +193,23 @@ class PPOTrainer:
         if self.processes.device.type == "cpu" and dtype == torch.bfloat16:
             model.get_base_model().set_attn_implementation("eager")
 
-    def _autocast(self):
+    def _forward(self):
+        """Context of every forward of the training model: autocast as `mixed_precision` says and, with
+        `torch_compile`, the activation memory budget that the compiler partitions its graphs by (set
+        here rather than for the whole process, whose other compiled code it would change)."""
+        from contextlib import ExitStack
+
+        stack = ExitStack()
         dtype = self._autocast_dtype()
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        if dtype:
+            stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
+        if self.config.torch_compile and self.config.activation_memory_budget < 1:
+            import torch._functorch.config as functorch_config
+
+            if hasattr(functorch_config, "activation_memory_budget"):
+                stack.enter_context(functorch_config.patch(
+                    activation_memory_budget=self.config.activation_memory_budget))
+        return stack
 
     # -- one update -------------------------------------------------------------------------------
 
@@ -215,6 +228,7 @@ class PPOTrainer:
         chunks = [self._rollout_chunk(prompts[i:i + size], chunk=i // size)
                   for i in range(first, first + share, size)]
         self.sampler.refresh()          # drop the engine's snapshot: memory for the update, new weights next
+        release_freed_memory()          # and hand it back, with the sampling's, before the update allocates
         data = _stack(processes.gather(chunks), self.tokenizer.pad_token_id, self.device)
         mask = data["mask"]
         rewards, kl = kl_penalized_rewards(data["scores"], data["logprobs"], data["ref_logprobs"], mask,
@@ -261,7 +275,7 @@ class PPOTrainer:
         scores = scores.to(self.device) - cfg.missing_eos_penalty * (~finished).float()
         input_ids = torch.cat([batch["input_ids"], response], 1)
         attention = torch.cat([batch["attention_mask"], mask.long()], 1)
-        with self._autocast():
+        with self._forward():
             logprobs, _, values = self.policy.logprobs(input_ids, attention, P, cfg.temperature)
             with self.policy.reference():
                 ref_logprobs = self.policy.logprobs(input_ids, attention, P, cfg.temperature,
@@ -309,7 +323,7 @@ class PPOTrainer:
         cfg, P = self.config, data["prompt_length"]
         mask = data["mask"][idx]
         weight = mask.sum() / tokens
-        with self._autocast():
+        with self._forward():
             logprobs, entropy, values = self.policy.logprobs(
                 data["input_ids"][idx], data["attention_mask"][idx], P, cfg.temperature)
         entropy = masked_mean(entropy, mask)
