@@ -16,6 +16,7 @@ from align.cli import main
 
 # Fields a run does not read on purpose, and why.
 METADATA = {
+    "activation_memory_budget": "read only with torch_compile (test_ppo's compiled-layers test compiles)",
     "gradient_checkpointing": "read by the loader only when true (tiny models here run without it)",
     "lora_target_modules": "read by the loader only when set (default: found per architecture)",
     "resume": "read only when true (the resume tests cover it)",

@@ -42,7 +42,7 @@ RewardSection = section(
     doc="The reward model, refit each round on every label so far (`align reward train`'s fields).")
 DPOSection = section(
     DPOConfig, "DPOSection", exclude=(*MODEL_FIELDS, *_DATA_FIELDS, *_PER_ROUND),
-    defaults={"num_train_epochs": 3.0, "per_device_train_batch_size": 4, "learning_rate": 2e-4,
+    defaults={"num_train_epochs": 1.0, "per_device_train_batch_size": 4, "learning_rate": 2e-4,
               "max_length": 192, "save_steps": _NEVER, "logging_steps": 4},
     doc="DPO on every label so far, each round (`align dpo`'s fields; the model is in `policy:`).")
 PPOSection = section(
@@ -57,8 +57,9 @@ class GenerationOptions:
 
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the candidates."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling of the candidates (1: off)."})
-    max_new_tokens: int = field(default=48, metadata={
-        "help": "Longest response sampled (candidates and evaluation)."})
+    max_new_tokens: int = field(default=96, metadata={
+        "help": "Longest response sampled (candidates and evaluation); at 48 most review answers were cut "
+                "before they ended, and a length judge had nothing to learn from."})
     eval_temperature: float = field(default=0.7, metadata={
         "help": "Sampling temperature of the held-out answers that the evaluation judges."})
     batch_size: int = field(default=64, metadata={
@@ -88,13 +89,14 @@ class LoopConfig:
     rounds: int = field(default=2, metadata={"help": "Rounds of the loop."})
     candidates_per_prompt: int = field(default=4, metadata={
         "help": "Responses sampled per prompt each round."})
-    pairs_per_round: int = field(default=40, metadata={"help": "Pairs sent to labelers each round."})
+    pairs_per_round: int = field(default=120, metadata={"help": "Pairs sent to labelers each round."})
     random_share: float = field(default=1.0, metadata={
         "help": "From round 2: share of the round's pairs chosen at random, the rest by the previous "
                 "reward model's uncertainty. 1 (all random) by default: at 80 labels a round, uncertainty "
                 "chosen pairs did not train a better reward model or policy over three seeds "
                 "(benchmarks/active_vs_random.py, docs/benchmarks.md)."})
-    k: int = field(default=2, metadata={"help": "Labels per pair."})
+    k: int = field(default=1, metadata={
+        "help": "Labels per pair (2 or more: the report measures their agreement; a split pair is dropped)."})
     labelers: int = field(default=4, metadata={
         "help": "Simulated labelers (through the app's API); 0: wait for people at the app's URL."})
     judge: str = field(default="vader", metadata={
@@ -114,7 +116,7 @@ class LoopConfig:
     kl_prompts: int = field(default=40, metadata={
         "help": "Training prompts on which the KL budget is measured after each policy stage (more: a "
                 "narrower interval, so less shrinking for the same guarantee)."})
-    max_adapter_scale: float = field(default=1.0, metadata={
+    max_adapter_scale: float = field(default=3.0, metadata={
         "help": "Largest factor by which the KL guard may scale up the adapter of a policy that ended well "
                 "within kl_budget (upper end under 0.85 · budget), moving it further along the direction it "
                 "was trained in until it reaches the budget (ExPO, Zheng et al. 2024). 1: never scale up."})
