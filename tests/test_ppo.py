@@ -250,7 +250,10 @@ def test_bf16_base_under_autocast_trains(ppo_model, prompts_file, tmp_path):
 
 def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_path):
     """`torch_compile`: each decoder layer compiled (dynamic shapes; the shared prefix off), the engine's
-    sampling left eager; the same rollouts and, up to float rounding, the same losses as eager layers."""
+    sampling left eager, the activation memory budget set around the trainer's forwards; the same
+    rollouts and, up to float rounding, the same losses as eager layers."""
+    import torch._functorch.config as functorch_config
+
     runs = {}
     for compiled in (False, True):
         trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"out-{compiled}", max_steps=2,
@@ -258,6 +261,9 @@ def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_
                              reward_fn=letters_share)
         layers = trainer.policy.model.get_base_model().get_decoder().layers
         assert all((layer._compiled_call_impl is not None) == compiled for layer in layers)
+        with trainer._forward():              # the compiler's memory budget, around our forwards only
+            assert functorch_config.activation_memory_budget == (0.7 if compiled else 1.0)
+        assert functorch_config.activation_memory_budget == 1.0
         runs[compiled] = [trainer.train_step() for _ in range(2)]
     eager, compiled = runs[False][0], runs[True][0]       # the first update: the same weights sampled
     assert eager["sample"] == compiled["sample"]

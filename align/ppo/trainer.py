@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -176,6 +177,14 @@ class PPOTrainer:
             raise ConfigError("torch_compile: true needs a C++ compiler on a CPU (torch.compile's inductor "
                               "writes C++ kernels): install one (apt-get install g++, or set CXX), or set "
                               "torch_compile: false.")
+        import torch._functorch.config as functorch_config
+
+        if self.config.activation_memory_budget < 1 and not hasattr(functorch_config,
+                                                                     "activation_memory_budget"):
+            raise ConfigError(f"activation_memory_budget: {self.config.activation_memory_budget} needs a "
+                              f"torch with torch._functorch.config.activation_memory_budget (2.4 or newer; "
+                              f"this is {torch.__version__}): upgrade torch, or set "
+                              f"activation_memory_budget: 1.")
 
     def _for_autocast(self, model) -> None:
         """Under autocast, peft's casts of every LoRA input to the adapter's fp32 (which autocast then
@@ -197,8 +206,6 @@ class PPOTrainer:
         """Context of every forward of the training model: autocast as `mixed_precision` says and, with
         `torch_compile`, the activation memory budget that the compiler partitions its graphs by (set
         here rather than for the whole process, whose other compiled code it would change)."""
-        from contextlib import ExitStack
-
         stack = ExitStack()
         dtype = self._autocast_dtype()
         if dtype:
@@ -206,9 +213,8 @@ class PPOTrainer:
         if self.config.torch_compile and self.config.activation_memory_budget < 1:
             import torch._functorch.config as functorch_config
 
-            if hasattr(functorch_config, "activation_memory_budget"):
-                stack.enter_context(functorch_config.patch(
-                    activation_memory_budget=self.config.activation_memory_budget))
+            stack.enter_context(functorch_config.patch(
+                activation_memory_budget=self.config.activation_memory_budget))
         return stack
 
     # -- one update -------------------------------------------------------------------------------
