@@ -56,6 +56,17 @@ def test_fused_fp32_greedy_equals_hf_generate_with_the_adapter(policy):
     assert [c.token_ids for c in plain] != [c.token_ids for c in fused]
 
 
+def test_taking_a_snapshot_leaves_the_model_as_it_was(policy):
+    """The snapshot folds adapters into buffers of its own and shares the model's untouched tensors; it
+    must never write into the model (fp32: the fold's buffers could alias the model's weights)."""
+    before = {name: p.detach().clone() for name, p in policy.model.named_parameters()}
+    for dtype in (torch.float32, torch.bfloat16):
+        FusedDecoder(policy.model, dtype).sample(_prompts(policy.tokenizer)[:2],
+                                                 SamplingParams(temperature=0, max_new_tokens=3), [])
+    for name, p in policy.model.named_parameters():
+        assert torch.equal(p, before[name]), name
+
+
 def test_fused_stops_rows_at_eos_and_keeps_the_others_going(policy):
     tok = policy.tokenizer
     prompts = _prompts(tok)

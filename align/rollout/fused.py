@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from align.rollout.base import Completion, SamplingParams, in_batches, left_padded, sample_next
-from align.rollout.weights import causal_lm, effective_weight
+from align.rollout.weights import base_weight, causal_lm, effective_weight
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh")}
@@ -46,13 +46,11 @@ class _Linear:
     layout (the reorder `F.linear` otherwise pays on every call: 30-35% of decoding time measured)."""
 
     def __init__(self, linears, dtype: torch.dtype, batch_hint: int):
-        pairs = [effective_weight(m) for m in linears]
-        weight = torch.cat([w for w, _ in pairs]).to(dtype).contiguous()
-        biases = [b for _, b in pairs]
+        weight, biases = _stacked(linears, dtype)
         self.bias = None
         if any(b is not None for b in biases):
-            self.bias = torch.cat([b if b is not None else torch.zeros(w.shape[0])
-                                   for (w, _), b in zip(pairs, biases)]).to(dtype)
+            self.bias = torch.cat([b if b is not None else torch.zeros(m.out_features)
+                                   for m, b in zip(linears, biases)]).to(dtype)
         self.packed = _prepack(weight, batch_hint)
         self.weight = weight if self.packed is None else None
 
@@ -60,6 +58,26 @@ class _Linear:
         if self.packed is not None:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [None], "")
         return F.linear(x, self.weight, self.bias)
+
+
+def _stacked(linears, dtype: torch.dtype) -> tuple[torch.Tensor, list]:
+    """The effective weights of `linears` stacked by rows, in `dtype`, and their biases (fp32 or None).
+    LoRA layers are folded in one fp32 buffer, row block by row block, and cast once; a plain linear
+    layer's weight is only cast (the model's own tensor when it is in `dtype` already: the snapshot never
+    writes to it). Taking the snapshot of SmolLM2-135M: 0.3 s against 0.5 s with a fp32 copy and delta
+    matrix per layer, cast and concatenated."""
+    from peft.tuners.lora import LoraLayer
+
+    if len(linears) == 1 and not isinstance(linears[0], LoraLayer) and \
+            type(linears[0]).__name__ not in ("Linear4bit", "Linear8bitLt"):
+        linear = linears[0]
+        bias = linear.bias.detach().float() if linear.bias is not None else None
+        return base_weight(linear).to(dtype), [bias]
+    sizes = [m.out_features for m in linears]
+    buffer = torch.empty(sum(sizes), linears[0].in_features, dtype=torch.float32,
+                         device=linears[0].weight.device)
+    biases = [effective_weight(m, out=rows)[1] for m, rows in zip(linears, buffer.split(sizes))]
+    return buffer.to(dtype), biases
 
 
 def _prepack(weight: torch.Tensor, batch_hint: int) -> torch.Tensor | None:
@@ -131,6 +149,9 @@ class FusedDecoder:
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
         B, T, _ = x.shape
         end = start + T
+        # one decoding step: the attention of one query per row, by hand (below); the mask as a bias once
+        bias = torch.zeros(visible.shape, device=x.device).masked_fill_(~visible, float("-inf")) \
+            if T == 1 else None
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (x.shape[-1],), layer.norm1, self.eps)
             qkv = layer.qkv(h)
@@ -140,8 +161,12 @@ class FusedDecoder:
             q, k = _rope(q, cos, sin), _rope(k, cos, sin)
             cache.k[i][:, :, start:end] = k
             cache.v[i][:, :, start:end] = v.view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)
-            attn = F.scaled_dot_product_attention(q, cache.k[i][:, :, :end], cache.v[i][:, :, :end],
-                                                  attn_mask=visible, enable_gqa=self.heads != self.kv_heads)
+            keys, values = cache.k[i][:, :, :end], cache.v[i][:, :, :end]
+            if bias is None:
+                attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=visible,
+                                                      enable_gqa=self.heads != self.kv_heads)
+            else:
+                attn = _step_attention(q, keys, values, bias)
             x = x + layer.o(attn.transpose(1, 2).reshape(B, T, q_size))
             h = F.rms_norm(x, (x.shape[-1],), layer.norm2, self.eps)
             gate, up = layer.gate_up(h).chunk(2, dim=-1)
@@ -195,6 +220,20 @@ class FusedDecoder:
             visible = key_ok[:, None, None, :column + 1]
             hidden = self.forward(token[:, None], position[:, None], cache, column, visible)[:, -1]
         return [Completion(t, lp, f) for t, lp, f in zip(tokens, logprobs, finished)]
+
+
+def _step_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Attention of one query per row: q (B, heads, 1, D) over k, v (B, kv_heads, S, D), `bias` (B, 1, 1, S)
+    0 or -inf. Each kv head's query heads are grouped into one matmul (no repeated keys), in fp32 like
+    SDPA's accumulators. On CPU it is 4-6x faster than `scaled_dot_product_attention` for this shape (its
+    flash kernel is built for many queries): 75 against 340 µs a layer at 90 keys, a fifth of the
+    decoding time of SmolLM2-135M at batch 8."""
+    B, heads, _, D = q.shape
+    kv_heads, S = k.shape[1], k.shape[2]
+    grouped = q.reshape(B, kv_heads, heads // kv_heads, D).float()
+    scores = torch.matmul(grouped, k.float().transpose(-1, -2)).mul_(D ** -0.5).add_(bias.view(B, 1, 1, S))
+    out = torch.matmul(torch.softmax(scores, dim=-1), v.float())
+    return out.reshape(B, heads, 1, D).to(q.dtype)
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

@@ -8,25 +8,45 @@ from typing import Iterator
 import torch
 
 
-def effective_weight(linear: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+def effective_weight(linear: torch.nn.Module, out: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(weight, bias) that `linear` applies, in fp32: a LoRA layer's active adapters folded in, a
-    bitsandbytes 4/8-bit base dequantized."""
+    bitsandbytes 4/8-bit base dequantized. The weight is a new tensor, or `out` (an fp32 buffer of its
+    shape, e.g. rows of a stacked weight) filled in place: the base copied in once, each adapter's
+    B·A added into it (one `addmm_`, no delta matrix, sum or copy of its own)."""
     from peft.tuners.lora import LoraLayer
-    from peft.utils.integrations import dequantize_module_weight
 
-    delta = None
+    lora, adapters = None, []
     if isinstance(linear, LoraLayer):
         if not linear.disable_adapters and not linear.merged:
-            deltas = [linear.get_delta_weight(name) for name in linear.active_adapters
-                      if name in linear.lora_A]
-            delta = sum(deltas) if deltas else None
-        linear = linear.get_base_layer()
-    weight = _dequantized(linear) if _cpu_packed(linear) else dequantize_module_weight(linear)
-    weight = weight.detach().float()
-    if delta is not None:
-        weight = weight + delta.detach().float()
+            adapters = [name for name in linear.active_adapters if name in linear.lora_A]
+        lora, linear = linear, linear.get_base_layer()
+    base = base_weight(linear)
+    if out is None:
+        out = torch.empty(base.shape, dtype=torch.float32, device=base.device)
+    out.copy_(base)
+    for name in adapters:
+        _add_delta(lora, name, out)
     bias = linear.bias.detach().float() if getattr(linear, "bias", None) is not None else None
-    return weight, bias
+    return out, bias
+
+
+def base_weight(linear: torch.nn.Module) -> torch.Tensor:
+    """The weight of a plain or bitsandbytes 4/8-bit linear layer, dequantized (its own dtype otherwise)."""
+    from peft.utils.integrations import dequantize_module_weight
+
+    return (_dequantized(linear) if _cpu_packed(linear) else dequantize_module_weight(linear)).detach()
+
+
+def _add_delta(lora, name: str, out: torch.Tensor) -> None:
+    """out += the LoRA adapter `name`'s delta weight, scaling · B·A (peft's `get_delta_weight`)."""
+    from peft.tuners.lora import Linear
+
+    if isinstance(lora, Linear) and not lora.fan_in_fan_out:
+        a, b = lora.lora_A[name].weight, lora.lora_B[name].weight
+        out.addmm_(b.detach().float(), a.detach().float(), alpha=lora.scaling[name])
+    else:
+        out.add_(lora.get_delta_weight(name).detach().float())
 
 
 def _cpu_packed(linear) -> bool:
