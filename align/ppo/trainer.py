@@ -223,7 +223,9 @@ class PPOTrainer:
     def rollout(self, prompts: list) -> dict:
         """Sample and score the update's `prompts` (all processes'): this process takes its share, in
         chunks of `generation_batch_size`, and every process gets every rollout back; then KL-penalised
-        rewards, advantages (GAE) and returns, whitened over the whole update."""
+        rewards, advantages (GAE) and returns, whitened over the whole update. The old log-probs and
+        values of the update's first minibatch are left to its first forward (`_deferred_rows`): the
+        rewards and advantages wait for it (`data["pending"]`)."""
         from foundation.allocator import release_freed_memory
 
         cfg, processes = self.config, self.processes
@@ -231,30 +233,68 @@ class PPOTrainer:
         size = cfg.generation_batch_size or cfg.per_device_train_batch_size
         share = len(prompts) // processes.world
         first = processes.rank * share
-        chunks = [self._rollout_chunk(prompts[i:i + size], chunk=i // size)
+        deferred = self._deferred_rows(len(prompts))
+        chunks = [self._rollout_chunk(prompts[i:i + size], chunk=i // size, offset=i, deferred=deferred)
                   for i in range(first, first + share, size)]
         self.sampler.refresh()          # drop the engine's snapshot: memory for the update, new weights next
         release_freed_memory()          # and hand it back, with the sampling's, before the update allocates
         data = _stack(processes.gather(chunks), self.tokenizer.pad_token_id, self.device)
-        mask = data["mask"]
+        data.update(input_ids=torch.cat([data["prompt_ids"], data["response"]], 1),
+                    attention_mask=torch.cat([data["prompt_mask"], data["mask"].long()], 1),
+                    prompt_length=data["prompt_ids"].shape[1], pending=bool(deferred))
+        if not deferred:
+            self._advantages(data)
+        return data
+
+    def _minibatches(self, n: int):
+        """The update's minibatches of its `n` rollouts, epoch after epoch: a seeded shuffle per epoch."""
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        for _ in range(cfg.ppo_epochs):
+            yield from torch.randperm(n, generator=gen).split(cfg.mini_batch_size * self.processes.world)
+
+    def _deferred_rows(self, n: int) -> set[int]:
+        """Rows whose old log-probs and values the update's first forward gives: the first minibatch's,
+        when every process forwards its share of it in one micro-batch. Until its first optimizer step
+        the policy is the one that sampled, so that forward (with gradients) computes exactly what a
+        separate forward without them would, and the rollout skips that one (a seventh of an update of
+        the PPO benchmark; all of the rollouts' when one minibatch holds them all)."""
+        if self.config.mini_batch_size > self.config.micro_batch_size:
+            return set()
+        return set(next(self._minibatches(n)).tolist())
+
+    def _advantages(self, data: dict) -> None:
+        """KL-penalised rewards, advantages (GAE) and returns from the old log-probs and values."""
+        cfg, mask = self.config, data["mask"]
         rewards, kl = kl_penalized_rewards(data["scores"], data["logprobs"], data["ref_logprobs"], mask,
                                            self.kl_ctl.value)
         if cfg.whiten_rewards:
             rewards = whiten(rewards, mask, shift_mean=False)
         advantages, returns = gae(rewards, data["values"], mask, cfg.gamma, cfg.lam)
-        data.update(input_ids=torch.cat([data["prompt_ids"], data["response"]], 1),
-                    attention_mask=torch.cat([data["prompt_mask"], mask.long()], 1),
-                    prompt_length=data["prompt_ids"].shape[1], advantages=whiten(advantages, mask),
-                    returns=returns, kl=kl, rewards=rewards)
-        return data
+        data.update(advantages=whiten(advantages, mask), returns=returns, kl=kl, rewards=rewards,
+                    pending=False)
 
-    def _rollout_chunk(self, prompts: list, chunk: int) -> dict:
+    def _complete(self, data: dict, idx: torch.Tensor, logprobs: torch.Tensor, values: torch.Tensor) -> None:
+        """The first forward of the update has given the old log-probs and values of its rows `idx` (on
+        every process, its own): gather them, then the rewards and advantages of the whole update."""
+        mask = data["mask"][idx]
+        parts = self.processes.gather([(idx.cpu(), (logprobs.detach().float() * mask).cpu(),
+                                        (values.detach().float() * mask).cpu())])
+        for rows, lp, v in parts:
+            rows = rows.to(self.device)
+            data["logprobs"][rows] = lp.to(self.device)
+            data["values"][rows] = v.to(self.device)
+        self._advantages(data)
+
+    def _rollout_chunk(self, prompts: list, chunk: int, offset: int = 0, deferred: set[int] = frozenset()
+                       ) -> dict:
         """Sample responses to `prompts` through the generation engine, score them, and keep what the
         update needs: the training model's own log-probs and values (one forward: the engine's bf16
         weights or kernels may differ, so its log-probs only measure that difference, `rollout/
         sampler_kl`), and the reference's log-probs. Sampling is seeded by (seed, update, chunk), so that
         the rollouts do not depend on how many processes share the update, nor on what ran before a
-        resume."""
+        resume. The chunk's rows are rows `offset`... of the update; those in `deferred` get their
+        log-probs and values from the update's first forward (zeros here)."""
         cfg, tok = self.config, self.tokenizer
         batch = self._encode_prompts(prompts)
         P = batch["input_ids"].shape[1]
@@ -281,15 +321,20 @@ class PPOTrainer:
         scores = scores.to(self.device) - cfg.missing_eos_penalty * (~finished).float()
         input_ids = torch.cat([batch["input_ids"], response], 1)
         attention = torch.cat([batch["attention_mask"], mask.long()], 1)
+        logprobs, values = torch.zeros_like(mask), torch.zeros_like(mask)
+        now = torch.tensor([r for r in range(len(prompts)) if offset + r not in deferred], dtype=torch.long,
+                           device=self.device)
         with self._forward():
-            logprobs, _, values = self.policy.logprobs(input_ids, attention, P, cfg.temperature)
+            if len(now):
+                lp, _, v = self.policy.logprobs(input_ids[now], attention[now], P, cfg.temperature)
+                logprobs[now], values[now] = lp.float(), v.float()
             with self.policy.reference():
                 ref_logprobs = self.policy.logprobs(input_ids, attention, P, cfg.temperature,
                                                     with_values=False)[0]
         return {"prompt_ids": batch["input_ids"], "prompt_mask": batch["attention_mask"],
                 "response": response, "mask": mask, "logprobs": logprobs * mask,
                 "sampler_logprobs": sampler_lp * mask, "ref_logprobs": ref_logprobs.float() * mask,
-                "values": values.float() * mask, "scores": scores, "finished": finished, "texts": texts}
+                "values": values * mask, "scores": scores, "finished": finished, "texts": texts}
 
     _TRACKED = ("loss/total", "loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl",
                 "val/clipfrac", "val/error", "objective/entropy")
@@ -300,26 +345,23 @@ class PPOTrainer:
         share of the minibatch's tokens; gradients are accumulated and summed over processes, so the
         step is the one-process, one-forward step whatever the layout."""
         cfg, processes = self.config, self.processes
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         totals = []
-        for _ in range(cfg.ppo_epochs):
-            for minibatch in torch.randperm(len(data["mask"]), generator=gen).split(
-                    cfg.mini_batch_size * processes.world):
-                minibatch = minibatch.to(self.device)
-                tokens = data["mask"][minibatch].sum().clamp(min=1)
-                self.optimizer.zero_grad(set_to_none=True)
-                tracked = sum(self._micro_step(data, idx, tokens) for idx in
-                              minibatch.tensor_split(processes.world)[processes.rank].split(cfg.micro_batch_size))
-                tracked = processes.sum_gradients(self.trainable, tracked)
-                if not torch.isfinite(tracked[0]):
-                    raise TrainingStopped(f"non-finite loss ({tracked[0].item()}) at update {self.step + 1}: "
-                                          f"policy loss {tracked[1].item()}, value loss {tracked[2].item()}. "
-                                          f"This gradient step was not applied; the last good checkpoint is "
-                                          f"{self.last_checkpoint() or 'none yet'}. Lower learning_rate, "
-                                          f"or check the reward function's outputs.")
-                torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
-                self.optimizer.step()
-                totals.append(tracked.cpu())
+        for minibatch in self._minibatches(len(data["mask"])):
+            minibatch = minibatch.to(self.device)
+            tokens = data["mask"][minibatch].sum().clamp(min=1)
+            self.optimizer.zero_grad(set_to_none=True)
+            tracked = sum(self._micro_step(data, idx, tokens) for idx in
+                          minibatch.tensor_split(processes.world)[processes.rank].split(cfg.micro_batch_size))
+            tracked = processes.sum_gradients(self.trainable, tracked)
+            if not torch.isfinite(tracked[0]):
+                raise TrainingStopped(f"non-finite loss ({tracked[0].item()}) at update {self.step + 1}: "
+                                      f"policy loss {tracked[1].item()}, value loss {tracked[2].item()}. "
+                                      f"This gradient step was not applied; the last good checkpoint is "
+                                      f"{self.last_checkpoint() or 'none yet'}. Lower learning_rate, "
+                                      f"or check the reward function's outputs.")
+            torch.nn.utils.clip_grad_norm_(self.trainable, cfg.max_grad_norm)
+            self.optimizer.step()
+            totals.append(tracked.cpu())
         means = torch.stack(totals).mean(0)
         return {name: float(v) for name, v in zip(self._TRACKED, means) if name != "loss/total"}
 
@@ -332,6 +374,8 @@ class PPOTrainer:
         with self._forward():
             logprobs, entropy, values = self.policy.logprobs(
                 data["input_ids"][idx], data["attention_mask"][idx], P, cfg.temperature)
+        if data["pending"]:             # the update's first forward: at the policy that sampled
+            self._complete(data, idx, logprobs, values)
         entropy = masked_mean(entropy, mask)
         pg, pg_stats = policy_loss(logprobs, data["logprobs"][idx], data["advantages"][idx], mask,
                                    cfg.cliprange)
