@@ -1,7 +1,7 @@
 """Our PPO against trl 1.12's PPOTrainer (the last TRL with one; installed apart), same run shape.
 
     pip install --no-deps --target /tmp/trl112 trl==1.12.0
-    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 4 [--precision fp32] [--no-compile]
+    python -m benchmarks.ppo_vs_trl --trl112 /tmp/trl112 --steps 4 [--repeats 2] [--precision fp32]
 
 Both: builtin SmolLM2-135M-Instruct + LoRA r=16 on the review training prompts, 8 rollouts per update,
 one minibatch of 8, 4 PPO epochs, 40 new tokens, a reward model = SmolLM2 with a scalar head (same
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 
@@ -132,6 +133,9 @@ def main() -> None:
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="torch.compile on both sides (TRL: torch_compile=True; ours: torch_compile); "
                              "--no-compile for eager on both")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="runs of each side, in ABBA order; the time ratio is of the medians of all "
+                             "their steady updates, the memory ratio of the largest peaks")
     parser.add_argument("--side", choices=["ours", "trl"], help="(internal) run one side in this process")
     args = parser.parse_args()
     if args.side:
@@ -141,23 +145,29 @@ def main() -> None:
         return
     from benchmarks.runner import run_once
 
-    rows = {}
     compile_flag = "--compile" if args.compile else "--no-compile"
-    for side in ("trl", "ours"):
+    # ABBA order (trl, ours, ours, trl, ...): a machine whose speed drifts during the runs (this 2-core
+    # VM's TRL time moved from 26 to 17.5 s an update within an hour) weighs on both sides alike
+    pairs = [("trl", "ours") if i % 2 == 0 else ("ours", "trl") for i in range(args.repeats)]
+    order = [side for pair in pairs for side in pair]
+    steady: dict[str, list[float]] = {"trl": [], "ours": []}
+    rss: dict[str, list[float]] = {"trl": [], "ours": []}
+    for side in order:
         run = run_once(f"{sys.executable} -m benchmarks.ppo_vs_trl --side {side} --steps {args.steps} "
                        f"--trl112 {args.trl112} --precision {args.precision} {compile_flag}",
                        env={"HF_HUB_OFFLINE": "1"})
         result = json.loads(next(line for line in run.stdout.splitlines() if line.startswith("RESULT "))[7:])
-        steady = result["seconds_per_update"][1:] or result["seconds_per_update"]
-        rows[side] = {"seconds_per_update": round(sum(steady) / len(steady), 2),
-                      "peak_rss_mb": round(run.peak_rss_mb),
-                      "all_updates": [round(x, 2) for x in result["seconds_per_update"]]}
-        print(json.dumps({side: rows[side]}), flush=True)
-    print(json.dumps({"time_ratio_ours_over_trl": round(rows["ours"]["seconds_per_update"] /
-                                                        rows["trl"]["seconds_per_update"], 2),
-                      "memory_ratio_ours_over_trl": round(rows["ours"]["peak_rss_mb"]
-                                                          / rows["trl"]["peak_rss_mb"], 2)}))
-
+        updates = result["seconds_per_update"][1:] or result["seconds_per_update"]
+        steady[side] += updates
+        rss[side].append(run.peak_rss_mb)
+        print(json.dumps({side: {"seconds_per_update": round(sum(updates) / len(updates), 2),
+                                 "peak_rss_mb": round(run.peak_rss_mb),
+                                 "all_updates": [round(x, 2) for x in result["seconds_per_update"]]}}),
+              flush=True)
+    median = {side: statistics.median(times) for side, times in steady.items()}
+    print(json.dumps({"median_seconds_per_update": {k: round(v, 2) for k, v in median.items()},
+                      "time_ratio_ours_over_trl": round(median["ours"] / median["trl"], 2),
+                      "memory_ratio_ours_over_trl": round(max(rss["ours"]) / max(rss["trl"]), 2)}))
 
 if __name__ == "__main__":
     main()
