@@ -92,9 +92,9 @@ class LoopConfig:
     pairs_per_round: int = field(default=120, metadata={"help": "Pairs sent to labelers each round."})
     random_share: float = field(default=1.0, metadata={
         "help": "From round 2: share of the round's pairs chosen at random, the rest by the previous "
-                "reward model's uncertainty. 1 (all random) by default: at 80 labels a round, uncertainty "
-                "chosen pairs did not train a better reward model or policy over three seeds "
-                "(benchmarks/active_vs_random.py, docs/benchmarks.md)."})
+                "reward model's uncertainty. 1 (all random) by default: at 80 labels a round (not yet "
+                "measured at the default 120), uncertainty chosen pairs did not train a better reward model "
+                "or policy over three seeds (benchmarks/active_vs_random.py, docs/benchmarks.md)."})
     k: int = field(default=1, metadata={
         "help": "Labels per pair (2 or more: the report measures their agreement; a split pair is dropped)."})
     labelers: int = field(default=4, metadata={
