@@ -126,7 +126,8 @@ def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
                "--judge", "tests.test_loop:longer_judge", "--rounds", "1", "--candidates_per_prompt", "2",
                "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--method", "ppo",
                "--ppo.max_steps", "2", "--ppo.per_device_train_batch_size", "4", "--ppo.mini_batch_size", "2",
-               "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1", "--output_dir", str(out)]
+               "--ppo.max_new_tokens", "8", "--generation.max_new_tokens", "8",
+               "--reward.num_train_epochs", "1", "--output_dir", str(out)]
     result = launch(out, 2, command[:-2], [])
     lines = result.stdout.strip().splitlines()
     assert sum(line.startswith("align loop: final") for line in lines) == 1                # rank 0 only

@@ -47,8 +47,9 @@ DPOSection = section(
     doc="DPO on every label so far, each round (`align dpo`'s fields; the model is in `policy:`).")
 PPOSection = section(
     PPOConfig, "PPOSection", exclude=(*MODEL_FIELDS, *_PER_ROUND, "prompts", "reward_model"),
-    defaults={"max_steps": 20, "learning_rate": 5e-5, "save_steps": _NEVER},
-    doc="PPO against the round's reward model, on the loop's training prompts (`align ppo`'s fields).")
+    defaults={"max_steps": 20, "learning_rate": 5e-5, "save_steps": _NEVER, "max_new_tokens": 96},
+    doc="PPO against the round's reward model, on the loop's training prompts (`align ppo`'s fields; its "
+        "responses as long as the candidates and held-out answers, `generation.max_new_tokens`' default).")
 
 
 @dataclass
