@@ -169,5 +169,6 @@ def main() -> None:
                       "time_ratio_ours_over_trl": round(median["ours"] / median["trl"], 2),
                       "memory_ratio_ours_over_trl": round(max(rss["ours"]) / max(rss["trl"]), 2)}))
 
+
 if __name__ == "__main__":
     main()

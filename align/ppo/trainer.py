@@ -286,8 +286,7 @@ class PPOTrainer:
             data["values"][rows] = v.to(self.device)
         self._advantages(data)
 
-    def _rollout_chunk(self, prompts: list, chunk: int, offset: int = 0, deferred: set[int] = frozenset()
-                       ) -> dict:
+    def _rollout_chunk(self, prompts: list, chunk: int, offset: int, deferred: set[int]) -> dict:
         """Sample responses to `prompts` through the generation engine, score them, and keep what the
         update needs: the training model's own log-probs and values (one forward: the engine's bf16
         weights or kernels may differ, so its log-probs only measure that difference, `rollout/
