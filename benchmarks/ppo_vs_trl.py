@@ -66,7 +66,7 @@ def run_ours(steps: int, precision: str, compile_: bool) -> dict:
                        max_new_tokens=NEW_TOKENS, save_steps=10**6, dtype=DTYPES[precision],
                        mixed_precision="no" if precision == "fp32" else "bf16", torch_compile=compile_)
     trainer = PPOTrainer(config, reward_fn=score,
-                         prompts=[[{"role": "user", "content": p}] for p in review_prompts()[0]])
+                         prompts=[[{"role": "user", "content": p}] for p in review_prompts()[0][:40]])
     times = []
     for _ in range(steps):
         t = time.perf_counter()
@@ -95,7 +95,7 @@ def run_trl(steps: int, trl_dir: str, precision: str, compile_: bool) -> dict:
     policy = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[precision])
     prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                        add_generation_prompt=True)
-               for p in review_prompts()[0]]
+               for p in review_prompts()[0][:40]]
     ds = Dataset.from_dict({"input_ids": [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]})
     times, last = [], [None]
 

@@ -126,3 +126,25 @@ def test_loop_trains_a_4bit_policy(tiny_bert, tmp_path):
     assert state["rounds"]["1"]["done"][-1] == "evaluate"
     assert (out / "round-1" / "dpo" / "adapter_model.safetensors").exists()
     assert "(quantization 4bit)" in (out / "report.md").read_text()
+
+
+def test_each_round_asks_new_training_prompts_while_they_last(tmp_path):
+    from align.loop import LoopConfig
+    from align.loop.run import Loop
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))  # 6 train, 3 held out
+
+    def rounds(seed: int, per_round: int) -> list[list[str]]:
+        loop = Loop(LoopConfig(prompts=str(prompts), output_dir=str(tmp_path / f"loop-{seed}-{per_round}"),
+                               judge="tests.test_loop:longer_judge", prompts_per_round=per_round, seed=seed))
+        return [[p[-1]["content"] for p in loop.round_prompts(r)] for r in (1, 2, 3)]
+
+    first, second, third = rounds(0, 4)
+    train = {f"Write a review of thing {i}" for i in range(6)}
+    assert len(first) == len(set(first)) == 4 and len(second) == 4
+    assert set(first) | set(second[:2]) == train        # round 2 asks the two not asked yet, then wraps
+    assert second[2:] == first[:2] and third == first[2:] + second[:2]
+    assert rounds(0, 4) == [first, second, third]                 # a seeded order: the same each run
+    assert rounds(1, 4) != [first, second, third]
+    assert all(set(r) == train for r in rounds(0, 0))             # 0: every training prompt every round

@@ -88,6 +88,9 @@ class LoopConfig:
     output_dir: str = field(default="outputs/loop", metadata={
         "help": "Rounds, store, models and the report."})
     rounds: int = field(default=2, metadata={"help": "Rounds of the loop."})
+    prompts_per_round: int = field(default=0, metadata={
+        "help": "Training prompts sampled each round, fresh ones each round while they last (a seeded "
+                "draw); 0: every training prompt every round."})
     candidates_per_prompt: int = field(default=4, metadata={
         "help": "Responses sampled per prompt each round."})
     pairs_per_round: int = field(default=120, metadata={"help": "Pairs sent to labelers each round."})
@@ -150,6 +153,8 @@ class LoopConfig:
 
     def __post_init__(self):
         check(self.rounds >= 1, "rounds", self.rounds, "must be at least 1")
+        check(self.prompts_per_round >= 0, "prompts_per_round", self.prompts_per_round,
+              "must be 0 (every prompt) or more")
         check(self.candidates_per_prompt >= 2, "candidates_per_prompt", self.candidates_per_prompt,
               "must be at least 2")
         check(self.k >= 1, "k", self.k, "must be at least 1")

@@ -3,8 +3,9 @@ products, places and services.
 
 Training and held-out prompts are about *different* subjects (a fixed seeded split of the subjects),
 so the evaluation measures what the policy learnt about reviews, not about the items it was trained
-on. 40 training prompts (one per training subject) and 120 held-out prompts (two request kinds per
-held-out subject): enough for a 95% interval of about ±0.08 on a win rate.
+on. 240 training prompts (every request kind of each of the 40 training subjects; the first 40 one per
+subject) and 120 held-out prompts (two request kinds per held-out subject): enough for a 95% interval of
+about ±0.08 on a win rate.
 """
 
 from __future__ import annotations
@@ -56,12 +57,16 @@ HELDOUT_PROMPTS = 120
 
 def review_prompts() -> tuple[list[str], list[str]]:
     """(training, held-out) prompts: subjects split with a fixed seed, so no held-out prompt is about a
-    training subject; each training subject asked once, each held-out subject in two request kinds."""
+    training subject. Training: each training subject in one request kind (the first 40 prompts), then
+    in each of the other kinds (shuffled); held-out: each held-out subject in two request kinds."""
     rng = random.Random(0)
     subjects = list(SUBJECTS)
     rng.shuffle(subjects)
     train_subjects, heldout_subjects = subjects[:TRAIN_SUBJECTS], subjects[TRAIN_SUBJECTS:]
-    train = [rng.choice(TEMPLATES).format(s) for s in train_subjects]
+    first = [rng.choice(TEMPLATES) for _ in train_subjects]
+    train = [t.format(s) for t, s in zip(first, train_subjects)]
     heldout = [t.format(s) for s in heldout_subjects for t in rng.sample(TEMPLATES, 2)]
     rng.shuffle(heldout)
-    return train, heldout[:HELDOUT_PROMPTS]
+    others = [t.format(s) for s, kind in zip(train_subjects, first) for t in TEMPLATES if t != kind]
+    random.Random(1).shuffle(others)
+    return train + others, heldout[:HELDOUT_PROMPTS]

@@ -130,6 +130,16 @@ class Loop:
 
         return load_scorer(self._round(r)["reward_model"])
 
+    def round_prompts(self, r: int) -> list:
+        """Round r's training prompts: `prompts_per_round` of them, the next ones in a seeded order of
+        all training prompts, so that each round asks new ones while they last (all: every round)."""
+        n = self.config.prompts_per_round
+        if not n or n >= len(self.train_prompts):
+            return self.train_prompts
+        order = list(range(len(self.train_prompts)))
+        random.Random(self.config.seed * 104_729 + 1).shuffle(order)
+        return [self.train_prompts[order[((r - 1) * n + i) % len(order)]] for i in range(n)]
+
     # -- stages -----------------------------------------------------------------------------------
 
     def generate(self, r: int) -> None:
@@ -137,13 +147,14 @@ class Loop:
 
         cfg, gen = self.config, self.config.generation
         policy = self._load_policy(self.kept(r - 1))
-        gens = policy.generate(self.train_prompts, n=cfg.candidates_per_prompt, temperature=gen.temperature,
+        prompts = self.round_prompts(r)
+        gens = policy.generate(prompts, n=cfg.candidates_per_prompt, temperature=gen.temperature,
                                top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
                                seed=cfg.seed + r, progress=True)
         sets = [CandidateSet(f"r{r}-p{i:04d}", p, [
                     Candidate(g.text, model=policy.name, adapter=policy.adapter, sampling=g.sampling,
                               logprobs=g.logprobs, finished=g.finished) for g in gs])
-                for i, (p, gs) in enumerate(zip(self.train_prompts, gens))]
+                for i, (p, gs) in enumerate(zip(prompts, gens))]
         write_candidates(sets, self._dir(r) / "candidates.jsonl")
 
     def select(self, r: int) -> None:
