@@ -1,6 +1,7 @@
 """Re-judge a finished loop round's policy after the KL guard scales it up to the budget (ExPO).
 
     .venv/bin/python -m benchmarks.scale_to_budget outputs/ubs0/vader-seed0 --round 2 --max_scale 2
+    .venv/bin/python -m benchmarks.scale_to_budget outputs/demo --round 1 --budget 12    # another budget
 
 The round's policy is scaled by `hold_to_kl_budget(..., max_scale=...)` on the run's own training
 prompts, budget and sampling, then judged by the run's gold judge on the built-in held-out prompts
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="a finished loop's output_dir (builtin:reviews prompts)")
     parser.add_argument("--round", type=int, default=2)
     parser.add_argument("--max_scale", type=float, default=2.0)
+    parser.add_argument("--budget", type=float, help="the KL budget to scale to (default: the run's)")
     args = parser.parse_args(argv)
     state = json.loads((args.run / "loop_state.json").read_text())
     cfg, gen = state["config"], state["config"]["generation"]
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     policy = Policy.from_pretrained(round_state["policy"], dtype=cfg["policy"]["dtype"], engine=gen["engine"])
     initial = Policy.from_pretrained(cfg["policy"]["model"], dtype=cfg["policy"]["dtype"],
                                      engine=gen["engine"])
-    info = hold_to_kl_budget(policy, initial, train[: cfg["kl_prompts"]], budget=cfg["kl_budget"],
+    budget = args.budget or cfg["kl_budget"]
+    info = hold_to_kl_budget(policy, initial, train[: cfg["kl_prompts"]], budget=budget,
                              sampling=sampling, out=Path(tempfile.mkdtemp()), max_scale=args.max_scale)
     kept = [Generation(**json.loads(line))
             for line in (args.run / "heldout-samples.jsonl").read_text(encoding="utf-8").splitlines()]
