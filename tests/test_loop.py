@@ -65,7 +65,9 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     store = LabelStore(f"sqlite:///{out}/labels.db")
     assert labels_before == 4 and len(store.labels()) == 8          # k = 1: 4 pairs a round, none twice
     assert all(lab.labeler.startswith("sim-") for lab in store.labels())
-    assert (out / "report.md").read_text().count("\n| 2 |") == 1
+    report = (out / "report.md").read_text()
+    assert report.count("\n| 2 |") == 1 and "2 rounds," in report
+    assert report.split("\n| 1 |")[1].splitlines()[0].endswith("| – / – |")    # no previous RM in round 1
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 __all__ = ["describe_stage", "write_report"]
 
-NAN = float("nan")
 TABLE_HEADER = (
     "| round | judge win rate vs initial | vs previous kept | RM win rate vs initial | KL (nats) "
     "| length (tokens) | labels so far | alpha | previous RM accuracy on this round's fresh labels "
@@ -143,8 +142,11 @@ def _row(r: int, s: dict) -> str:
             f"{_with_interval(initial['kl'], initial['kl_interval'])} | {initial['length']:.0f} | "
             f"{s['labels']['labels']} | {_alpha(s['labels'])} | "
             f"{_with_interval(accuracy['accuracy'], accuracy['interval']) if accuracy else '–'} | "
-            f"{fresh.get('fresh_accuracy_active', NAN):.2f} / "
-            f"{fresh.get('fresh_accuracy_random', NAN):.2f} |")
+            f"{_share(fresh.get('fresh_accuracy_active'))} / {_share(fresh.get('fresh_accuracy_random'))} |")
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _warnings(rounds: list[tuple[int, dict]]) -> str:
@@ -158,9 +160,10 @@ def report_markdown(state: dict, rounds: list[tuple[int, dict]]) -> str:
     cfg = state["config"]
     example = rounds[-1][1]["evaluation"]["initial"].get("example") or {}
     n = rounds[-1][1]["evaluation"]["initial"].get("prompts", "")
+    rounds_text = f"{cfg['rounds']} round" + ("" if cfg["rounds"] == 1 else "s")
     return f"""# align loop report
 
-Policy `{cfg['policy']['model']}` (quantization {cfg['policy']['quantization']}), {cfg['rounds']} rounds,
+Policy `{cfg['policy']['model']}` (quantization {cfg['policy']['quantization']}), {rounds_text},
 {cfg['method'].upper()}, judge `{cfg['judge']}` ({cfg['labelers']} simulated labelers, k = {cfg['k']}),
 reward model on `{cfg['reward']['model']}`, KL budget {cfg['kl_budget']} nats per response.
 
