@@ -94,17 +94,12 @@ def rule_judge(score: Callable[[str], float], prompt, response_a, response_b, *,
                rng: random.Random | None = None, tie_below: float = 1e-9):
     """A judge from a scalar `score(text)` (higher is better): the higher score wins; with
     `temperature > 0` the choice is drawn from Bradley-Terry, P(A) = σ((s_A − s_B) / temperature), like a
-    noisy labeler, except that equal scores (within `tie_below`) are a tie, as a person who sees no
-    difference says so in the app (Bradley-Terry alone would flip a coin, and a score that counts
-    something ties often). Strength 1-4 grows with the gap. Build judges as
-    `partial(rule_judge, my_score)`."""
+    noisy labeler. Strength 1-4 grows with the gap. Build judges as `partial(rule_judge, my_score)`."""
     diff = score(text_of(response_a)) - score(text_of(response_b))
-    if abs(diff) <= tie_below:
-        return "tie", 1
     if temperature > 0:
         choice = "A" if (rng or random).random() < sigmoid(diff / temperature) else "B"
     else:
-        choice = "A" if diff > 0 else "B"
+        choice = "A" if diff > tie_below else "B" if diff < -tie_below else "tie"
     gap = abs(diff)
     return choice, 1 if gap < 0.1 else 2 if gap < 0.3 else 3 if gap < 0.6 else 4
 

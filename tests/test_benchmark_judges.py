@@ -33,4 +33,3 @@ def test_names_subject_reads_the_prompt_and_is_noisy_as_a_labeler():
     rng = random.Random(0)
     choices = [noisy(PROMPT, about_pen, "Nice.", rng=rng)[0] for _ in range(200)]
     assert 0.65 < choices.count("A") / 200 < 0.92          # two mentions to none: σ((2/3) / 0.5) ≈ 0.79
-    assert noisy(PROMPT, "Nice.", "Good.", rng=rng)[0] == "tie"      # a labeler who sees no difference

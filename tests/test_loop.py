@@ -7,22 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from functools import partial
 
-from foundation.judges import rule_judge
 from labeling_app import LabelStore
 
 
 def longer_judge(prompt, a, b):
     """A judge the loop has never seen: prefers the longer response."""
     return ("A", 3) if len(a) >= len(b) else ("B", 3)
-
-
-def _length(text: str) -> float:
-    return len(text) / 10
-
-
-noisy_longer = partial(rule_judge, _length)      # the same, as a noisy Bradley-Terry labeler
 
 
 def loop_args(tiny_llama, tiny_bert, prompts, out, *extra):
@@ -108,7 +99,7 @@ def test_the_same_seed_gives_the_same_run(tiny_llama, tiny_bert, tmp_path):
     for name in ("one", "two"):
         out = tmp_path / name
         args = loop_args(tiny_llama, tiny_bert, prompts, out, "--rounds", "1", "--k", "2", "--labelers", "3")
-        args[args.index("tests.test_loop:longer_judge")] = "tests.test_loop:noisy_longer"
+        args[args.index("tests.test_loop:longer_judge")] = "vader"
         done = subprocess.run([*args, "--judge_temperature", "2.0"], capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
