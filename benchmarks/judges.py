@@ -14,10 +14,10 @@ deterministic as the gold judge.
 
 Each quality varies among the initial policy's candidates (of 160 round-1 candidates of the demo:
 VADER compound from strongly negative to strongly positive; 5 to 47 words; 0 to 4+ first-person
-words, about half with none; of the ninth session's 240 round-1 candidates, 60 never name their
-subject and 77 name it three times or more, and 82 of their 120 pairs differ). A judge on a quality
-the candidates never show cannot be learnt from their comparisons: "ends on a recommendation" was
-tried and dropped, 3 of 160 candidates had one.
+words, about half with none; of the ninth session's 240 round-1 candidates at temperature 1.0, 60
+never name their subject and 77 name it three times or more, and 82 of their 120 pairs differ). A
+judge on a quality the candidates never show cannot be learnt from their comparisons: "ends on a
+recommendation" was tried and dropped, 3 of 160 candidates had one.
 """
 
 from __future__ import annotations
@@ -47,8 +47,7 @@ def _first_person(text: str) -> float:
 
 
 def _subject_words(prompt) -> list[str]:
-    text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
-    subject = max((s for s in SUBJECTS if f"the {s}" in text), key=len, default="")
+    subject = max((s for s in SUBJECTS if f"the {s}" in text_of(prompt)), key=len, default="")
     words = re.findall(r"[a-z]+", subject.lower())
     return [w for w in words if len(w) >= 3 and w not in ("the", "who", "for")]
 
@@ -60,8 +59,7 @@ def names_subject(prompt, response_a, response_b, *, temperature: float = 0.0, r
     def mentions(text: str) -> float:
         return min(len(pattern.findall(text)), 3) / 3
 
-    return rule_judge(mentions, prompt, text_of(response_a), text_of(response_b), temperature=temperature,
-                      rng=rng)
+    return rule_judge(mentions, prompt, response_a, response_b, temperature=temperature, rng=rng)
 
 
 reserved_critic = partial(rule_judge, _reserved, tie_below=0.0)

@@ -48,7 +48,7 @@ def reward_model(precision: str):
 def run_ours(steps: int, precision: str, compile_: bool) -> dict:
     import torch
 
-    from align.loop.prompts import review_prompts
+    from align.loop.prompts import TRAIN_SUBJECTS, review_prompts
     from align.ppo.config import PPOConfig
     from align.ppo.trainer import PPOTrainer
 
@@ -66,7 +66,8 @@ def run_ours(steps: int, precision: str, compile_: bool) -> dict:
                        max_new_tokens=NEW_TOKENS, save_steps=10**6, dtype=DTYPES[precision],
                        mixed_precision="no" if precision == "fp32" else "bf16", torch_compile=compile_)
     trainer = PPOTrainer(config, reward_fn=score,
-                         prompts=[[{"role": "user", "content": p}] for p in review_prompts()[0][:40]])
+                         prompts=[[{"role": "user", "content": p}]
+                                  for p in review_prompts()[0][:TRAIN_SUBJECTS]])   # one per subject
     times = []
     for _ in range(steps):
         t = time.perf_counter()
@@ -83,7 +84,7 @@ def run_trl(steps: int, trl_dir: str, precision: str, compile_: bool) -> dict:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, TrainerCallback
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
-    from align.loop.prompts import review_prompts
+    from align.loop.prompts import TRAIN_SUBJECTS, review_prompts
     from foundation.models import load_tokenizer, resolve_model
 
     path = resolve_model(MODEL)
@@ -95,7 +96,7 @@ def run_trl(steps: int, trl_dir: str, precision: str, compile_: bool) -> dict:
     policy = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[precision])
     prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                        add_generation_prompt=True)
-               for p in review_prompts()[0][:40]]
+               for p in review_prompts()[0][:TRAIN_SUBJECTS]]
     ds = Dataset.from_dict({"input_ids": [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]})
     times, last = [], [None]
 

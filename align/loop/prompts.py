@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["review_prompts", "TEMPLATES", "SUBJECTS"]
+__all__ = ["review_prompts", "TEMPLATES", "SUBJECTS", "TRAIN_SUBJECTS"]
 
 PRODUCTS = [
     "coffee grinder", "rain jacket", "electric kettle", "hiking boots", "desk lamp", "backpack",
