@@ -41,6 +41,7 @@ def run_one(judge: str, seed: int, out: Path, config: str, extra: list[str]) -> 
         e = rounds[kept]["evaluation"]["initial"]
         row.update({k: e[k] for k in ("judge_win_rate", "judge_interval", "reward_win_rate",
                                       "reward_interval", "kl", "kl_interval", "prompts")})
+        row["wins_ties_losses"] = e.get("judge_wins_ties_losses")
         row["pass"] = (e["judge_win_rate"] >= 0.75 and e["judge_interval"][0] >= 0.65
                        and e["kl"] <= row["budget"])
     else:
@@ -50,18 +51,19 @@ def run_one(judge: str, seed: int, out: Path, config: str, extra: list[str]) -> 
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| judge | seed | gold win rate [95%] | RM win rate | KL (budget) | final round | warnings "
-             "| time | pass |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| judge | seed | gold win rate [95%] | wins / ties / losses | RM win rate | KL (budget) "
+             "| final round | warnings | time | pass |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['judge']} | {r['seed']} | error: {r['error']} | | | | | "
+            lines.append(f"| {r['judge']} | {r['seed']} | error: {r['error']} | | | | | | "
                          f"{r['seconds'] / 60:.1f} min | no |")
             continue
         low, high = r["judge_interval"]
         rm = f"{r['reward_win_rate']:.2f}" if r.get("reward_win_rate") is not None else "–"
+        counts = " / ".join(map(str, r.get("wins_ties_losses") or ["–"] * 3))
         lines.append(f"| {r['judge']} | {r['seed']} | **{r['judge_win_rate']:.2f}** "
-                     f"[{low:.2f}, {high:.2f}] | {rm} | "
+                     f"[{low:.2f}, {high:.2f}] | {counts} | {rm} | "
                      f"{r['kl']:.2f} ({r['budget']:g}) | {r['final_round']} | {len(r['warnings'])} | "
                      f"{r['seconds'] / 60:.1f} min | {'yes' if r['pass'] else 'no'} |")
     return "\n".join(lines)

@@ -64,6 +64,32 @@ def test_each_loss_variant_trains_the_adapter(loss_type, tiny_llama, tmp_path):
     assert meta["base_model_name_or_path"] == tiny_llama
 
 
+def test_sft_weight_adds_the_nll_of_the_chosen_responses(tiny_llama, tmp_path):
+    """RPO: the loss is DPO's plus sft_weight x the chosen responses' NLL per token (about log V for an
+    untrained model, whose next-token distribution is near uniform)."""
+    import math
+
+    from transformers import AutoConfig
+
+    from align.dpo.trainer import build_dpo_trainer
+
+    def first_loss(sft_weight: float) -> float:
+        config = DPOConfig(model=tiny_llama, data=str(_prefs(tmp_path)),
+                           output_dir=str(tmp_path / f"{sft_weight}"), max_steps=1, lora_r=4,
+                           per_device_train_batch_size=4, save_steps=100, logging_steps=1,
+                           sft_weight=sft_weight)
+        trainer, _ = build_dpo_trainer(config)
+        trainer.train()
+        return trainer.state.log_history[0]["loss"]
+
+    dpo = first_loss(0.0)
+    assert dpo == pytest.approx(math.log(2), abs=1e-3)             # the adapter starts at the reference
+    nll = (first_loss(5.0) - dpo) / 5.0
+    assert nll == pytest.approx(math.log(AutoConfig.from_pretrained(tiny_llama).vocab_size), rel=0.05)
+    with pytest.raises(ConfigError, match=r"`sft_weight` must be non-negative"):
+        DPOConfig(data="d", sft_weight=-1.0)
+
+
 def test_qlora_dpo_on_this_cpu(tiny_llama, tmp_path):
     out = tmp_path / "qdpo"
     assert main(["dpo", "--model", tiny_llama, "--data", str(_prefs(tmp_path)), "--output_dir", str(out),

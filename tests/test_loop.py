@@ -60,6 +60,8 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert state["rounds"]["2"]["select"]["active"] == 3 and state["rounds"]["2"]["select"]["random"] == 1
     evaluation = state["rounds"]["2"]["evaluation"]
     assert evaluation["previous"]["round"] == 1 and evaluation["initial"]["prompts"] == 3
+    wins, ties, losses = evaluation["initial"]["judge_wins_ties_losses"]
+    assert wins + ties + losses == 3 and evaluation["initial"]["judge_win_rate"] == (wins + ties / 2) / 3
     assert evaluation["initial"]["kl"] >= 0 and state["rounds"]["2"]["kl_guard"]["kl"] <= 8.0
     assert (out / "heldout-samples.jsonl").read_text().count("\n") == 3          # the initial policy's, once
     store = LabelStore(f"sqlite:///{out}/labels.db")
@@ -67,6 +69,7 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert all(lab.labeler.startswith("sim-") for lab in store.labels())
     report = (out / "report.md").read_text()
     assert report.count("\n| 2 |") == 1 and "2 rounds," in report
+    assert f"| {wins} / {ties} / {losses} |" in report.split("\n| 2 |")[1].splitlines()[0]
     assert report.split("\n| 1 |")[1].splitlines()[0].endswith("| – / – |")    # no previous RM in round 1
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
 
@@ -150,3 +153,73 @@ def test_each_round_asks_new_training_prompts_while_they_last(tmp_path):
     assert rounds(0, 4) == [first, second, third]                 # a seeded order: the same each run
     assert rounds(1, 4) != [first, second, third]
     assert all(set(r) == train for r in rounds(0, 0))             # 0: every training prompt every round
+
+
+def test_one_pair_per_prompt_goes_to_the_labelers(tmp_path):
+    from align.loop import LoopConfig
+    from align.loop.run import Loop
+    from foundation.candidates import Candidate, CandidateSet, write_candidates
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
+
+    def selected(per_prompt: int) -> list:
+        loop = Loop(LoopConfig(prompts=str(prompts), output_dir=str(tmp_path / f"loop-{per_prompt}"),
+                               judge="tests.test_loop:longer_judge", pairs_per_round=100,
+                               pairs_per_prompt=per_prompt))
+        sets = [CandidateSet(f"r1-p{i}", p, [Candidate(f"answer {j} to {i}") for j in range(4)])
+                for i, p in enumerate(loop.round_prompts(1))]
+        write_candidates(sets, loop._dir(1) / "candidates.jsonl")
+        loop.select(1)
+        return loop.store.pairs()
+
+    one = selected(1)
+    assert len(one) == 6 and len({p.prompt[-1]["content"] for p in one}) == 6    # 6 prompts, a pair each
+    for p in one:                                             # each prompt's first two answers: a random pair
+        i = p.prompt[-1]["content"].split()[-1]
+        answers = {p.response_a[0]["content"], p.response_b[0]["content"]}
+        assert answers == {f"answer 0 to {i}", f"answer 1 to {i}"}
+    assert len(selected(0)) == 6 * 6                                               # 0: all 6 pairs of 4
+
+
+def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, tmp_path):
+    import math
+
+    from align.loop import LoopConfig
+    from align.loop.run import Loop
+    from foundation.candidates import Candidate, CandidateSet, write_candidates
+    from foundation.records import PreferenceRecord, write_jsonl
+    from reward.config import RewardConfig
+    from reward.ensemble import load_scorer
+    from reward.trainer import train_reward
+
+    data = tmp_path / "prefs.jsonl"
+    write_jsonl([PreferenceRecord(prompt=[{"role": "user", "content": f"Review item {i}"}],
+                                  chosen=[{"role": "assistant",
+                                           "content": "I love it, great " * (1 + i % 3)}],
+                                  rejected=[{"role": "assistant", "content": "terrible, I hate it"}])
+                 for i in range(16)], data)
+    reward_model = train_reward(RewardConfig(model=tiny_bert, data=str(data), output_dir=str(tmp_path / "rm"),
+                                             max_steps=8, learning_rate=1e-3, max_length=64))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(6)))     # 4 train, 2 held out
+
+    def pairs(confidence: float) -> list:
+        loop = Loop(LoopConfig(prompts=str(prompts), output_dir=str(tmp_path / f"loop-{confidence}"),
+                               judge="tests.test_loop:longer_judge", rm_pairs=True,
+                               rm_pair_confidence=confidence))
+        answers = ["I love it, great", "terrible, I hate it", "fine", "I love it, great great great"]
+        sets = [CandidateSet(f"r1-p{i}", p, [Candidate(a) for a in (answers if i else ["same", "same"])])
+                for i, p in enumerate(loop.round_prompts(1))]
+        write_candidates(sets, loop._dir(1) / "candidates.jsonl")
+        loop._round(1)["reward_model"] = reward_model
+        return loop._reward_model_pairs(1), sets
+
+    records, sets = pairs(0.5)                       # rank-based: every prompt with two different answers
+    scores = load_scorer(reward_model).score([sets[1].prompt] * 4, [c.content for c in sets[1].responses])
+    best, worst = (sets[1].responses[max(range(4), key=f)].content for f in (scores.__getitem__,
+                                                                               lambda i: -scores[i]))
+    assert len(records) == 3 and all(r.labeler == "reward-model" for r in records)
+    assert {(r.chosen[0]["content"], r.rejected[0]["content"]) for r in records} == {(best, worst)}
+    p_best = 1 / (1 + math.exp(-(max(scores) - min(scores))))
+    assert len(pairs(min(p_best + 0.01, 0.99))[0]) == 0 and len(pairs(max(p_best - 0.01, 0.5))[0]) == 3

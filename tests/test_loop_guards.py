@@ -78,10 +78,10 @@ def test_an_adapter_well_within_the_budget_is_scaled_up_to_it_when_allowed(tiny_
 
 
 def test_the_search_aims_along_the_measured_growth_of_kl():
-    assert _aim([(1.0, 2.0)], 8.0) == pytest.approx(4 ** (1 / 1.75))    # α^1.75 up until a second measurement
+    assert _aim([(1.0, 2.0)], 8.0) == pytest.approx(4 ** (1 / 1.75))    # α^1.75 until a second measurement
     # KL 2 → 6 from α 1 → 2: p = log 3 / log 2; from the nearer point, (8/6)^(1/p) further
     assert _aim([(1.0, 2.0), (2.0, 6.0)], 8.0) == pytest.approx(2.0 * (8 / 6) ** (math.log(2) / math.log(3)))
-    assert _aim([(1.0, 10.0)], 8.0) == pytest.approx(math.sqrt(0.8))     # and down, from over the budget
+    assert _aim([(1.0, 10.0)], 8.0) == pytest.approx(0.8 ** (1 / 1.75))  # up or down, from over the budget
 
 
 def test_flags_read_the_intervals():

@@ -39,6 +39,9 @@ class DPOConfig(ModelOptions, DataOptions, TrainerOptions):
         default="sigmoid", metadata={"help": "DPO-family loss: " + ", ".join(LOSS_TYPES) + "."})
     label_smoothing: float = field(default=0.0, metadata={
         "help": "Probability that a label is flipped, for robust and conservative (0.1 is typical)."})
+    sft_weight: float = field(default=0.0, metadata={
+        "help": "Weight of a negative log-likelihood term on the chosen responses beside the DPO loss (RPO, "
+                "Pang et al. 2024): keeps the chosen answers likely while DPO separates the pair; 0: off."})
     ties: Literal["drop", "keep"] = field(default="drop", metadata={
         "help": "Ties carry no direction for DPO: drop them (default), or keep them as weak preferences."})
     min_margin: float = field(default=0.0, metadata={
@@ -61,4 +64,5 @@ class DPOConfig(ModelOptions, DataOptions, TrainerOptions):
               "must be in [0, 0.5)")
         check(self.loss_type not in ("robust", "conservative") or self.label_smoothing > 0, "label_smoothing",
               self.label_smoothing, f"must be positive with loss_type {self.loss_type} (0.1 is typical)")
+        check(self.sft_weight >= 0, "sft_weight", self.sft_weight, "must be non-negative (0: off)")
         check(self.min_margin >= 0, "min_margin", self.min_margin, "must be non-negative")

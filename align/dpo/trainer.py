@@ -87,7 +87,7 @@ def build_dpo_trainer(config: DPOConfig):
     set_seed(config.seed)  # before the adapter is initialised: the same run twice gives the same weights
     model, tokenizer = load_policy(config)
     args = trl.DPOConfig(
-        **trainer_arguments(config), beta=config.beta, loss_type=[LOSS_TYPES[config.loss_type]],
+        **trainer_arguments(config), beta=config.beta, **_losses(config),
         label_smoothing=config.label_smoothing, max_length=config.max_length,
         precompute_ref_log_probs=precompute, train_sampling_strategy="group_by_length",
         length_column_name="length")
@@ -108,6 +108,13 @@ def build_dpo_trainer(config: DPOConfig):
                                                       pad_to_multiple_of=collator.pad_to_multiple_of)
         share_prefixes(trainer.model)
     return trainer, tokenizer
+
+
+def _losses(config: DPOConfig) -> dict:
+    """TRL's `loss_type` list and weights: the DPO-family loss, plus the NLL of the chosen responses."""
+    if not config.sft_weight:
+        return {"loss_type": [LOSS_TYPES[config.loss_type]]}
+    return {"loss_type": [LOSS_TYPES[config.loss_type], "sft"], "loss_weights": [1.0, config.sft_weight]}
 
 
 def train_dpo(config: DPOConfig) -> str:

@@ -90,12 +90,16 @@ class LoopConfig:
     output_dir: str = field(default="outputs/loop", metadata={
         "help": "Rounds, store, models and the report."})
     rounds: int = field(default=2, metadata={"help": "Rounds of the loop."})
-    prompts_per_round: int = field(default=0, metadata={
+    prompts_per_round: int = field(default=120, metadata={
         "help": "Training prompts sampled each round, fresh ones each round while they last (a seeded "
                 "draw); 0: every training prompt every round."})
     candidates_per_prompt: int = field(default=4, metadata={
         "help": "Responses sampled per prompt each round."})
     pairs_per_round: int = field(default=120, metadata={"help": "Pairs sent to labelers each round."})
+    pairs_per_prompt: int = field(default=1, metadata={
+        "help": "Most pairs of a prompt's candidates offered to labelers: 1, one random pair per prompt (a "
+                "label each on more prompts; the reward model ranks all of them with rm_pairs); 0: every "
+                "pair."})
     random_share: float = field(default=1.0, metadata={
         "help": "From round 2: share of the round's pairs chosen at random, the rest by the previous "
                 "reward model's uncertainty. 1 (all random) by default: at 80 labels a round (not yet "
@@ -126,12 +130,13 @@ class LoopConfig:
         "help": "Largest factor by which the KL guard may scale up the adapter of a policy that ended well "
                 "within kl_budget (upper end under 0.85 · budget), moving it further along the direction it "
                 "was trained in until it reaches the budget (ExPO, Zheng et al. 2024). 1: never scale up."})
-    rm_pairs: bool = field(default=False, metadata={
+    rm_pairs: bool = field(default=True, metadata={
         "help": "DPO also trains on pairs the round's reward model labels among every training prompt's "
-                "candidates (its best vs its worst, when it is confident), beside the human labels "
-                "(online DPO, as in RLHFlow's iterative DPO)."})
-    rm_pair_confidence: float = field(default=0.7, metadata={
-        "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used."})
+                "candidates (its best vs its worst), beside the human labels (online DPO, as in RLHFlow's "
+                "iterative DPO): measured across judges in docs/benchmarks.md (tenth session)."})
+    rm_pair_confidence: float = field(default=0.5, metadata={
+        "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used "
+                "(0.5: every prompt's, rank-based; at 35 labels a threshold of 0.7 let no pair through)."})
     warm_start: bool = field(default=False, metadata={
         "help": "From round 2, the policy stage goes on training the last kept round's adapter on that "
                 "round's new labels (iterative DPO, as in RLHFlow and Llama 2; PPO likewise from it), "
@@ -163,6 +168,8 @@ class LoopConfig:
         check(self.labelers >= 0, "labelers", self.labelers, "must be 0 (people) or more")
         check(0.0 <= self.random_share <= 1.0, "random_share", self.random_share, "must be in [0, 1]")
         check(self.pairs_per_round >= 1, "pairs_per_round", self.pairs_per_round, "must be at least 1")
+        check(self.pairs_per_prompt >= 0, "pairs_per_prompt", self.pairs_per_prompt,
+              "must be 0 (every pair) or more")
         check(self.kl_budget > 0, "kl_budget", self.kl_budget, "must be positive (nats per response)")
         check(self.kl_prompts >= 1, "kl_prompts", self.kl_prompts, "must be at least 1")
         check(self.max_adapter_scale >= 1.0, "max_adapter_scale", self.max_adapter_scale,

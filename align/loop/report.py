@@ -9,10 +9,10 @@ from pathlib import Path
 __all__ = ["describe_stage", "write_report"]
 
 TABLE_HEADER = (
-    "| round | judge win rate vs initial | vs previous kept | RM win rate vs initial | KL (nats) "
-    "| length (tokens) | labels so far | alpha | previous RM accuracy on this round's fresh labels "
-    "| same, uncertain / random |\n"
-    "|---|---|---|---|---|---|---|---|---|---|")
+    "| round | judge win rate vs initial | wins / ties / losses | vs previous kept | RM win rate vs initial "
+    "| KL (nats) | length (tokens) | labels so far | alpha "
+    "| previous RM accuracy on this round's fresh labels | same, uncertain / random |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def describe_stage(stage: str, state: dict) -> str:
@@ -136,6 +136,7 @@ def _row(r: int, s: dict) -> str:
     accuracy = fresh.get("fresh_accuracy")
     return (f"| {r}{'' if s.get('kept', True) else ' (not kept)'} | "
             f"{_with_interval(initial['judge_win_rate'], initial['judge_interval'])} | "
+            f"{' / '.join(map(str, initial.get('judge_wins_ties_losses', ['–'] * 3)))} | "
             f"{_with_interval(previous['judge_win_rate'], previous['judge_interval']) if previous else '–'} "
             "| "
             f"{_with_interval(initial['reward_win_rate'], initial['reward_interval'])} | "
@@ -170,7 +171,8 @@ reward model on `{cfg['reward']['model']}`, KL budget {cfg['kl_budget']} nats pe
 {_warnings(rounds)}
 ![rounds](report.png)
 
-Win rates are on {n} held-out prompts (ties count half), with 95% Wilson intervals; KL(policy ‖ initial)
+Win rates are on {n} held-out prompts (ties count half: while t of the n pairs stay ties the win rate
+cannot exceed 1 − t / 2n), with 95% Wilson intervals; KL(policy ‖ initial)
 is per response (exact per-token KL over the vocabulary, summed), with a 95% interval. "RM" is the
 round's reward model (the proxy the policy was trained towards); the judge is the gold standard.
 

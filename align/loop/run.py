@@ -3,8 +3,8 @@
 Each round: the current policy samples candidates → pairs go into the LabelStore (from round 2 on,
 a `random_share` of them at random, the rest by reward-model uncertainty) → labels arrive through
 the labeling app's own API, from simulated labelers (any judge) or from people at the printed URL →
-the reward model is refit on every label so far → the policy is improved (DPO on the labels, or PPO
-on the reward model) → evaluation on held-out prompts against the initial and the previous policy.
+the reward model is refit on every label so far → the policy is improved (DPO on the labels and on
+the reward model's best-vs-worst pair of each prompt's candidates, or PPO on the reward model) → evaluation on held-out prompts against the initial and the previous policy.
 
 Every stage of every round is recorded in `loop_state.json` when it ends, so an interrupted loop
 resumes at the stage where it stopped. The report (`report.md`, `report.html`, PNG plots) is
@@ -167,7 +167,8 @@ class Loop:
 
         cfg = self.config
         rng = random.Random(cfg.seed * 7919 + r)
-        pool = candidate_pairs(read_candidates(self._dir(r) / "candidates.jsonl"), source=f"loop round {r}")
+        pool = candidate_pairs(read_candidates(self._dir(r) / "candidates.jsonl"), source=f"loop round {r}",
+                               pairs_per_prompt=cfg.pairs_per_prompt or None)
         rng.shuffle(pool)
         n = min(cfg.pairs_per_round, len(pool))
         info: dict = {"pool": len(pool)}
@@ -327,22 +328,23 @@ class Loop:
 
             records = ([x for s in ("active", "random") for x in self._records(r, s)] if new_only
                        else read_preferences(labels).records)
-            extra = self._reward_model_pairs(r) if self.config.rm_pairs else []
+            extra = self._reward_model_pairs(r, first=r if new_only else 1) if self.config.rm_pairs else []
             write_jsonl(records + extra, data)
             if self.config.rm_pairs:
                 self._round(r).setdefault("reward", {})["rm_pairs"] = len(extra)
         self.processes.barrier()
         return data
 
-    def _reward_model_pairs(self, r: int) -> list:
-        """For every training prompt of every round so far, the round's reward model's best and worst
-        candidate, as a preference record, when it prefers the best with P ≥ rm_pair_confidence."""
+    def _reward_model_pairs(self, r: int, first: int = 1) -> list:
+        """For every training prompt of rounds `first` to r, the round's reward model's best and worst
+        candidate, as a preference record, when it prefers the best with P ≥ rm_pair_confidence (0.5:
+        every prompt whose candidates differ)."""
         from foundation.candidates import read_candidates
         from foundation.records import PreferenceRecord
         from foundation.stats import sigmoid
 
         rm = self._reward_model(r)
-        sets = [s for k in range(1, r + 1) for s in read_candidates(self._dir(k) / "candidates.jsonl")]
+        sets = [s for k in range(first, r + 1) for s in read_candidates(self._dir(k) / "candidates.jsonl")]
         flat = [(i, c.content) for i, s in enumerate(sets) for c in s.responses if c.content.strip()]
         scores = rm.score([sets[i].prompt for i, _ in flat], [text for _, text in flat])
         by_prompt: dict[int, list[tuple[float, str]]] = {}
@@ -477,6 +479,7 @@ def _summary(report: dict, against: int) -> dict:
     judge, rm = report["judge"], report["reward"]
     return {"round": against, "prompts": report["prompts"],
             "judge_win_rate": judge["win_rate"], "judge_interval": judge["interval"],
+            "judge_wins_ties_losses": [judge["wins"], judge["ties"], judge["losses"]],
             "reward_win_rate": rm["win_rate"], "reward_interval": rm["interval"],
             "reward_policy": rm["policy_mean"], "reward_reference": rm["reference_mean"],
             "kl": report["kl"], "kl_interval": report["kl_interval"],
