@@ -49,8 +49,8 @@ AIM, CLOSE = 0.925, 0.85
 def _aim(measured: list[tuple[float, float]], target: float) -> float:
     """The α whose upper end should be `target`, from the measured (α, upper) nearest to it: KL grows
     about as α^p, p fitted to the last two measurements; until there are two, 1.75 (fitted 1.68, 1.74
-    and 1.81 scaling up in three demo runs' first rounds, 1.56 shrinking an adapter trained to KL 14:
-    below the 2 of the quadratic growth near the initial policy)."""
+    and 1.81 scaling up in three demo runs' first rounds; 1.56 and 1.04 shrinking adapters trained to
+    KL 14 and 11.5, below the 2 of the quadratic growth near the initial policy)."""
     base_scale, base_upper = min(measured, key=lambda m: abs(math.log(max(m[1], 1e-9) / target)))
     p = 1.75
     if len(measured) >= 2:

@@ -4,7 +4,8 @@ Each round: the current policy samples candidates → pairs go into the LabelSto
 a `random_share` of them at random, the rest by reward-model uncertainty) → labels arrive through
 the labeling app's own API, from simulated labelers (any judge) or from people at the printed URL →
 the reward model is refit on every label so far → the policy is improved (DPO on the labels and on
-the reward model's best-vs-worst pair of each prompt's candidates, or PPO on the reward model) → evaluation on held-out prompts against the initial and the previous policy.
+the reward model's best-vs-worst pair of each prompt's candidates, or PPO on the reward model) →
+evaluation on held-out prompts against the initial and the previous policy.
 
 Every stage of every round is recorded in `loop_state.json` when it ends, so an interrupted loop
 resumes at the stage where it stopped. The report (`report.md`, `report.html`, PNG plots) is
