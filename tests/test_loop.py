@@ -90,7 +90,12 @@ def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(ti
     rows = [json.loads(line) for line in (out / "round-2" / "dpo-data.jsonl").read_text().splitlines()]
     round_1 = {json.dumps(json.loads(line)["chosen"]) for line in
                (out / "round-1" / "preferences.jsonl").read_text().splitlines()}
-    assert len(rows) == 4 and not {json.dumps(r["chosen"]) for r in rows} & round_1   # DPO: round 2's own
+    human = [r for r in rows if r.get("labeler") != "reward-model"]
+    assert len(human) == 4 and not {json.dumps(r["chosen"]) for r in human} & round_1   # DPO: round 2's own
+    round_2 = {c["content"] for line in (out / "round-2" / "candidates.jsonl").read_text().splitlines()
+               for c in json.loads(line)["responses"]}      # and the RM's pairs among round 2's answers
+    rm_rows = [r for r in rows if r.get("labeler") == "reward-model"]
+    assert 1 <= len(rm_rows) <= 6 and all(r["chosen"][0]["content"] in round_2 for r in rm_rows)
 
 
 def test_the_same_seed_gives_the_same_run(tiny_llama, tiny_bert, tmp_path):
