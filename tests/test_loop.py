@@ -188,12 +188,11 @@ def test_one_pair_per_prompt_goes_to_the_labelers(tmp_path):
 
 
 def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, tmp_path):
-    import math
-
     from align.loop import LoopConfig
     from align.loop.run import Loop
     from foundation.candidates import Candidate, CandidateSet, write_candidates
     from foundation.records import PreferenceRecord, write_jsonl
+    from foundation.stats import sigmoid
     from reward.config import RewardConfig
     from reward.ensemble import load_scorer
     from reward.trainer import train_reward
@@ -221,10 +220,10 @@ def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, 
         return loop._reward_model_pairs(1), sets
 
     records, sets = pairs(0.5)                       # rank-based: every prompt with two different answers
-    scores = load_scorer(reward_model).score([sets[1].prompt] * 4, [c.content for c in sets[1].responses])
-    best, worst = (sets[1].responses[max(range(4), key=f)].content for f in (scores.__getitem__,
-                                                                               lambda i: -scores[i]))
+    texts = [c.content for c in sets[1].responses]
+    scores = load_scorer(reward_model).score([sets[1].prompt] * 4, texts)
+    ranked = [t for _, t in sorted(zip(scores, texts))]
     assert len(records) == 3 and all(r.labeler == "reward-model" for r in records)
-    assert {(r.chosen[0]["content"], r.rejected[0]["content"]) for r in records} == {(best, worst)}
-    p_best = 1 / (1 + math.exp(-(max(scores) - min(scores))))
+    assert {(r.chosen[0]["content"], r.rejected[0]["content"]) for r in records} == {(ranked[-1], ranked[0])}
+    p_best = sigmoid(max(scores) - min(scores))
     assert len(pairs(min(p_best + 0.01, 0.99))[0]) == 0 and len(pairs(max(p_best - 0.01, 0.5))[0]) == 3
