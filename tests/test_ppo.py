@@ -176,13 +176,17 @@ def test_separate_value_model_trains_and_resumes(ppo_model, prompts_file, tmp_pa
         assert torch.equal(a, b), n
 
 
-def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
-    """Rows whose prompts start with the same tokens: the prefix goes through the model once (a KV cache
-    every row attends to); logits, values and gradients are those of the plain forward."""
+@pytest.mark.parametrize("attention, response", [("sdpa", 16), ("eager", 16), ("sdpa", 4)])
+def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model, attention, response):
+    """Rows whose prompts start with the same tokens: the prefix goes through the model once (one more
+    row, whose first keys and values every row attends to; the rows as wide as the rest of a row or as the
+    prefix, whichever is longer); logits, values and gradients are those of the plain forward, under SDPA
+    and eager attention alike."""
     from align.policy import load_policy
     from align.ppo.model import PolicyWithValue, common_prefix
 
     model, tok = load_policy(config(ppo_model, "unused", "unused"), padding_side="left")
+    model.get_base_model().set_attn_implementation(attention)
     torch.manual_seed(0)
     for name, p in model.named_parameters():
         if "lora_B" in name:
@@ -193,11 +197,15 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
     prefix = list(range(10, 30))                                   # 20 shared tokens, then different prompts
     prompts = [prefix + [40, 41, 42], prefix + [50], prefix + [60, 61, 62, 63, 64]]
     P = max(map(len, prompts))
-    ids = torch.tensor([[tok.pad_token_id] * (P - len(p)) + p + [70 + i, 71, 72, 73]
+    ids = torch.tensor([[tok.pad_token_id] * (P - len(p)) + p + list(range(70 + i, 70 + i + response))
                         for i, p in enumerate(prompts)])
-    mask = torch.tensor([[0] * (P - len(p)) + [1] * (len(p) + 4) for p in prompts])
-    mask[1, -1] = 0                                                 # a response that ended early
+    mask = torch.tensor([[0] * (P - len(p)) + [1] * (len(p) + response) for p in prompts])
+    mask[1, -3:] = 0                                                # a response that ended early
     assert common_prefix(ids, mask, P) == 20
+    calls = []
+    attend = model.get_base_model().model.layers[0].self_attn
+    attend.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs["hidden_states"].shape[:2]),
+                                     with_kwargs=True)
     results = []
     for policy in (plain, shared):
         model.zero_grad()
@@ -208,6 +216,8 @@ def test_shared_prompt_prefix_forward_matches_the_plain_forward(ppo_model):
                  if p.requires_grad]
         results.append((logits.detach(), values.detach(), grads))
     (la, va, ga), (lb, vb, gb) = results
+    L = P + response
+    assert calls == [(3, L), (4, max(L - 20, 20))]                  # the shared forward: 4 rows
     assert torch.allclose(la, lb, atol=1e-5) and torch.allclose(va, vb, atol=1e-5)
     # float rounding only
     worst = max(float((a - b).norm() / b.norm().clamp(min=1e-12)) for a, b in zip(ga, gb))
@@ -253,7 +263,7 @@ def test_bf16_base_under_autocast_trains(ppo_model, prompts_file, tmp_path):
 
 
 def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_path):
-    """`torch_compile`: each decoder layer compiled (dynamic shapes; the shared prefix off), the engine's
+    """`torch_compile`: each decoder layer compiled (dynamic shapes; the shared prefix on), the engine's
     sampling left eager, the activation memory budget set around the trainer's forwards; the same
     rollouts and, up to float rounding, the same losses as eager layers."""
     import torch._functorch.config as functorch_config
@@ -261,7 +271,7 @@ def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_
     runs = {}
     for compiled in (False, True):
         trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"out-{compiled}", max_steps=2,
-                                    torch_compile=compiled, share_prompt_prefix=False),
+                                    torch_compile=compiled),
                              reward_fn=letters_share)
         layers = trainer.policy.model.get_base_model().get_decoder().layers
         assert all((layer._compiled_call_impl is not None) == compiled for layer in layers)

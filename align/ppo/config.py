@@ -47,8 +47,7 @@ class PPOConfig(ModelOptions, TrainOptions):
         "help": "Compile the policy's decoder layers (torch.compile, dynamic shapes) for the trainer's own "
                 "forwards and backwards: 1.5x faster per forward + backward on CPU in bf16, 1.2x per "
                 "update in benchmarks/ppo_vs_trl.py, after about 20 s of compiling in the first update "
-                "(2-core CPU). Turns share_prompt_prefix off "
-                "(its per-layer cache would compile once per layer)."})
+                "(2-core CPU)."})
     activation_memory_budget: float = field(default=0.7, metadata={
         "help": "With torch_compile: the share of a forward's activations that the compiled layers keep for "
                 "the backward (PyTorch's activation_memory_budget); below 1 the compiler recomputes the "

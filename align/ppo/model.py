@@ -7,7 +7,10 @@ base with the adapter disabled; `token_logprobs` reads log π(token) off logits 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
+import torch.nn.functional as F
 
 __all__ = ["PolicyWithValue", "common_prefix", "compile_layers", "head_logprobs", "logprobs_and_entropy",
            "token_logprobs"]
@@ -40,9 +43,12 @@ class PolicyWithValue(torch.nn.Module):
         that first copies the weight B times ((B, H, V): 1.4 of a 3.4 s forward + backward on this CPU).
 
         Rows are left-padded prompts followed by responses. When every row's prompt starts with the same
-        S tokens (a chat template's system prompt, an instruction), those go through the model once, as a
-        batch of one whose keys and values every row then attends to (gradients flow back through them):
-        the same function, S/L less work."""
+        S tokens (a chat template's system prompt, an instruction), those go through the model once: the
+        rows go without them, beside one more row that holds them, and each layer's attention puts that
+        row's first S keys and values before every row's own (gradients flow back through them). The same
+        function, on B + 1 rows of max(L - S, S) tokens instead of B of L; the layers' code is unchanged, so
+        compiled layers compile it once (SmolLM2's 24-token system prompt, 8 rows of 87 tokens: a forward
+        + backward 7% faster, compiled, bf16, this CPU)."""
         states = self._states(input_ids, attention_mask, start)
         logits = _body_and_head(self.model)[1](states)
         return logits, self._values(states, input_ids, attention_mask, start) if with_values else None
@@ -63,25 +69,33 @@ class PolicyWithValue(torch.nn.Module):
     def _states(self, input_ids, attention_mask, start: int) -> torch.Tensor:
         """The last hidden states (B, T, H) before each of the tokens input_ids[:, start:], contiguous."""
         T = input_ids.shape[1] - start
-        S = common_prefix(input_ids, attention_mask, start) if self.share_prefix else 0
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         body = _body_and_head(self.model)[0]
-        if S:
-            pads = (attention_mask.long().cumsum(-1) == 0).sum(-1, keepdim=True)        # (B, 1) left pads
-            prefix = input_ids[:1, pads[0, 0]:pads[0, 0] + S]
-            cache = body(input_ids=prefix, position_ids=torch.arange(S, device=prefix.device)[None],
-                         use_cache=True).cache
-            cache.batch_repeat_interleave(len(input_ids))
-            cols = torch.arange(input_ids.shape[1] - S, device=input_ids.device)[None]
-            cols = cols + S * (cols >= pads)                                    # each row without its prefix
-            ones = attention_mask.new_ones(len(input_ids), S)
-            hidden = body(input_ids=input_ids.gather(1, cols), position_ids=position_ids.gather(1, cols),
-                          attention_mask=torch.cat([ones, attention_mask.gather(1, cols)], 1),
-                          cache=cache, use_cache=True).last_hidden_state
-        else:
+        B, L = input_ids.shape
+        S = common_prefix(input_ids, attention_mask, start) if self.share_prefix and _attention_modules(body) else 0
+        W = max(L - S, S)                           # the rows' width: each without its prefix, or the prefix
+        if S and (B + 1) * W >= B * L:              # no work saved
+            S = 0
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if not S:
             hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                           use_cache=False).last_hidden_state
-        return hidden[:, -T - 1:-1].contiguous()
+            return hidden[:, -T - 1:-1].contiguous()
+        # Each row without its prefix (left-padded to W), and one more row that holds the prefix (then
+        # padding): its keys and values at each layer are every row's first S (`_prefix_attention`).
+        pads = (attention_mask.long().cumsum(-1) == 0).sum(-1, keepdim=True)            # (B, 1) left pads
+        cols = torch.arange(L - S, device=input_ids.device)[None]
+        cols = cols + S * (cols >= pads)
+        extra = (W - (L - S), 0)
+        first = torch.arange(W, device=input_ids.device)[None]
+        prefix = F.pad(input_ids[:1, pads[0, 0]:pads[0, 0] + S], (0, W - S))
+        ids = torch.cat([F.pad(input_ids.gather(1, cols), extra), prefix])
+        positions = torch.cat([F.pad(position_ids.gather(1, cols), extra), first])
+        own = torch.cat([F.pad(attention_mask.gather(1, cols), extra), (first < S).long()])
+        with _attending_to_prefix(body) as implementation:
+            mask = _after_prefix_mask(own, S, implementation, body.get_input_embeddings().weight.dtype)
+            hidden = body(input_ids=ids, position_ids=positions, attention_mask=mask,
+                          use_cache=False).last_hidden_state
+        return hidden[:B, -T - 1:-1].contiguous()
 
     def _values(self, states, input_ids, attention_mask, start: int) -> torch.Tensor:
         return self.values_of(states) if self.value_backbone is None \
@@ -108,6 +122,66 @@ def _body_and_head(model):
     """The decoder stack (→ last hidden states) and the output layer of a (peft-wrapped) causal LM."""
     causal = model.get_base_model() if hasattr(model, "get_base_model") else model
     return causal.get_decoder(), causal.get_output_embeddings()
+
+
+# -- the shared prefix: every row's attention reads the prefix row's first keys and values before its own --
+
+
+def _attention_modules(body) -> list | None:
+    """The attention module of each decoder layer, when they dispatch through 🤗's attention interface
+    (eager or SDPA) that `_attending_to_prefix` can wrap; else None (no shared prefix: the plain forward)."""
+    layers = getattr(body, "layers", None)
+    if layers is None or getattr(body.config, "_attn_implementation", None) not in ("eager", "sdpa"):
+        return None
+    modules = [getattr(layer, "self_attn", None) for layer in layers]
+    return modules if all(m is not None and hasattr(m, "layer_idx") for m in modules) else None
+
+
+@contextmanager
+def _attending_to_prefix(body):
+    """While inside, `body`'s attention is `_prefix_attention` around its own (eager or SDPA); yields the
+    name of its own. Nothing per layer is held or looked up (no cache, no layer index), so compiled layers
+    keep sharing one graph."""
+    import functools
+    import sys
+
+    from transformers import AttentionInterface
+
+    base = body.config._attn_implementation
+    module = type(_attention_modules(body)[0]).__module__
+    attention = sys.modules[module].eager_attention_forward if base == "eager" else AttentionInterface()[base]
+    name = f"align_shared_prefix:{base}:{module}"     # eager: the model's own (some soft-cap their scores)
+    AttentionInterface.register(name, functools.partial(_prefix_attention, attention))
+    body.config._attn_implementation = name
+    try:
+        yield base
+    finally:
+        body.config._attn_implementation = base
+
+
+def _prefix_attention(attention, module, query, key, value, attention_mask, **kwargs):
+    """`attention` with the last row's first S keys and values (the prefix's) before every row's own,
+    S being what the mask (`_after_prefix_mask`) has more columns than the rows have keys."""
+    S = attention_mask.shape[-1] - key.shape[2]
+    key = torch.cat([key[-1:, :, :S].expand(len(key), -1, -1, -1), key], 2)
+    value = torch.cat([value[-1:, :, :S].expand(len(value), -1, -1, -1), value], 2)
+    return attention(module, query, key, value, attention_mask, **kwargs)
+
+
+def _after_prefix_mask(own: torch.Tensor, S: int, implementation: str, dtype: torch.dtype) -> torch.Tensor:
+    """The 4-D mask (R, 1, L, S + L) of rows whose tokens are `own` (R, L: 1 = a token, 0 = padding):
+    every row but the last (the prefix's) sees the S prefix columns, and each row its own earlier tokens
+    (so no query sees nothing: the last row's first S are tokens). Boolean for SDPA, additive (in `dtype`)
+    for eager attention."""
+    R, L = own.shape
+    causal = torch.ones(L, L, dtype=torch.bool, device=own.device).tril()
+    mine = causal[None] & own.bool()[:, None, :]
+    prefix = own.new_ones(R, L, S, dtype=torch.bool)
+    prefix[-1] = False
+    visible = torch.cat([prefix, mine], -1)[:, None]
+    if implementation == "sdpa":
+        return visible
+    return torch.zeros(visible.shape, dtype=dtype, device=own.device).masked_fill_(~visible, torch.finfo(dtype).min)
 
 
 def compile_layers(model) -> None:
