@@ -71,7 +71,8 @@ class PolicyWithValue(torch.nn.Module):
         T = input_ids.shape[1] - start
         body = _body_and_head(self.model)[0]
         B, L = input_ids.shape
-        S = common_prefix(input_ids, attention_mask, start) if self.share_prefix and _attention_modules(body) else 0
+        shareable = self.share_prefix and _attention_modules(body) is not None
+        S = common_prefix(input_ids, attention_mask, start) if shareable else 0
         W = max(L - S, S)                           # the rows' width: each without its prefix, or the prefix
         if S and (B + 1) * W >= B * L:              # no work saved
             S = 0
@@ -181,7 +182,8 @@ def _after_prefix_mask(own: torch.Tensor, S: int, implementation: str, dtype: to
     visible = torch.cat([prefix, mine], -1)[:, None]
     if implementation == "sdpa":
         return visible
-    return torch.zeros(visible.shape, dtype=dtype, device=own.device).masked_fill_(~visible, torch.finfo(dtype).min)
+    additive = torch.zeros(visible.shape, dtype=dtype, device=own.device)
+    return additive.masked_fill_(~visible, torch.finfo(dtype).min)
 
 
 def compile_layers(model) -> None:

@@ -103,8 +103,8 @@ class PPOTrainer:
                     compile_layers(m)
         # The shared prefix's attention is switched on around a forward only; activation checkpointing
         # would recompute the layers in the backward, outside it.
-        self.policy = PolicyWithValue(model, value_backbone,
-                                      share_prefix=config.share_prompt_prefix and not config.gradient_checkpointing)
+        share_prefix = config.share_prompt_prefix and not config.gradient_checkpointing
+        self.policy = PolicyWithValue(model, value_backbone, share_prefix=share_prefix)
         if config.quantization == "none":               # a quantized base is placed by its loader
             self.policy.to(self.processes.device)
         # Dropout off, and the modules left in training mode for good: PPO's ratios need the network that
