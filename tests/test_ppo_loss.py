@@ -95,11 +95,13 @@ def test_logprobs_and_entropy_of_uniform_and_peaked():
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_head_logprobs_in_chunks_match_the_logits_path_with_gradients(monkeypatch, temperature):
-    """The output layer a few positions at a time (chunks of 3 here) gives the same log-probs, entropy
-    and gradients (states and weight) as the full logits through `logprobs_and_entropy`."""
+    """The output layer a few positions at a time (chunks of 3 here, their logits 2 rows at a time) gives
+    the same log-probs, entropy and gradients (states and weight) as the full logits through
+    `logprobs_and_entropy`."""
     import align.ppo.model as model
 
-    monkeypatch.setattr(model, "_CHUNK_FLOATS", 3 * 11)                # V = 11: 3 positions a chunk
+    monkeypatch.setattr(model, "_CHUNK_FLOATS", 3 * 11)                # V = 11: 3 positions a chunk,
+    monkeypatch.setattr(model, "_ROW_FLOATS", 2 * 11)                  # gone through 2 at a time
     torch.manual_seed(0)
     head = torch.nn.Linear(5, 11, bias=False).double()
     states = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
