@@ -151,9 +151,11 @@ def _attending_to_prefix(body):
 
     base = body.config._attn_implementation
     module = type(_attention_modules(body)[0]).__module__
-    attention = sys.modules[module].eager_attention_forward if base == "eager" else AttentionInterface()[base]
     name = f"align_shared_prefix:{base}:{module}"     # eager: the model's own (some soft-cap their scores)
-    AttentionInterface.register(name, functools.partial(_prefix_attention, attention))
+    if name not in AttentionInterface().valid_keys():   # once: compiled layers guard on the function
+        attention = sys.modules[module].eager_attention_forward if base == "eager" \
+            else AttentionInterface()[base]
+        AttentionInterface.register(name, functools.partial(_prefix_attention, attention))
     body.config._attn_implementation = name
     try:
         yield base
