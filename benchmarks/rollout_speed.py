@@ -8,8 +8,12 @@ random so that the adapter changes the outputs, as a trained one does). Every ro
 `--tokens` tokens (EOS ignored; `min_new_tokens` for HF) at temperature 1, top-p 1. Rows:
 - `hf`: `model.generate` on the peft model in fp32, as TRL's trainers sample (the baseline, 1.0);
 - `hf, adapter folded`: our `hf` engine (LoRA folded into the base while sampling), fp32;
-- `fused`: our `fused` engine (bf16 snapshot, adapter folded, fused projections, static cache).
-Reports the median tokens/s of each, the ratio to the baseline, and last `ratio X` (fused / hf).
+- `fused`: our `fused` engine (snapshot with the adapter folded, fused projections, static cache), in
+  the precision `foundation.precision` picks: bf16 on a CPU with AMX or AVX512-BF16, fp32 elsewhere.
+Reports the CPU kind, the median tokens/s of each, the ratio to the baseline, and last `ratio X`
+(fused / hf). To measure a CPU without native bf16 on one that has it:
+`ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python -m benchmarks.rollout_speed` (torch's and
+oneDNN's AVX2 kernels; the fused engine then samples in fp32).
 """
 
 from __future__ import annotations
@@ -92,8 +96,10 @@ def main(argv=None) -> int:
             n = run()
             rates[name].append(n / (time.perf_counter() - start))
     base = statistics.median(rates["hf"])
+    from foundation.precision import cpu_kind, sampling_dtype
+
     print(f"SmolLM2-135M + LoRA r=16, batch {args.batch} x {args.tokens} sampled tokens, "
-          f"median of {args.repeat}")
+          f"median of {args.repeat}; CPU {cpu_kind()}, fused in {str(sampling_dtype()).split('.')[-1]}")
     print(f"{'engine':<22} {'tokens/s':>9} {'vs hf':>7}   (runs)")
     for name, values in rates.items():
         median = statistics.median(values)

@@ -15,6 +15,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# torch.compile's kernel cache is keyed on the CPU it detects, not on ATEN_CPU_CAPABILITY: a suite run under
+# another machine's kernels (`ATEN_CPU_CAPABILITY=avx2`) then reused kernels built for this one's and
+# aborted. One cache per kernel set.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"torchinductor-{os.environ.get('USER', 'user')}-"
+    f"{os.environ.get('ATEN_CPU_CAPABILITY', 'native')}-{os.environ.get('ONEDNN_MAX_CPU_ISA', 'all')}"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,5 +1,7 @@
 """The one recipe parser: YAML + flags into dataclasses, with errors that name the key and the fix."""
 
+import os
+
 import pytest
 
 from align.sft.config import SFTConfig
@@ -65,7 +67,7 @@ def test_quantized_base_needs_lora():
         SFTConfig(data="d", quantization="4bit", lora=False)
 
 
-def test_mixed_precision_reaches_the_trainer_arguments():
+def test_mixed_precision_reaches_the_trainer_arguments(monkeypatch):
     from foundation.training import trainer_arguments
 
     args = trainer_arguments(load_config(SFTConfig, None, {"data": "d", "mixed_precision": "bf16"}))
@@ -74,8 +76,34 @@ def test_mixed_precision_reaches_the_trainer_arguments():
     assert args["bf16"] is False and args["fp16"] is False and args["activation_checkpointing"] is False
     import torch
 
-    if not torch.cuda.is_available():  # auto on a CPU: bf16 autocast over fp32 weights
-        assert trainer_arguments(SFTConfig(data="d"))["bf16"] is True
+    if not torch.cuda.is_available():  # auto on a CPU: bf16 autocast only where it multiplies bf16 natively
+        for native in ("1", "0"):
+            monkeypatch.setenv("ALIGN_NATIVE_BF16", native)
+            assert trainer_arguments(SFTConfig(data="d"))["bf16"] is (native == "1")
+
+
+@pytest.mark.parametrize("capability, native", [("avx2", False), ("default", False), (None, None)])
+def test_precision_follows_the_cpu_in_one_place(capability, native):
+    """`foundation.precision` under torch's AVX2 (or plain) kernels says no native bf16, whatever the CPU,
+    and then every automatic choice is fp32; on this machine's own kernels it says what the CPU has."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ALIGN_NATIVE_BF16")}
+    if capability:
+        env["ATEN_CPU_CAPABILITY"] = capability
+    probe = ("from foundation.precision import native_bf16, autocast_dtype, sampling_dtype, cpu_kind\n"
+             "print(native_bf16(), autocast_dtype('auto'), sampling_dtype(), autocast_dtype('bf16'), "
+             "cpu_kind())")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    has, auto, sampling, forced, kind = done.stdout.split()
+    assert forced == "torch.bfloat16"                            # an explicit choice always wins
+    if native is None:
+        native = kind in ("AMX", "AVX512-BF16")
+    assert has == str(native) and auto == ("torch.bfloat16" if native else "None")
+    assert sampling == ("torch.bfloat16" if native else "torch.float32")
+    assert ("precision: fp32" in done.stderr) is not native    # the choice is printed, once each
+    assert done.stderr.count("training precision:") == 1 and done.stderr.count("sampling precision:") == 1
 
 
 def test_every_recipe_loads_into_its_command_config():

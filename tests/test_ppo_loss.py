@@ -16,6 +16,8 @@ from align.ppo.loss import (
 from align.ppo.model import logprobs_and_entropy
 
 
+# fp32 against Python's float64 hand values: pytest.approx's default rel=1e-6 is ~8 fp32 ulps, room for
+# the roundings of these few-operation computations (2 ulps at most on these CPUs)
 def t(rows):
     return torch.tensor(rows, dtype=torch.float32)
 
@@ -113,6 +115,11 @@ def test_head_logprobs_in_chunks_match_the_logits_path_with_gradients(monkeypatc
     states.grad, head.weight.grad = None, None
     lp, h = model.head_logprobs(states, head, tokens, temperature)
     (lp * weights).sum().backward()
-    assert torch.allclose(lp, want_lp.to(lp.dtype)) and torch.allclose(h, want_h.to(h.dtype))
-    assert torch.allclose(states.grad, want_grads[0]) and torch.allclose(head.weight.grad, want_grads[1])
+    # Both paths compute in float64 (a float64 head is never rounded to float32); they differ only in
+    # the order of float64 sums over 11 logits and 8 positions: a few ulps, far below 1e-12.
+    assert lp.dtype == h.dtype == torch.float64
+    exact = dict(rtol=1e-12, atol=1e-12)
+    assert torch.allclose(lp, want_lp, **exact) and torch.allclose(h, want_h, **exact)
+    assert torch.allclose(states.grad, want_grads[0], **exact)
+    assert torch.allclose(head.weight.grad, want_grads[1], **exact)
     assert not h.requires_grad

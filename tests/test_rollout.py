@@ -48,7 +48,7 @@ def test_fused_fp32_greedy_equals_hf_generate_with_the_adapter(policy):
     fused = FusedDecoder(policy.model, torch.float32).sample(prompts, SamplingParams(temperature=0,
                                                                                     max_new_tokens=12), [])
     assert [c.token_ids for c in fused] == [c.token_ids for c in hf]
-    for a, b in zip(fused, hf):
+    for a, b in zip(fused, hf):     # fp32: folded weights and our kernels against 🤗's, ~3e-6 here
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
     with policy.model.disable_adapter():                  # the adapter matters: without it, other tokens
         plain = FusedDecoder(policy.model, torch.float32).sample(
@@ -139,7 +139,7 @@ def test_draw_follows_the_distribution():
     tokens = draw(logprobs, torch.Generator().manual_seed(0))
     freq = torch.bincount(tokens, minlength=5).float() / len(tokens)
     assert freq[1] == 0                                      # a zero-probability token is never drawn
-    assert torch.allclose(freq, probs, atol=0.012)
+    assert torch.allclose(freq, probs, atol=0.012)           # 3.4 standard errors (0.0035 at p = 0.5)
 
 
 def test_top_p_filter_matches_transformers():

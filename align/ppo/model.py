@@ -269,12 +269,13 @@ class _HeadLogprobs(torch.autograd.Function):
     def forward(ctx, states, weight, tokens, temperature: float, dtype: torch.dtype):
         chunk, rows = _chunks(weight.shape[0])
         w = weight.to(dtype)
-        logprobs, entropy, lse = (torch.empty(len(states), dtype=torch.float32, device=states.device)
+        acc = _accumulation(dtype)
+        logprobs, entropy, lse = (torch.empty(len(states), dtype=acc, device=states.device)
                                   for _ in range(3))
         for i in range(0, len(states), chunk):
             logits = states[i:i + chunk].to(dtype) @ w.T
             for j in range(0, len(logits), rows):
-                z = logits[j:j + rows].float().div_(temperature)
+                z = logits[j:j + rows].to(acc).div_(temperature)
                 k = slice(i + j, i + j + len(z))
                 top = z.amax(-1, keepdim=True)
                 e = torch.sub(z, top).exp_()
@@ -293,16 +294,17 @@ class _HeadLogprobs(torch.autograd.Function):
         dtype, temperature = ctx.dtype, ctx.temperature
         chunk, rows = _chunks(weight.shape[0])
         w = weight.to(dtype)
+        acc = _accumulation(dtype)
         grad_states = torch.empty_like(states) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) \
+        grad_weight = torch.zeros(weight.shape, dtype=acc, device=weight.device) \
             if ctx.needs_input_grad[1] else None
         for i in range(0, len(states), chunk):
             s = states[i:i + chunk].to(dtype)
             logits = s @ w.T
             for j in range(0, len(logits), rows):
-                z = logits[j:j + rows].float().div_(temperature)
+                z = logits[j:j + rows].to(acc).div_(temperature)
                 k = slice(i + j, i + j + len(z))
-                g = grad_logprobs[k].float()
+                g = grad_logprobs[k].to(acc)
                 # d log p(t) / dz = onehot(t) − softmax(z), through z = logits / temperature
                 dz = z.sub_(lse[k, None]).exp_().mul_(-g[:, None])
                 dz.scatter_add_(-1, tokens[k, None], g[:, None])
@@ -310,10 +312,16 @@ class _HeadLogprobs(torch.autograd.Function):
             if grad_states is not None:
                 grad_states[i:i + chunk] = logits @ w
             if grad_weight is not None:
-                grad_weight += (logits.T @ s).float()
+                grad_weight += (logits.T @ s).to(acc)
         if grad_weight is not None:
             grad_weight = grad_weight.to(weight.dtype)
         return grad_states, grad_weight, None, None, None
+
+
+def _accumulation(dtype: torch.dtype) -> torch.dtype:
+    """What the passes over the vocabulary compute in: fp32 for bf16/fp16 matmuls, the matmul's own
+    precision when it is higher (a float64 head stays float64, so it matches the logits path exactly)."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _chunks(vocabulary: int) -> tuple[int, int]:
@@ -322,7 +330,7 @@ def _chunks(vocabulary: int) -> tuple[int, int]:
 
 
 def _log_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    logits = logits.float()
+    logits = logits.to(_accumulation(logits.dtype))
     if temperature != 1.0:
         logits = logits / temperature
     return torch.log_softmax(logits, dim=-1)

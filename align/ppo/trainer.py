@@ -40,6 +40,7 @@ from align.ppo.model import PolicyWithValue, compile_layers
 from align.rollout import SamplingParams, make_sampler
 from foundation.errors import AlignError, ConfigError
 from foundation.models import eos_ids
+from foundation.precision import autocast_dtype
 from foundation.records import as_chat
 
 __all__ = ["PPOTrainer", "train_ppo", "TrainingStopped"]
@@ -167,10 +168,7 @@ class PPOTrainer:
 
     def _autocast_dtype(self):
         """The autocast dtype that `mixed_precision` asks for on this device, or None (fp32)."""
-        mp = self.config.mixed_precision
-        if mp in ("bf16", "fp16") or (mp == "auto" and self.processes.device.type == "cpu"):
-            return torch.float16 if mp == "fp16" else torch.bfloat16
-        return None
+        return autocast_dtype(self.config.mixed_precision, self.processes.device.type)
 
     def _check_compiler(self) -> None:
         import shutil

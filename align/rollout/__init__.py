@@ -3,7 +3,8 @@ completions (token ids, per-token log-probs, finished) out. PPO rollouts, the lo
 held-out answers, `align evaluate` and `align generate` all sample through `make_sampler`.
 
 - `hf`: 🤗 `generate` on the live model (any architecture, device or quantization);
-- `fused`: our bf16 decoder for Llama-family models with the adapter folded in (CPU default);
+- `fused`: our decoder for Llama-family models with the adapter folded in, in bf16 where the CPU
+  multiplies it natively and fp32 elsewhere (CPU default);
 - `vllm`: vLLM colocated in the training process, weights pushed after each update (GPUs);
 - `auto`: `fused` on CPU where the model allows, `vllm` on a GPU where it is installed, else `hf`.
 """
@@ -20,8 +21,8 @@ __all__ = ["ENGINES", "ENGINE_HELP", "Engine", "Completion", "Sampler", "Samplin
 Engine = Literal["auto", "hf", "fused", "vllm"]
 ENGINES = ("auto", "hf", "fused", "vllm")
 ENGINE_HELP = ("Generation engine: auto (fused on CPU where the model allows, vllm on a GPU where it is "
-               "installed, else hf), hf (🤗 generate), fused (our bf16 decoder with the adapter folded in, "
-               "Llama-family models), vllm (GPUs).")
+               "installed, else hf), hf (🤗 generate), fused (our decoder with the adapter folded in, "
+               "bf16 where the CPU has it, Llama-family models), vllm (GPUs).")
 
 
 def make_sampler(engine: str, model, *, pad_id: int, eos: list[int], batch_size: int = 16,

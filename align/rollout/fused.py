@@ -2,8 +2,10 @@
 for sampling on CPUs where HF `generate` is far from what the hardware reaches.
 
 What makes it faster than `generate` on the same model (measured in `benchmarks/rollout_speed.py`):
-- a bf16 *snapshot* of the weights with the LoRA adapter folded in (and a 4/8-bit base dequantized):
-  one matmul per projection, half the bytes of fp32 to read per step, and AVX512-BF16/AMX kernels;
+- a *snapshot* of the weights with the LoRA adapter folded in (and a 4/8-bit base dequantized): one
+  matmul per projection; in bf16 where the CPU multiplies it natively (AMX, AVX512-BF16: half the bytes
+  of fp32 to read per step; prepacked once in oneDNN's blocked layout), in fp32 elsewhere (emulated bf16
+  is 3.8x slower than fp32 on an AVX2 CPU; MKL's prepacked fp32 GEMM gained under 10%, so plain F.linear);
 - q/k/v and gate/up projections fused into one matmul each (fewer, larger GEMMs per layer);
 - a preallocated KV cache written in place (no concatenation per step);
 - finished rows dropped from the batch as they end.
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 
 from align.rollout.base import Completion, SamplingParams, in_batches, left_padded, sample_next
 from align.rollout.weights import base_weight, causal_lm, effective_weight
+from foundation.precision import sampling_dtype
 
 SUPPORTED = ("llama", "mistral", "qwen2")
 ACTIVATIONS = {"silu": F.silu, "gelu": F.gelu, "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh")}
@@ -105,7 +108,8 @@ class _Layer:
 
 
 class FusedDecoder:
-    """A bf16 snapshot of a Llama-family model that prefills and decodes batches with a static cache."""
+    """A snapshot of a Llama-family model (bf16 or fp32) that prefills and decodes batches with a static
+    cache."""
 
     def __init__(self, model, dtype: torch.dtype = torch.bfloat16, batch_hint: int = 16):
         reason = supports(model)
@@ -260,7 +264,11 @@ class FusedSampler:
 
     name = "fused"
 
-    def __init__(self, model, eos: list[int], batch_size: int = 16, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, model, eos: list[int], batch_size: int = 16, dtype: torch.dtype | None = None):
+        """`dtype`: the snapshot's; by default bf16 where the model's device multiplies it natively,
+        else fp32 (`foundation.precision`)."""
+        if dtype is None:
+            dtype = sampling_dtype(causal_lm(model).model.embed_tokens.weight.device.type)
         self.model, self.eos, self.batch_size, self.dtype = model, list(eos), batch_size, dtype
         self._decoder: FusedDecoder | None = None
 
