@@ -49,14 +49,17 @@ class ExportSummary:
 
 
 def aggregate(store: LabelStore, *, min_labels: int = 1, min_agreement: float = 0.0, batch: str | None = None,
-              include_gold: bool = False) -> tuple[list[PreferenceRecord], dict[str, int]]:
-    """One record per pair that passes the filters; returns (records, counts of pairs left out by reason)."""
+              include_gold: bool = False,
+              include_evaluation: bool = False) -> tuple[list[PreferenceRecord], dict[str, int]]:
+    """One record per pair that passes the filters; returns (records, counts of pairs left out by reason).
+    Evaluation batches (the loop's blind comparisons of policies) are left out unless `include_evaluation`
+    or `batch` names one: they judge models and must never train one."""
     by_pair: dict[str, list[Label]] = defaultdict(list)
     for lab in store.labels():
         by_pair[lab.pair_id].append(lab)
     dropped = {"unlabeled": 0, "too few labels": 0, "no majority": 0, "low agreement": 0, "both bad": 0}
     records = []
-    for pair in store.pairs(batch=batch, include_gold=include_gold):
+    for pair in store.pairs(batch=batch, include_gold=include_gold, include_evaluation=include_evaluation):
         labels = by_pair.get(pair.pair_id, [])
         if not labels:
             dropped["unlabeled"] += 1
@@ -87,19 +90,20 @@ def aggregate(store: LabelStore, *, min_labels: int = 1, min_agreement: float = 
 
 
 def export_dataset(store: LabelStore, out_dir: str | Path, *, min_labels: int = 1, min_agreement: float = 0.0,
-                   batch: str | None = None) -> ExportSummary:
+                   batch: str | None = None, include_evaluation: bool = False) -> ExportSummary:
     from datasets import DatasetDict
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    records, dropped = aggregate(store, min_labels=min_labels, min_agreement=min_agreement, batch=batch)
+    records, dropped = aggregate(store, min_labels=min_labels, min_agreement=min_agreement, batch=batch,
+                                 include_evaluation=include_evaluation)
     prefs = [r for r in records if not r.tie]
     ties = [r for r in records if r.tie]
     write_jsonl(records, out / "preferences.jsonl")
     # One shard per split even when a split is empty (datasets cannot load a split saved with 0 shards).
     DatasetDict({"train": to_hf_dataset(prefs), "ties": to_hf_dataset(ties)}).save_to_disk(
         str(out / "dataset"), num_shards={"train": 1, "ties": 1})
-    wanted = {p.pair_id for p in store.pairs(batch=batch)}
+    wanted = {p.pair_id for p in store.pairs(batch=batch, include_evaluation=include_evaluation)}
     write_json_lines(({"id": lab.id, "pair_id": lab.pair_id, "labeler": lab.labeler, "choice": lab.choice,
                        "strength": lab.strength, "rationale": lab.rationale, "shown_order": lab.shown_order,
                        "seconds": round(lab.seconds, 3), "created_at": lab.created_at}

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from foundation.records import Message
 
-__all__ = ["CHOICES", "ROLES", "STRENGTHS", "SWAP", "Pair", "Assignment", "Label", "pair_key",
+__all__ = ["CHOICES", "PURPOSES", "ROLES", "STRENGTHS", "SWAP", "Pair", "Assignment", "Label", "pair_key",
            "canonical_json", "candidate_pairs", "check_answer_fields"]
 
 CHOICES = ("A", "B", "tie", "both_bad")
 ROLES = ("labeler", "admin")
+PURPOSES = ("train", "evaluation")          # what a batch of pairs is for (schema step 4)
 STRENGTHS = {1: "negligibly better", 2: "slightly better", 3: "better", 4: "significantly better"}
 SWAP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad"}
 

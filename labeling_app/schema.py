@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from labeling_app.errors import LabelingError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # MIGRATIONS[i] takes a store from version i to i + 1. Append; never edit a released step.
 MIGRATIONS: list[str] = [
@@ -137,6 +137,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX task_answers_task ON task_answers (task_seq);
     CREATE UNIQUE INDEX task_answers_request ON task_answers (labeler, request_id)
         WHERE request_id IS NOT NULL;
+    """,
+    # 3 -> 4: what a batch of pairs is for. An evaluation batch (the loop's blind comparison of a new
+    # policy with an older one) is labelled like any other but never trains anything and is left out of
+    # exports unless asked for; a closed batch's unlabelled pairs are not served any more (an evaluation
+    # that has its answer). Batches not listed here are training batches, open.
+    """
+    CREATE TABLE batches (
+        name TEXT PRIMARY KEY,
+        purpose TEXT NOT NULL CHECK (purpose IN ('train', 'evaluation')),
+        closed_at REAL,
+        created_at REAL NOT NULL
+    );
     """,
 ]
 

@@ -28,6 +28,7 @@ from labeling_app.database import open_database
 from labeling_app.errors import AuthError, LabelingError, NotAssignedError
 from labeling_app.pairs import (
     CHOICES,
+    PURPOSES,
     ROLES,
     STRENGTHS,
     SWAP,
@@ -43,8 +44,8 @@ from labeling_app.passwords import DUMMY_HASH, check_password, hash_password
 from labeling_app.schema import migrate
 from labeling_app.tasks import TaskQueue
 
-__all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "ROLES", "STRENGTHS", "candidate_pairs",
-           "pair_key"]
+__all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "PURPOSES", "ROLES", "STRENGTHS",
+           "candidate_pairs", "pair_key"]
 
 def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
     """Strict types for a label from a form or an API call: a refusal names the field and the value."""
@@ -252,14 +253,21 @@ class LabelStore:
         return conn.execute("SELECT id FROM responses WHERE prompt_id = ? AND messages = ?",
                             (prompt_id, canonical_json(messages))).fetchone()[0]
 
-    def add_pairs(self, items: Iterable[dict], *, batch: str | None = None) -> tuple[int, int]:
+    def add_pairs(self, items: Iterable[dict], *, batch: str | None = None,
+                  purpose: str = "train") -> tuple[int, int]:
         """Add pairs given as dicts with `prompt`, `response_a`, `response_b` (message lists) and
         optionally `provenance_a`/`provenance_b`, `gold_choice`, `source`, `priority` (higher is labeled
         first, e.g. a reward model's uncertainty; default 0) and `where` (for errors).
-        All or nothing, in one transaction; returns (added, already present)."""
+        `purpose="evaluation"` marks the batch as a blind evaluation: labelled as any other, never in
+        training data or a default export. All or nothing, in one transaction; returns (added, already
+        present)."""
         added = present = 0
         now = time.time()
         rows = list(items)
+        if purpose not in PURPOSES:
+            raise LabelingError(f"a batch's purpose must be one of {', '.join(PURPOSES)}, got {purpose!r}.")
+        if purpose != "train" and not batch:
+            raise LabelingError(f"pairs for {purpose} need a batch name (batch=...).")
         for item in rows:
             where = item.get("where", "pair")
             for key in ("prompt", "response_a", "response_b"):
@@ -268,6 +276,8 @@ class LabelStore:
                 raise LabelingError(f"{where}: gold_choice must be one of {CHOICES}, "
                                     f"got {item['gold_choice']!r}.")
         with self._write() as conn:
+            if batch:
+                self._declare_batch(conn, batch, purpose, now)
             for item in rows:
                 new = self._insert_pair(conn, item["prompt"], item["response_a"], item["response_b"],
                                         provenance_a=item.get("provenance_a") or {},
@@ -277,6 +287,33 @@ class LabelStore:
                                         now=now)
                 added, present = added + new, present + (not new)
         return added, present
+
+    @staticmethod
+    def _declare_batch(conn, batch: str, purpose: str, now: float) -> None:
+        conn.execute("INSERT INTO batches (name, purpose, created_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT DO NOTHING", (batch, purpose, now))
+        held = conn.execute("SELECT purpose FROM batches WHERE name = ?", (batch,)).fetchone()[0]
+        if held != purpose:
+            raise LabelingError(f"batch {batch!r} holds {held} pairs; {purpose} pairs go into another batch.")
+
+    def close_batch(self, batch: str) -> int:
+        """Stop serving the batch's pairs that still lack labels (an evaluation that has its answer);
+        labels already given stay. Returns the labels the batch still lacked."""
+        left = self.remaining(batch=batch)
+        with self._write() as conn:
+            self._declare_batch(conn, batch, self.batch_purpose(batch), time.time())
+            conn.execute("UPDATE batches SET closed_at = ? WHERE name = ? AND closed_at IS NULL",
+                         (time.time(), batch))
+        return left
+
+    def batch_purpose(self, batch: str) -> str:
+        """"evaluation" for a batch marked so, else "train"."""
+        rows = self._read("SELECT purpose FROM batches WHERE name = ?", (batch,))
+        return rows[0][0] if rows else "train"
+
+    def evaluation_batches(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT name FROM batches WHERE purpose = 'evaluation' "
+                                         "ORDER BY name")]
 
     def add_records(self, records, *, gold: bool = False, batch: str | None = None) -> tuple[int, int]:
         """Pairs from preference records (chosen as A). With `gold=True` the record's preference is
@@ -306,6 +343,7 @@ class LabelStore:
 
     _LOAD = ("(SELECT COUNT(*) FROM assignments x WHERE x.pair_seq = p.seq AND "
              "(x.status = 'done' OR (x.status = 'open' AND x.expires_at > :now)))")
+    _OPEN_BATCH = "NOT EXISTS (SELECT 1 FROM batches b WHERE b.name = p.batch AND b.closed_at IS NOT NULL)"
     # An assignment `a` on pair `p` still holds if unexpired, or if the pair still has room, or if gold.
     _HELD = f"(a.expires_at > :now OR {_LOAD} < :k OR p.gold_choice IS NOT NULL)"
 
@@ -330,7 +368,7 @@ class LabelStore:
                 conn.execute("UPDATE assignments SET status = 'expired' WHERE id = ?", (open_row[0],))
             args = {"now": now, "k": self.k, "who": labeler, "batch": batch}
             fresh = ("NOT EXISTS (SELECT 1 FROM assignments y WHERE y.pair_seq = p.seq AND y.labeler = :who) "
-                     "AND (:batch IS NULL OR p.batch = :batch)")
+                     f"AND (:batch IS NULL OR p.batch = :batch) AND {self._OPEN_BATCH}")
             row = None
             if want_gold:
                 row = conn.execute(f"SELECT p.seq FROM pairs p WHERE p.gold_choice IS NOT NULL AND {fresh} "
@@ -352,7 +390,8 @@ class LabelStore:
         while they still need labels: a skip puts a pair at the end of that labeler's queue."""
         row = conn.execute(f"SELECT a.id FROM assignments a JOIN pairs p ON p.seq = a.pair_seq "
                            f"WHERE a.labeler = :who AND a.status = 'skipped' AND p.completed = 0 "
-                           f"AND (:batch IS NULL OR p.batch = :batch) AND {self._LOAD} < :k "
+                           f"AND (:batch IS NULL OR p.batch = :batch) AND {self._OPEN_BATCH} "
+                           f"AND {self._LOAD} < :k "
                            f"ORDER BY a.expires_at LIMIT 1", args).fetchone()
         if row is None:
             return None
@@ -466,13 +505,19 @@ class LabelStore:
     def retracted_ids(self) -> set[int]:
         return {r[0] for r in self._read("SELECT label_id FROM retractions")}
 
-    def pairs(self, *, batch: str | None = None, include_gold: bool = True) -> list[Pair]:
+    _EVALUATION = ("EXISTS (SELECT 1 FROM batches b WHERE b.name = p.batch AND b.purpose = 'evaluation')")
+
+    def pairs(self, *, batch: str | None = None, include_gold: bool = True,
+              include_evaluation: bool = False) -> list[Pair]:
+        """The pairs (of `batch`), in insertion order; evaluation batches' pairs only when asked for or when
+        `batch` names one."""
         rows = self._read(
             "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, p.gold_choice, p.priority, p.batch, "
             "p.source, ra.provenance, rb.provenance FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
             "JOIN responses ra ON ra.id = p.response_a JOIN responses rb ON rb.id = p.response_b "
-            "WHERE (:batch IS NULL OR p.batch = :batch) AND (:gold OR p.gold_choice IS NULL) ORDER BY p.seq",
-            {"batch": batch, "gold": include_gold})
+            "WHERE (:batch IS NULL OR p.batch = :batch) AND (:gold OR p.gold_choice IS NULL) "
+            f"AND (:evaluation OR :batch IS NOT NULL OR NOT {self._EVALUATION}) ORDER BY p.seq",
+            {"batch": batch, "gold": include_gold, "evaluation": include_evaluation})
         return [Pair(r[0], json.loads(r[1]), json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7],
                      json.loads(r[8]), json.loads(r[9])) for r in rows]
 
@@ -483,6 +528,13 @@ class LabelStore:
                           {"batch": batch})
         return dict(rows)
 
+    def _open_counts(self, batch: str | None) -> list[int]:
+        """Live labels per non-gold pair (of `batch`) that the queue still serves (its batch is open)."""
+        rows = self._read("SELECT (SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = p.seq) FROM pairs p "
+                          f"WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch) "
+                          f"AND {self._OPEN_BATCH}", {"batch": batch})
+        return [r[0] for r in rows]
+
     def progress(self, labeler: str, *, since: float | None = None) -> tuple[int, int]:
         """(labels by this labeler since `since` (default: local midnight), pairs still open to them)."""
         if since is None:
@@ -491,14 +543,14 @@ class LabelStore:
         done = self._read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?",
                           (labeler, since))[0][0]
         left = self._read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 "
-                          f"AND NOT EXISTS (SELECT 1 FROM assignments y "
+                          f"AND {self._OPEN_BATCH} AND NOT EXISTS (SELECT 1 FROM assignments y "
                           f"WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
                           f"AND {self._LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
         return done, left
 
     def remaining(self, *, batch: str | None = None) -> int:
-        """Labels still needed for every non-gold pair (of `batch`) to reach k."""
-        return sum(max(0, self.k - n) for n in self.label_counts(batch=batch).values())
+        """Labels still needed for every non-gold pair (of `batch`) to reach k; none for a closed batch."""
+        return sum(max(0, self.k - n) for n in self._open_counts(batch))
 
     # -- priority hook ----------------------------------------------------------------------------
 

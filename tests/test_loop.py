@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from labeling_app import LabelStore
 
 
@@ -22,15 +24,26 @@ def loop_args(tiny_llama, tiny_bert, prompts, out, *extra):
             "--reward.model", tiny_bert, "--judge", "tests.test_loop:longer_judge", "--rounds", "2",
             "--candidates_per_prompt", "2", "--pairs_per_round", "4", "--k", "1", "--labelers", "2",
             "--dpo.max_steps", "2", "--generation.max_new_tokens", "8", "--reward.num_train_epochs", "1",
-            "--keep_worse_rounds", "--random_share", "0.25", "--output_dir", str(out), *extra]
+            "--keep_worse_rounds", "--random_share", "0.25", "--eval_labels", "12", "--output_dir", str(out),
+            *extra]
 
 
-def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path):
-    prompts = tmp_path / "prompts.txt"
+def training_labels(store: LabelStore) -> list:
+    """The store's labels on training pairs (not on the loop's evaluation comparisons)."""
+    train = {p.pair_id for p in store.pairs()}
+    return [lab for lab in store.labels() if lab.pair_id in train]
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tiny_llama, tiny_bert, tmp_path_factory):
+    """Two rounds with warm start, killed (-9) once round 1's labels are in, then resumed: one run that
+    the resume, warm-start and evaluation tests below read."""
+    tmp = tmp_path_factory.mktemp("loop")
+    prompts = tmp / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
-    out = tmp_path / "loop"
-    proc = subprocess.Popen(loop_args(tiny_llama, tiny_bert, prompts, out), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    out = tmp / "loop"
+    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--warm_start")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
     while time.time() < deadline:                 # kill once round 1's labels are in
@@ -41,20 +54,25 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = json.loads(state_file.read_text())["rounds"]["1"]["done"]
-    assert "label" in done_before and "evaluate" not in done_before
-    labels_before = len(LabelStore(f"sqlite:///{out}/labels.db").labels())
-
-    resumed = subprocess.run(loop_args(tiny_llama, tiny_bert, prompts, out), capture_output=True, text=True,
-                             timeout=600)
+    labels_before = len(training_labels(LabelStore(f"sqlite:///{out}/labels.db")))
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return out, done_before, labels_before, resumed
+
+
+def test_loop_runs_rounds_and_resumes_after_kill(resumed_run):
+    out, done_before, labels_before, resumed = resumed_run
+    assert "label" in done_before and "evaluate" not in done_before
     lines = resumed.stdout.strip().splitlines()
     assert not any(line.startswith("[round 1/2] 3/6 label") for line in lines)   # not labeled twice
-    final = re.search(r"held-out prompts, KL ([\d.]+) nats \(budget 8\): gold judge .* win rate ([\d.]+) "
+    final = re.search(r"held-out prompts, KL ([\d.]+) nats \(budget 8\): labelers' win rate ([\d.]+) "
+                      r"\[([\d.]+), ([\d.]+)\] over (\d+) labels; "
+                      r"oracle judge \(tests.test_loop:longer_judge\) win rate ([\d.]+) "
                       r"\[([\d.]+), ([\d.]+)\]$", lines[-1])
     assert final, lines[-1]
-    kl, rate, low, high = map(float, final.groups())
-    assert 0.0 <= low <= rate <= high <= 1.0 and kl >= 0.0
-    state = json.loads(state_file.read_text())
+    kl, rate, low, high, n, oracle, o_low, o_high = map(float, final.groups())
+    assert 0.0 <= low <= rate <= high <= 1.0 and kl >= 0.0 and 1 <= n <= 12 and o_low <= oracle <= o_high
+    state = json.loads((out / "loop_state.json").read_text())
     for r in ("1", "2"):
         assert state["rounds"][r]["done"] == ["generate", "select", "label", "reward", "policy", "evaluate"]
     assert state["rounds"]["2"]["select"]["active"] == 3 and state["rounds"]["2"]["select"]["random"] == 1
@@ -65,27 +83,73 @@ def test_loop_runs_rounds_and_resumes_after_kill(tiny_llama, tiny_bert, tmp_path
     assert evaluation["initial"]["kl"] >= 0 and state["rounds"]["2"]["kl_guard"]["kl"] <= 8.0
     assert (out / "heldout-samples.jsonl").read_text().count("\n") == 3          # the initial policy's, once
     store = LabelStore(f"sqlite:///{out}/labels.db")
-    assert labels_before == 4 and len(store.labels()) == 8          # k = 1: 4 pairs a round, none twice
+    assert labels_before == 4 and len(training_labels(store)) == 8   # k = 1: 4 pairs a round, none twice
     assert all(lab.labeler.startswith("sim-") for lab in store.labels())
     report = (out / "report.md").read_text()
     assert report.count("\n| 2 |") == 1 and "2 rounds," in report
-    assert f"| {wins} / {ties} / {losses} |" in report.split("\n| 2 |")[1].splitlines()[0]
+    labelers = evaluation["initial"]["labelers"]
+    row = report.split("\n| 2 |")[1].splitlines()[0]
+    assert f"| {' / '.join(map(str, labelers['wins_ties_losses']))} ({labelers['labels']}) |" in row
     assert report.split("\n| 1 |")[1].splitlines()[0].endswith("| – / – |")    # no previous RM in round 1
     assert (out / "report.png").stat().st_size > 10_000 and (out / "report.html").exists()
 
 
-def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(tiny_llama, tiny_bert,
-                                                                             tmp_path):
-    prompts = tmp_path / "prompts.txt"
-    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
-    out = tmp_path / "loop"
-    done = subprocess.run(loop_args(tiny_llama, tiny_bert, prompts, out, "--warm_start"), capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_labelers_decide_each_round_blind_and_their_labels_train_nothing(resumed_run):
+    """Each round's evaluate line gives the labelers' win rate against the last kept round and the
+    initial one; the keep decision follows it; no evaluation label reaches the reward model's or DPO's
+    data, or the default export."""
+    from align.cli import main
+    from align.loop.evaluation import read_sides
+    from foundation.readers import read_preferences
+
+    out, _, _, resumed = resumed_run
+    state = json.loads((out / "loop_state.json").read_text())
+    store = LabelStore(f"sqlite:///{out}/labels.db")
+    assert store.evaluation_batches() == ["round-1/eval-initial", "round-2/eval-initial",
+                                          "round-2/eval-previous"]
+    lines = resumed.stdout.splitlines()
+    for r, against in (("1", ("initial",)), ("2", ("previous", "initial"))):
+        line = next(x for x in lines if x.startswith(f"[round {r}/2] 6/6 evaluate:"))
+        evaluation = state["rounds"][r]["evaluation"]
+        assert set(evaluation) == set(against)
+        for name in against:
+            lab = evaluation[name]["labelers"]
+            low, high = lab["interval"]
+            assert (f"vs {name} (round {evaluation[name]['round']}): labelers' win rate "
+                    f"{lab['win_rate']:.2f} [{low:.2f}, {high:.2f}] over {lab['labels']} labels") in line
+            sides = read_sides(out / f"round-{r}" / "evaluation-pairs.jsonl", f"round-{r}/eval-{name}")
+            assert 1 <= lab["labels"] <= 12 and len(sides) <= 12 and set(sides.values()) <= {"A", "B"}
+            given = [x.choice for x in store.labels() if x.pair_id in sides]
+            outcomes = [1.0 if c == sides[x] else 0.5 if c in ("tie", "both_bad") else 0.0
+                        for c, x in zip(given, [x.pair_id for x in store.labels() if x.pair_id in sides])]
+            outcomes = outcomes[:lab["labels"]]
+            assert lab["win_rate"] == pytest.approx(sum(outcomes) / len(outcomes))   # read from the store
+            assert sum(lab["wins_ties_losses"]) == lab["labels"]
+        decisive = evaluation.get("previous", evaluation["initial"])["labelers"]
+        assert state["rounds"][r]["kept"] == (decisive["interval"][1] >= 0.5)
+    evaluation_pairs = {pid for batch in store.evaluation_batches() for pid in
+                        (p.pair_id for p in store.pairs(batch=batch))}
+    heldout = {p.prompt[-1]["content"] for batch in store.evaluation_batches()
+               for p in store.pairs(batch=batch)}
+    assert evaluation_pairs and heldout
+    for data in ("round-1/preferences.jsonl", "round-2/preferences.jsonl", "round-2/dpo-data.jsonl"):
+        records = read_preferences(out / data).records
+        assert records and not {r.prompt[-1]["content"] for r in records} & heldout, data
+    url = f"sqlite:///{out}/labels.db"
+    assert main(["label", "export", "--out", str(out / "export"), "--store", url]) == 0
+    exported = [json.loads(x) for x in (out / "export" / "labels.jsonl").read_text().splitlines()]
+    assert len(exported) == 8 and not {x["pair_id"] for x in exported} & evaluation_pairs
+    assert main(["label", "export", "--out", str(out / "all"), "--store", url, "--include-evaluation"]) == 0
+    every = [json.loads(x) for x in (out / "all" / "labels.jsonl").read_text().splitlines()]
+    assert len(every) == len(store.labels()) > 8
+
+
+def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(resumed_run):
+    out, _, _, resumed = resumed_run
     state = json.loads((out / "loop_state.json").read_text())
     assert state["rounds"]["2"]["warm_start_from"] == 1
     assert any(line.startswith("[round 2/2] 5/6 policy:") and "(from round 1's adapter)" in line
-               for line in done.stdout.splitlines())
+               for line in resumed.stdout.splitlines())
     assert state["rounds"]["2"]["reward"]["train_records"] == 8                # the reward model: every label
     rows = [json.loads(line) for line in (out / "round-2" / "dpo-data.jsonl").read_text().splitlines()]
     round_1 = {json.dumps(json.loads(line)["chosen"]) for line in
@@ -227,3 +291,63 @@ def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, 
     assert {(r.chosen[0]["content"], r.rejected[0]["content"]) for r in records} == {(ranked[-1], ranked[0])}
     p_best = sigmoid(max(scores) - min(scores))
     assert len(pairs(min(p_best + 0.01, 0.99))[0]) == 0 and len(pairs(max(p_best - 0.01, 0.5))[0]) == 3
+
+
+def test_people_label_and_judge_each_round_through_the_documented_api(tiny_llama, tiny_bert, tmp_path):
+    """`--labelers 0` and no judge: an account made by `align label add-user` before the loop (the store
+    then promises k = 3; the loop's k = 1 is taken while it holds no label), a person who only calls
+    /next_pair and /submit_label at the loop's URL from the first stage to the last, and the round kept or
+    not by that person's blind verdict alone."""
+    import socket
+    import threading
+
+    from labeling_app.client import LabelingClient
+    from labeling_app.errors import LabelingError
+
+    url = f"sqlite:///{tmp_path}/team.db"
+    made = subprocess.run([sys.executable, "-m", "align.cli", "label", "add-user", "ann", "--store", url],
+                          input="a long password 1\n", capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert LabelStore(url).k == 3
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
+    args = loop_args(tiny_llama, tiny_bert, prompts, tmp_path / "loop", "--labelers", "0", "--judge", "none",
+                     "--rounds", "1", "--store", url, "--port", str(port))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    given = []
+
+    def person():
+        client = None
+        while proc.poll() is None:
+            try:
+                client = client or LabelingClient(f"http://127.0.0.1:{port}", "ann", "a long password 1")
+                pair = client.next_pair()
+            except LabelingError:           # not up yet
+                time.sleep(0.3)
+                continue
+            if pair is None:                # "the next batch is being prepared"
+                time.sleep(0.2)
+                continue
+            choice, strength = longer_judge(pair["prompt"], pair["response_a"], pair["response_b"])
+            client.submit_label(pair["pair_id"], choice, strength)
+            given.append(pair["pair_id"])
+
+    thread = threading.Thread(target=person, daemon=True)
+    thread.start()
+    out, err = proc.communicate(timeout=600)
+    thread.join(timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    lines = out.strip().splitlines()
+    assert "label 4 comparisons at http://127.0.0.1:" in out and "compare the new policy's answers" in out
+    assert re.search(r"labelers' win rate [\d.]+ \[[\d.]+, [\d.]+\] over \d+ labels$", lines[-1]), lines[-1]
+    assert "oracle judge" not in out                                 # judge none: nothing but the person
+    state = json.loads((tmp_path / "loop" / "loop_state.json").read_text())
+    lab = state["rounds"]["1"]["evaluation"]["initial"]["labelers"]
+    assert "judge_win_rate" not in state["rounds"]["1"]["evaluation"]["initial"]
+    assert state["rounds"]["1"]["kept"] == (lab["interval"][1] >= 0.5)
+    store = LabelStore(url)
+    assert store.k == 1 and len(training_labels(store)) == 4 and len(store.labels()) == 4 + lab["labels"]
+    assert {x.labeler for x in store.labels()} == {"ann"} and len(given) >= 4 + lab["labels"]

@@ -85,9 +85,15 @@ def test_the_search_aims_along_the_measured_growth_of_kl():
 
 
 def test_flags_read_the_intervals():
-    agree = {"judge_win_rate": 0.7, "judge_interval": [0.6, 0.78], "reward_win_rate": 0.75,
+    """The labelers' interval is the gold standard: it decides whether a round is worse, and the reward
+    model is checked against it (against the oracle judge's only where no labeler compared)."""
+    agree = {"labelers": {"win_rate": 0.7, "interval": [0.6, 0.78]}, "reward_win_rate": 0.75,
              "reward_interval": [0.66, 0.82]}
     assert proxy_gold_disagreement(agree) is None and not made_worse(agree)
-    hacked = {"judge_win_rate": 0.4, "judge_interval": [0.31, 0.49], "reward_win_rate": 0.8,
-              "reward_interval": [0.72, 0.86]}
-    assert "over-optimisation" in proxy_gold_disagreement(hacked) and made_worse(hacked)
+    hacked = {"labelers": {"win_rate": 0.4, "interval": [0.31, 0.49]}, "reward_win_rate": 0.8,
+              "reward_interval": [0.72, 0.86], "judge_win_rate": 0.8, "judge_interval": [0.7, 0.9]}
+    warning = proxy_gold_disagreement(hacked)
+    assert "over-optimisation" in warning and "but the labelers 0.40" in warning and made_worse(hacked)
+    oracle_only = {"judge_win_rate": 0.4, "judge_interval": [0.31, 0.49], "reward_win_rate": 0.8,
+                   "reward_interval": [0.72, 0.86]}
+    assert "but the oracle judge 0.40" in proxy_gold_disagreement(oracle_only)

@@ -72,3 +72,54 @@ def test_bad_outcomes_are_refused():
         seq.update(1.5)
     with pytest.raises(ValueError, match="alpha"):
         WinRateSequence(alpha=0)
+
+
+def test_an_evaluation_batch_stops_as_soon_as_it_is_decided_and_trains_nothing(tmp_path):
+    """The loop's watch over a real store: labels that all favour the new policy close the batch long
+    before `eval_labels` (its unlabelled pairs are not served any more); labels at chance run to it. The
+    evaluation pairs stay out of `pairs()`, the aggregated records and the queue's training batches."""
+    from align.loop.evaluation import EvaluationWatch, comparison_pairs
+    from labeling_app.export import aggregate
+    from labeling_app.store import LabelStore
+
+    store = LabelStore(f"sqlite:///{tmp_path}/labels.db", k=1, seed=0)
+    store.add_labeler("ann", "a long password 1")
+    prompts = [[{"role": "user", "content": f"Review thing {i}"}] for i in range(60)]
+    new = [[f"new answer {j} to {i}" for i in range(60)] for j in range(2)]
+    old = [[f"old answer {j} to {i}" for i in range(60)] for j in range(2)]
+    store.add_pairs([{"prompt": [{"role": "user", "content": "train me"}],
+                      "response_a": [{"role": "assistant", "content": "x"}],
+                      "response_b": [{"role": "assistant", "content": "y"}]}], batch="round-1/random")
+    watches = {}
+    for name, seed in (("strong", 1), ("chance", 2)):
+        items, sides = comparison_pairs(prompts, new, old, seed=seed, source="eval", limit=100)
+        assert len(items) == 100 and sorted(set(sides.values())) == ["A", "B"]   # the new side at random
+        tagged = [{**i, "prompt": [{"role": "user", "content": f"{name}: " + i["prompt"][0]["content"]}]}
+                  for i in items]
+        store.add_pairs(tagged, batch=f"eval-{name}", purpose="evaluation")
+        watches[name] = EvaluationWatch(store, f"eval-{name}", {}, max_labels=80)
+    for name, watch in watches.items():
+        watch.sides = {p.pair_id: ("A" if "new" in p.response_a[0]["content"] else "B")
+                       for p in store.pairs(batch=watch.batch)}
+    rng = random.Random(0)
+    served = 0
+    while (a := store.next_assignment("ann")) is not None:
+        served += 1
+        if a.prompt[0]["content"] == "train me":
+            store.submit("ann", a.pair_id, "A")
+            continue
+        name = a.prompt[0]["content"].split(":")[0]
+        new_shown = "A" if "new" in a.left[0]["content"] else "B"
+        wins = name == "strong" or rng.random() < 0.5
+        store.submit("ann", a.pair_id, new_shown if wins else {"A": "B", "B": "A"}[new_shown])
+        watches[name].poll()
+    strong, chance = watches["strong"].result(), watches["chance"].result()
+    assert strong["stopped"] == "decided" and strong["labels"] < 20 and strong["interval"][0] > 0.5
+    assert strong["wins_ties_losses"] == [strong["labels"], 0, 0]
+    assert chance["stopped"] == "eval_labels" and chance["labels"] == 80
+    assert chance["interval"][0] < 0.5 < chance["interval"][1]
+    assert served == 1 + strong["labels"] + 80                # closed batches serve nothing more
+    assert store.remaining(batch="eval-strong") == 0 and store.remaining() == 0
+    assert [p.batch for p in store.pairs()] == ["round-1/random"]                  # training pairs only
+    assert len(aggregate(store)[0]) == 1 and len(aggregate(store, include_evaluation=True)[0]) == served
+    assert store.evaluation_batches() == ["eval-chance", "eval-strong"]

@@ -52,6 +52,9 @@ def _parser() -> ArgumentParser:
     p.add_argument("--min_agreement", "--min-agreement", type=float, default=0.0,
                    help="Minimum share of labels agreeing with the majority (0-1).")
     p.add_argument("--batch")
+    p.add_argument("--include_evaluation", "--include-evaluation", action="store_true",
+                   help="Also export the loop's evaluation batches (blind comparisons of policies; left "
+                        "out by default: they judge models and must not train one).")
 
     p = command("settings", "Show what the store promises (k, gold_rate), or change it for every replica.")
     p.add_argument("--k", type=int, help="Labels per pair, from distinct labelers.")
@@ -238,7 +241,7 @@ def export(args) -> int:
     from labeling_app.export import export_dataset
 
     print(export_dataset(_store(args), args.out, min_labels=args.min_labels, min_agreement=args.min_agreement,
-                         batch=args.batch))
+                         batch=args.batch, include_evaluation=args.include_evaluation))
     return 0
 
 

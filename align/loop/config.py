@@ -110,10 +110,16 @@ class LoopConfig:
     labelers: int = field(default=4, metadata={
         "help": "Simulated labelers (through the app's API); 0: wait for people at the app's URL."})
     judge: str = field(default="vader", metadata={
-        "help": "Judge of the simulated labelers and gold judge of the evaluation: vader or module:function "
-                "(judge(prompt, a, b) -> (choice, strength))."})
+        "help": "Judge of the simulated labelers (at judge_temperature), and an oracle figure beside the "
+                "labelers' win rate in each evaluation (at temperature 0): vader, module:function "
+                "(judge(prompt, a, b) -> (choice, strength)), or none (labelers: 0 only: people decide "
+                "alone)."})
     judge_temperature: float = field(default=0.05, metadata={
         "help": "Bradley-Terry noise of the simulated labelers (vader, and judges that take `temperature`)."})
+    eval_labels: int = field(default=240, metadata={
+        "help": "Most labels each blind evaluation comparison of a round takes (the new policy against the "
+                "last kept one, and against the initial one): it stops earlier as soon as its anytime-valid "
+                "95% interval leaves ½. 240: an interval of ±0.09 at most at chance (docs/loop.md)."})
     method: Literal["dpo", "ppo"] = field(default="dpo", metadata={
         "help": "dpo: DPO on the labels; ppo: PPO against the reward model."})
     kl_budget: float = field(default=8.0, metadata={
@@ -143,7 +149,7 @@ class LoopConfig:
                 "instead of a fresh adapter on every label so far: about half the DPO steps in round 2, "
                 "each label trained on in one round only."})
     keep_worse_rounds: bool = field(default=False, metadata={
-        "help": "Let a round whose policy the gold judge finds worse (95% interval below ½ against the "
+        "help": "Let a round whose policy the labelers find worse (95% interval below ½ against the "
                 "previous kept policy) start the next round anyway; by default the next round starts from "
                 "the last policy that was not worse, and the final policy is that one."})
     store: str | None = field(default=None, metadata={
@@ -166,6 +172,10 @@ class LoopConfig:
               "must be at least 2")
         check(self.k >= 1, "k", self.k, "must be at least 1")
         check(self.labelers >= 0, "labelers", self.labelers, "must be 0 (people) or more")
+        check(self.eval_labels >= 10, "eval_labels", self.eval_labels,
+              "must be at least 10 (fewer can never leave ½ at 95%)")
+        check(self.judge != "none" or self.labelers == 0, "judge", self.judge,
+              "must name a judge for simulated labelers (labelers > 0); `none` is for people (labelers: 0)")
         check(0.0 <= self.random_share <= 1.0, "random_share", self.random_share, "must be in [0, 1]")
         check(self.pairs_per_round >= 1, "pairs_per_round", self.pairs_per_round, "must be at least 1")
         check(self.pairs_per_prompt >= 0, "pairs_per_prompt", self.pairs_per_prompt,

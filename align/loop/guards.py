@@ -120,22 +120,29 @@ def held_upper(guard: dict) -> float:
 
 
 def proxy_gold_disagreement(evaluation: dict) -> str | None:
-    """A warning when the reward model's win rate (the proxy) and the gold judge's, both over the
-    initial policy on the same held-out prompts, disagree beyond their 95% intervals; else None."""
-    judge, proxy = evaluation["judge_interval"], evaluation["reward_interval"]
+    """A warning when the reward model's win rate (the proxy) and the labelers' (the gold standard; the
+    oracle judge's where no labeler compared), both over the initial policy on the same held-out prompts,
+    disagree beyond their 95% intervals; else None."""
+    gold = evaluation.get("labelers") or ({"win_rate": evaluation["judge_win_rate"],
+                                            "interval": evaluation["judge_interval"]}
+                                           if evaluation.get("judge_interval") else None)
+    if gold is None or evaluation.get("reward_interval") is None:
+        return None
+    who = "the labelers" if evaluation.get("labelers") else "the oracle judge"
+    judge, proxy = gold["interval"], evaluation["reward_interval"]
     if intervals_overlap(judge, proxy):
         return None
     direction = "over" if proxy[0] > judge[1] else "under"
     return (f"the reward model rates the policy {evaluation['reward_win_rate']:.2f} "
-            f"[{proxy[0]:.2f}, {proxy[1]:.2f}] over the initial policy but the gold judge "
-            f"{evaluation['judge_win_rate']:.2f} [{judge[0]:.2f}, {judge[1]:.2f}]: "
+            f"[{proxy[0]:.2f}, {proxy[1]:.2f}] over the initial policy but {who} "
+            f"{gold['win_rate']:.2f} [{judge[0]:.2f}, {judge[1]:.2f}]: "
             f"the reward model {direction}rates it. "
             + ("The policy is exploiting what the reward model mistakes for the labelers' preference "
                "(over-optimisation): more labels, a lower kl_budget or fewer policy steps help."
-               if direction == "over" else "The reward model has not learnt what the judge rewards yet."))
+               if direction == "over" else "The reward model has not learnt what the labelers reward yet."))
 
 
 def made_worse(evaluation: dict) -> bool:
-    """True when the gold judge prefers the compared policy (initial or previous) with 95% confidence:
-    the upper end of the new policy's win-rate interval is below ½."""
-    return evaluation["judge_interval"][1] < 0.5
+    """True when the labelers prefer the compared policy (initial or previous) with 95% confidence: the
+    upper end of the new policy's anytime-valid win-rate interval is below ½."""
+    return evaluation["labelers"]["interval"][1] < 0.5

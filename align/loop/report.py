@@ -9,10 +9,11 @@ from pathlib import Path
 __all__ = ["describe_stage", "write_report"]
 
 TABLE_HEADER = (
-    "| round | judge win rate vs initial | wins / ties / losses | vs previous kept | RM win rate vs initial "
-    "| KL (nats) | length (tokens) | labels so far | alpha "
+    "| round | labelers' win rate vs initial | wins / ties / losses (labels) | labelers vs previous kept "
+    "| oracle judge vs initial | RM win rate vs initial | KL (nats) | length (tokens) | labels so far "
+    "| alpha "
     "| previous RM accuracy on this round's fresh labels | same, uncertain / random |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|")
+    "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def describe_stage(stage: str, state: dict) -> str:
@@ -31,8 +32,10 @@ def describe_stage(stage: str, state: dict) -> str:
         return f"refit on {info['train_records']} records" + accuracy
     if stage == "evaluate":
         kept = "" if state.get("kept", True) else " (worse: not kept)"
-        return "; ".join(f"vs {k}: judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}, "
-                         f"RM {_with_interval(v['reward_win_rate'], v['reward_interval'])}"
+        return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers'])}"
+                         + (f", oracle judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}"
+                            if "judge_win_rate" in v else "")
+                         + f", RM {_with_interval(v['reward_win_rate'], v['reward_interval'])}"
                          + (f", KL {_with_interval(v['kl'], v['kl_interval'])}" if v["kl"] is not None
                             else "")
                          for k, v in state["evaluation"].items()) + kept
@@ -59,6 +62,13 @@ def describe_stage(stage: str, state: dict) -> str:
     return "done"
 
 
+def _labelers(lab: dict) -> str:
+    """"labelers' win rate W [lo, hi] over N labels (w/t/l, why it stopped)"."""
+    w, t, l_ = lab["wins_ties_losses"]
+    return (f"labelers' win rate {_with_interval(lab['win_rate'], lab['interval'])} over {lab['labels']} "
+            f"labels ({w}/{t}/{l_}, {lab['stopped']})")
+
+
 def _alpha(labels: dict) -> str:
     alpha = labels["krippendorff_alpha"]
     return "– (no pair has two labels; k: 2 measures it)" if alpha is None else f"{alpha}"
@@ -75,14 +85,16 @@ def _evaluated_rounds(state: dict) -> list[tuple[int, dict]]:
 def _errorbar(ax, xs, entries: list[dict], key: str, fmt: str, label: str) -> None:
     """Points with their 95% intervals as error bars."""
     ys = [e[key] for e in entries]
-    intervals = [e.get(f"{key.rsplit('_', 2)[0]}_interval") or (y, y) for e, y in zip(entries, ys)]
+    interval_key = "interval" if key == "win_rate" else f"{key.rsplit('_', 2)[0]}_interval"
+    intervals = [e.get(interval_key) or (y, y) for e, y in zip(entries, ys)]
     below = [y - i[0] for y, i in zip(ys, intervals)]
     above = [i[1] - y for y, i in zip(ys, intervals)]
     ax.errorbar(xs, ys, yerr=[below, above], fmt=fmt, capsize=3, label=label)
 
 
 def plot_rounds(rounds: list[tuple[int, dict]], path: Path, kl_budget: float | None = None) -> None:
-    """Four panels over the rounds: win rates, mean reward, KL to the initial policy, label quality."""
+    """Five panels: the learning curve (labelers' win rate against the labels so far), win rates over the
+    rounds, mean reward, KL to the initial policy, label quality."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,25 +102,34 @@ def plot_rounds(rounds: list[tuple[int, dict]], path: Path, kl_budget: float | N
 
     xs = [r for r, _ in rounds]
     ev = [s["evaluation"] for _, s in rounds]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.6))
-    _errorbar(axes[0], xs, [e["initial"] for e in ev], "judge_win_rate", "o-", "judge, vs initial")
-    _errorbar(axes[0], xs, [e["initial"] for e in ev], "reward_win_rate", "s--", "reward model, vs initial")
-    prev = [(x, e["previous"]["judge_win_rate"]) for x, e in zip(xs, ev) if "previous" in e]
-    if prev:
-        axes[0].plot(*zip(*prev), "^-", label="judge, vs previous round")
+    fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
+    labelled = [s["labels"]["labels"] for _, s in rounds]
+    _errorbar(axes[0], labelled, [e["initial"]["labelers"] for e in ev], "win_rate", "o-",
+              "labelers, vs initial")
     axes[0].axhline(0.5, color="grey", lw=0.8)
-    axes[0].set(ylim=(0, 1), title="win rate on held-out prompts")
-    axes[1].plot(xs, [e["initial"]["reward_policy"] for e in ev], "o-", label="policy")
-    axes[1].plot(xs, [e["initial"]["reward_reference"] for e in ev], "s--", label="initial")
-    axes[1].set_title("mean reward (this round's RM)")
-    _errorbar(axes[2], xs, [e["initial"] for e in ev], "kl", "o-", "held-out KL")
+    axes[0].set(ylim=(0, 1), xlabel="labels so far", title="learning curve (held-out, blind)")
+    _errorbar(axes[1], xs, [e["initial"]["labelers"] for e in ev], "win_rate", "o-", "labelers, vs initial")
+    prev = [(x, e["previous"]["labelers"]) for x, e in zip(xs, ev) if "previous" in e]
+    if prev:
+        _errorbar(axes[1], [x for x, _ in prev], [p for _, p in prev], "win_rate", "^-",
+                  "labelers, vs previous kept")
+    if all("judge_win_rate" in e["initial"] for e in ev):
+        _errorbar(axes[1], xs, [e["initial"] for e in ev], "judge_win_rate", "d:", "oracle judge, vs initial")
+    _errorbar(axes[1], xs, [e["initial"] for e in ev], "reward_win_rate", "s--", "reward model, vs initial")
+    axes[1].axhline(0.5, color="grey", lw=0.8)
+    axes[1].set(ylim=(0, 1), title="win rate on held-out prompts")
+    axes[2].plot(xs, [e["initial"]["reward_policy"] for e in ev], "o-", label="policy")
+    axes[2].plot(xs, [e["initial"]["reward_reference"] for e in ev], "s--", label="initial")
+    axes[2].set_title("mean reward (this round's RM)")
+    _errorbar(axes[3], xs, [e["initial"] for e in ev], "kl", "o-", "held-out KL")
     if kl_budget:
-        axes[2].axhline(kl_budget, color="C3", ls="--", lw=1, label="KL budget")
-    axes[2].set_title("KL(policy ‖ initial) per response, nats")
-    _plot_labels(axes[3], xs, [s for _, s in rounds])
-    for ax in axes:
-        ax.set_xlabel("round")
-        ax.set_xticks(xs)
+        axes[3].axhline(kl_budget, color="C3", ls="--", lw=1, label="KL budget")
+    axes[3].set_title("KL(policy ‖ initial) per response, nats")
+    _plot_labels(axes[4], xs, [s for _, s in rounds])
+    for i, ax in enumerate(axes):
+        if i:
+            ax.set_xlabel("round")
+            ax.set_xticks(xs)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)
@@ -134,11 +155,15 @@ def _row(r: int, s: dict) -> str:
     e, fresh = s["evaluation"], s.get("reward", {})
     initial, previous = e["initial"], e.get("previous")
     accuracy = fresh.get("fresh_accuracy")
+    lab = initial["labelers"]
+    versus_previous = _with_interval(previous["labelers"]["win_rate"], previous["labelers"]["interval"]) \
+        if previous else "–"
+    oracle = _with_interval(initial["judge_win_rate"], initial["judge_interval"]) \
+        if "judge_win_rate" in initial else "–"
     return (f"| {r}{'' if s.get('kept', True) else ' (not kept)'} | "
-            f"{_with_interval(initial['judge_win_rate'], initial['judge_interval'])} | "
-            f"{' / '.join(map(str, initial.get('judge_wins_ties_losses', ['–'] * 3)))} | "
-            f"{_with_interval(previous['judge_win_rate'], previous['judge_interval']) if previous else '–'} "
-            "| "
+            f"{_with_interval(lab['win_rate'], lab['interval'])} | "
+            f"{' / '.join(map(str, lab['wins_ties_losses']))} ({lab['labels']}) | "
+            f"{versus_previous} | {oracle} | "
             f"{_with_interval(initial['reward_win_rate'], initial['reward_interval'])} | "
             f"{_with_interval(initial['kl'], initial['kl_interval'])} | {initial['length']:.0f} | "
             f"{s['labels']['labels']} | {_alpha(s['labels'])} | "
@@ -153,8 +178,15 @@ def _share(value: float | None) -> str:
 def _warnings(rounds: list[tuple[int, dict]]) -> str:
     lines = [f"> **⚠ Round {r}:** {w}" for r, s in rounds for w in s.get("warnings", [])]
     if not lines:
-        return "No warnings: the reward model and the gold judge agree within their intervals.\n"
+        return "No warnings: the reward model and the labelers agree within their intervals.\n"
     return "\n".join(lines) + "\n"
+
+
+def _who(cfg: dict) -> str:
+    if cfg["labelers"]:
+        return f"{cfg['labelers']} simulated labelers (judge `{cfg['judge']}`)"
+    oracle = f", oracle judge `{cfg['judge']}`" if cfg["judge"] != "none" else ""
+    return "people labelling at the app" + oracle
 
 
 def report_markdown(state: dict, rounds: list[tuple[int, dict]]) -> str:
@@ -165,16 +197,20 @@ def report_markdown(state: dict, rounds: list[tuple[int, dict]]) -> str:
     return f"""# align loop report
 
 Policy `{cfg['policy']['model']}` (quantization {cfg['policy']['quantization']}), {rounds_text},
-{cfg['method'].upper()}, judge `{cfg['judge']}` ({cfg['labelers']} simulated labelers, k = {cfg['k']}),
+{cfg['method'].upper()}, {_who(cfg)}, k = {cfg['k']},
 reward model on `{cfg['reward']['model']}`, KL budget {cfg['kl_budget']} nats per response.
 
 {_warnings(rounds)}
 ![rounds](report.png)
 
-Win rates are on {n} held-out prompts (ties count half: while t of the n pairs stay ties the win rate
-cannot exceed 1 − t / 2n), with 95% Wilson intervals; KL(policy ‖ initial)
-is per response (exact per-token KL over the vocabulary, summed), with a 95% interval. "RM" is the
-round's reward model (the proxy the policy was trained towards); the judge is the gold standard.
+The labelers decide: each round they compare the new policy's answers to held-out prompts with the
+last kept policy's (and the initial one's), blind, in the labeling app; a win counts 1, a tie ½. Their
+win rate carries an anytime-valid 95% interval (a betting confidence sequence, Waudby-Smith & Ramdas
+2024), so each comparison stops as soon as it leaves ½ or at {cfg.get('eval_labels', '–')} labels; a round
+they find worse than the last kept one is not kept. The oracle judge (`{cfg['judge']}` at temperature 0,
+on the {n} first answers) and the round's reward model ("RM", the proxy the policy was trained towards)
+give their win rates beside it, with 95% Wilson intervals; KL(policy ‖ initial) is per response (exact
+per-token KL over the vocabulary, summed), with a 95% interval.
 
 {TABLE_HEADER}
 {chr(10).join(_row(r, s) for r, s in rounds)}

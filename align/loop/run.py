@@ -5,18 +5,21 @@ a `random_share` of them at random, the rest by reward-model uncertainty) → la
 the labeling app's own API, from simulated labelers (any judge) or from people at the printed URL →
 the reward model is refit on every label so far → the policy is improved (DPO on the labels and on
 the reward model's best-vs-worst pair of each prompt's candidates, or PPO on the reward model) →
-evaluation on held-out prompts against the initial and the previous policy.
+evaluation: the labelers compare the new policy's held-out answers with the last kept policy's (and
+the initial one's), blind, in the same app (`align.loop.evaluation`); their win rate decides whether
+the round is kept. A configured judge gives its own figure beside theirs (an oracle, for benchmarks).
 
-Every stage of every round is recorded in `loop_state.json` when it ends, so an interrupted loop
-resumes at the stage where it stopped. The report (`report.md`, `report.html`, PNG plots) is
-rewritten after each round; the last line printed holds the final gold-judge win rate.
+The app is served from the first stage that needs it to the end of the run, so labelers find it at the
+same URL between stages. Every stage of every round is recorded in `loop_state.json` when it ends, so
+an interrupted loop resumes at the stage where it stopped. The report (`report.md`, `report.html`, PNG
+plots) is rewritten after each round; the last line printed holds the final labelers' win rate, then
+the oracle judge's.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import socket
 import statistics
 import sys
 import time
@@ -24,20 +27,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from align.loop.config import LoopConfig
+from align.loop.labeling import LabelingDesk, LabelingStopped, open_store
 from align.loop.report import describe_stage, write_report
-from foundation.errors import AlignError
 from foundation.records import as_chat
 
-__all__ = ["Loop", "run_loop", "STAGES"]
+__all__ = ["Loop", "run_loop", "STAGES", "LabelingStopped"]
 
 STAGES = ("generate", "select", "label", "reward", "policy", "evaluate")
 # Under `accelerate launch` every process trains (these stages); rank 0 alone samples, serves the app,
 # owns the store, evaluates and writes the state and the report, while the others wait for it.
 TRAINING_STAGES = ("reward", "policy")
-
-
-class LabelingStopped(AlignError):
-    """The simulated labelers ended with pairs of the round still unlabeled."""
 
 
 def _prompts(spec: str | None, held_out: bool) -> list:
@@ -51,27 +50,21 @@ def _prompts(spec: str | None, held_out: bool) -> list:
     return read_prompts(spec)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Loop:
     """The loop's state (`loop_state.json`) and its stages, one method each, run in `STAGES` order."""
 
     def __init__(self, config: LoopConfig):
         from align.distributed import Processes
         from foundation.judges import load_judge
-        from labeling_app.store import LabelStore
 
         self.config = config
         self.processes = Processes()
         self.out = Path(config.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.store = LabelStore(config.store or f"sqlite:///{self.out.resolve()}/labels.db", k=config.k,
-                                seed=config.seed) if self.processes.is_main else None
-        self.judge = load_judge(config.judge)
+        url = config.store or f"sqlite:///{self.out.resolve()}/labels.db"
+        self.store = open_store(config, url) if self.processes.is_main else None
+        self.desk = LabelingDesk(config, self.store)
+        self.judge = None if config.judge == "none" else load_judge(config.judge)
         self.train_prompts = [as_chat(p) for p in _prompts(config.prompts, held_out=False)]
         builtin = config.prompts == "builtin:reviews"
         heldout = config.heldout_prompts or ("builtin:reviews" if builtin else None)
@@ -107,8 +100,8 @@ class Loop:
         return self.config.policy.model if r == 0 else self._round(r)["policy"]
 
     def kept(self, r: int) -> int:
-        """The last round up to r whose policy was kept (0: the initial policy): a round that made the
-        policy worse by the gold judge's held-out measure is passed over (`keep_worse_rounds`)."""
+        """The last round up to r whose policy was kept (0: the initial policy): a round that the labelers
+        found worse than the last kept one is passed over (`keep_worse_rounds`)."""
         while r > 0 and self._round(r).get("kept") is False and not self.config.keep_worse_rounds:
             r -= 1
         return r
@@ -196,61 +189,13 @@ class Loop:
         self._round(r)["select"] = info
 
     def label(self, r: int) -> None:
-        """Serve the app; simulated labelers (or people) label until every pair of the round has k labels."""
-        from labeling_app.app import build_app, launch_options
-        from labeling_app.config import AppConfig
+        """Simulated labelers (or people) label at the app until every pair of the round has k labels."""
         from labeling_app.quality import label_stats
 
-        cfg = self.config
-        app = build_app(self.store, AppConfig())   # k lives in the store
-        port = cfg.port or _free_port()
-        app.launch(server_name=cfg.host, server_port=port, prevent_thread_lock=True, quiet=True,
-                   **launch_options(self.store))
-        url = f"http://{cfg.host}:{port}"
-        batches = (f"round-{r}/active", f"round-{r}/random")
-        try:
-            if cfg.labelers > 0:
-                self._simulate_labelers(url, r, batches)
-            else:
-                self._wait_for_people(url, r, batches)
-        finally:
-            app.close()
+        self.desk.label(r, (f"round-{r}/active", f"round-{r}/random"))
         stats = label_stats(self.store)
         self._round(r)["labels"] = {key: stats[key]
                                     for key in ("labels", "krippendorff_alpha", "pairwise_agreement")}
-
-    def _remaining(self, batches) -> int:
-        return sum(self.store.remaining(batch=b) for b in batches)
-
-    def _simulate_labelers(self, url: str, r: int, batches) -> None:
-        from foundation.judges import load_judge
-        from labeling_app.client import simulate
-
-        cfg = self.config
-        accounts = [(f"sim-{i + 1:02d}", f"simulated-{i + 1:02d}") for i in range(cfg.labelers)]
-        known = {name for name, _ in self.store.labelers()}
-        for name, password in accounts:
-            if name not in known:
-                self.store.add_labeler(name, password)
-        labelers = load_judge(cfg.judge, temperature=cfg.judge_temperature)   # noisy, unlike the gold judge
-        result = simulate(url, accounts, labelers, seed=cfg.seed + r, in_turn=True)    # reproducible
-        if self._remaining(batches):
-            raise LabelingStopped(f"round {r}: the simulated labelers stopped with "
-                                  f"{self._remaining(batches)} labels missing ({result.errors[:3]}); rerun "
-                                  f"`align loop` with the same --output_dir to resume, or label the rest at "
-                                  f"{url}.")
-
-    def _wait_for_people(self, url: str, r: int, batches) -> None:
-        from tqdm.auto import tqdm
-
-        total = self._remaining(batches)
-        print(f"align loop: round {r}: label {total} comparisons at {url} "
-              f"(accounts: `align label add-user NAME --store {self.store.url}`)", flush=True)
-        with tqdm(total=total, desc=f"round {r} labels", unit="label") as bar:
-            while (left := self._remaining(batches)) > 0:
-                bar.update(total - left - bar.n)
-                time.sleep(2)
-            bar.update(total - bar.n)
 
     def _records(self, r: int | None = None, slice_name: str | None = None):
         from labeling_app.export import aggregate
@@ -373,46 +318,59 @@ class Loop:
             self._round(r)["policy"] = info.pop("path")
         self._round(r)["kl_guard"] = {k: v for k, v in info.items() if k != "path"}
 
-    def _heldout_samples(self, r: int, policy=None) -> list:
-        """The held-out answers of the policy after round r (0: the initial policy), sampled once and
-        kept in a file, so that every round judges the same initial and previous answers."""
+    def _heldout_samples(self, r: int, policy=None, answer: int = 0) -> list:
+        """The `answer`-th held-out answers (one per prompt) of the policy after round r (0: the initial
+        policy), sampled once and kept in a file, so that every round compares the same initial and
+        previous answers."""
         from align.evaluate import sample_once
         from align.policy import Generation
 
-        path = (self.out if r == 0 else self._dir(r)) / "heldout-samples.jsonl"
+        name = "heldout-samples.jsonl" if answer == 0 else f"heldout-samples-{answer}.jsonl"
+        path = (self.out if r == 0 else self._dir(r)) / name
         if path.exists():
             kept = [Generation(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
             if len(kept) == len(self.heldout):           # else the held-out prompts changed: sample anew
                 return kept
-        samples = sample_once(policy or self._load_policy(r), self.heldout, **self._eval_sampling())
+        samples = sample_once(policy or self._load_policy(r), self.heldout,
+                              **{**self._eval_sampling(), "seed": 1 + answer})
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(asdict(g), ensure_ascii=False) + "\n" for g in samples),
                        encoding="utf-8")
         tmp.replace(path)
         return samples
 
+    def _answers(self, r: int, policy) -> list[list]:
+        """Every held-out answer the labelers' comparisons need of the policy after round r: a list per
+        answer index, each one per held-out prompt."""
+        from align.loop.evaluation import answers_per_prompt
+
+        n = answers_per_prompt(self.config.eval_labels, self.store.k, len(self.heldout))
+        return [self._heldout_samples(r, policy, answer=j) for j in range(n)]
+
     def evaluate(self, r: int) -> None:
-        """The new policy against the initial one and the last kept one on the held-out prompts: gold
-        judge and reward model (proxy) win rates with intervals, KL; flags over-optimisation and
-        whether the round made the policy worse."""
+        """The new policy against the last kept one (and the initial one) on the held-out prompts: the
+        labelers' blind comparisons decide whether the round is kept; beside them the oracle judge (if
+        any) and the reward model (proxy) win rates with intervals, and KL; flags over-optimisation."""
         from align.evaluate import evaluate_policy
         from align.loop.guards import held_upper, made_worse, proxy_gold_disagreement
 
         new = self._load_policy(r)
         rm = self._reward_model(r)
-        samples = self._heldout_samples(r, new)
+        answers = self._answers(r, new)
         result, previous = {}, self.kept(r - 1)
-        for name, against in (("initial", 0), ("previous", previous)):
-            if name == "previous" and previous == 0:
-                continue
-            reference = self._load_policy(against)
+        against = {"previous": previous, "initial": 0} if previous else {"initial": 0}
+        references = {}
+        for name, k in against.items():
+            reference = self._load_policy(k)
+            references[name] = self._answers(k, reference)
             # KL is held to the budget against the initial policy; against the previous one it is not
             # used, and would cost as much as the sampling
             report = evaluate_policy(new, reference, self.heldout, reward_model=rm, judge=self.judge,
-                                     policy_samples=samples,
-                                     reference_samples=self._heldout_samples(against, reference),
+                                     policy_samples=answers[0], reference_samples=references[name][0],
                                      kl=name == "initial", **self._eval_sampling())
-            result[name] = _summary(report, against)
+            result[name] = _summary(report, k)
+        for name, labelers in self._labelers_compare(r, answers, references).items():
+            result[name]["labelers"] = labelers
         state = self._round(r)
         state["evaluation"] = result
         state["warnings"] = [w for w in [proxy_gold_disagreement(result["initial"])] if w]
@@ -425,18 +383,48 @@ class Loop:
         compared = result.get("previous", result["initial"])
         state["kept"] = not made_worse(compared)
         if not state["kept"]:
-            low, high = compared["judge_interval"]
+            low, high = compared["labelers"]["interval"]
             then = ("; kept anyway (keep_worse_rounds)" if self.config.keep_worse_rounds
                     else f"; the next round starts from round {compared['round']}'s")
-            state["warnings"].append(f"the gold judge finds this round's policy worse than round "
-                                     f"{compared['round']}'s ({compared['judge_win_rate']:.2f} [{low:.2f}, "
-                                     f"{high:.2f}])" + then)
+            state["warnings"].append(f"the labelers find this round's policy worse than round "
+                                     f"{compared['round']}'s ({compared['labelers']['win_rate']:.2f} "
+                                     f"[{low:.2f}, {high:.2f}] over {compared['labelers']['labels']} "
+                                     f"labels)" + then)
         for warning in state["warnings"]:
             print(f"align loop: WARNING (round {r}): {warning}", file=sys.stderr, flush=True)
+
+    def _labelers_compare(self, r: int, answers: list[list], references: dict[str, list[list]]) -> dict:
+        """Blind comparisons in the store (one evaluation batch per reference), labelled at the app by the
+        simulated labelers or by people, each stopped as soon as its anytime-valid interval leaves ½ or at
+        `eval_labels`: the labelers' win rate of the new policy against each reference."""
+        from align.loop.evaluation import EvaluationWatch, comparison_pairs, read_sides, write_sides
+
+        cfg = self.config
+        log = self._dir(r) / "evaluation-pairs.jsonl"
+        watches = {}
+        for i, (name, reference) in enumerate(references.items()):
+            batch = f"round-{r}/eval-{name}"
+            sides = read_sides(log, batch)
+            if not sides:       # first time: the pairs into the store, the sides into the log
+                items, sides = comparison_pairs(
+                    self.heldout, [[g.text for g in gs] for gs in answers],
+                    [[g.text for g in gs] for gs in reference], seed=cfg.seed * 31 + r * 7 + i,
+                    source=f"loop round {r} evaluation", limit=-(-cfg.eval_labels // self.store.k))
+                self.store.add_pairs(items, batch=batch, purpose="evaluation")
+                write_sides(log, batch, sides)
+            watches[name] = EvaluationWatch(self.store, batch, sides, cfg.eval_labels)
+        self.desk.judge(r, watches)
+        return {name: w.result() for name, w in watches.items()}
 
     # -- driver -----------------------------------------------------------------------------------
 
     def run(self) -> dict:
+        try:
+            return self._run()
+        finally:
+            self.desk.close()
+
+    def _run(self) -> dict:
         t0 = time.perf_counter()
         main = self.processes.is_main
         for r in range(1, self.config.rounds + 1):
@@ -476,11 +464,12 @@ class Loop:
 
 
 def _summary(report: dict, against: int) -> dict:
-    """What the loop keeps of an `evaluate_policy` report against the policy of round `against`."""
-    judge, rm = report["judge"], report["reward"]
-    return {"round": against, "prompts": report["prompts"],
-            "judge_win_rate": judge["win_rate"], "judge_interval": judge["interval"],
-            "judge_wins_ties_losses": [judge["wins"], judge["ties"], judge["losses"]],
+    """What the loop keeps of an `evaluate_policy` report against the policy of round `against` (the
+    labelers' comparison is added beside it)."""
+    judge, rm = report.get("judge"), report["reward"]
+    oracle = {"judge_win_rate": judge["win_rate"], "judge_interval": judge["interval"],
+              "judge_wins_ties_losses": [judge["wins"], judge["ties"], judge["losses"]]} if judge else {}
+    return {"round": against, "prompts": report["prompts"], **oracle,
             "reward_win_rate": rm["win_rate"], "reward_interval": rm["interval"],
             "reward_policy": rm["policy_mean"], "reward_reference": rm["reference_mean"],
             "kl": report["kl"], "kl_interval": report["kl_interval"],
@@ -489,16 +478,23 @@ def _summary(report: dict, against: int) -> dict:
 
 
 def summary_line(loop: Loop) -> str:
-    """The last line: the final (kept) policy against the initial one, with the interval."""
+    """The last line: the final (kept) policy against the initial one, the labelers' win rate with its
+    interval first, then the oracle judge's."""
     final = loop.kept(loop.config.rounds)
     if final == 0:
-        return (f"align loop: every round was worse than the initial policy by the gold judge "
-                f"({loop.config.judge}); final policy = initial, win rate 0.50 [0.50, 0.50]")
+        return ("align loop: the labelers found every round worse than the initial policy; final policy = "
+                "initial, labelers' win rate 0.50 [0.50, 0.50]")
     e = loop._round(final)["evaluation"]["initial"]
-    low, high = e["judge_interval"]
-    return (f"align loop: final policy (round {final}) vs initial on {e['prompts']} held-out prompts, "
-            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}): gold judge ({loop.config.judge}) "
-            f"win rate {e['judge_win_rate']:.2f} [{low:.2f}, {high:.2f}]")
+    lab = e["labelers"]
+    low, high = lab["interval"]
+    line = (f"align loop: final policy (round {final}) vs initial on {e['prompts']} held-out prompts, "
+            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}): labelers' win rate "
+            f"{lab['win_rate']:.2f} [{low:.2f}, {high:.2f}] over {lab['labels']} labels")
+    if "judge_win_rate" in e:
+        low, high = e["judge_interval"]
+        line += (f"; oracle judge ({loop.config.judge}) win rate {e['judge_win_rate']:.2f} "
+                 f"[{low:.2f}, {high:.2f}]")
+    return line
 
 
 def run_loop(config: LoopConfig) -> None:
