@@ -120,11 +120,40 @@ class PairView:
         done, left = store.progress(user)
         status = f"{note + ' · ' if note else ''}Labeled today: **{done}** · left in the queue: **{left}**"
         if a is None:
-            return cls(None, [], "", "", f"🎉 Nothing left to label for you right now — thank you! "
-                                         f"Come back later or ask an admin for more pairs. {status}")
+            return cls(None, [], "", "", f"{_empty_queue(store.loop_status())} {status}")
         conversation = [_turn(m) for m in a.prompt]
         return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)),
                    status)
+
+
+def _empty_queue(loop: dict | None) -> str:
+    """What an empty queue says: while a loop runs, that the next batch is on its way."""
+    if loop and loop.get("stage") not in (None, "finished"):
+        return (f"⏳ The next batch is being prepared (round {loop['round']} of {loop['rounds']}: "
+                f"{STAGE_NAMES.get(loop['stage'], loop['stage'])}). Press Skip or reload in a few minutes — "
+                f"thank you!")
+    return ("🎉 Nothing left to label for you right now — thank you! Come back later or ask an admin for "
+            "more pairs.")
+
+
+STAGE_NAMES = {"generate": "the model writes new answers", "select": "choosing pairs",
+               "label": "labeling", "reward": "training the reward model", "policy": "training the model",
+               "evaluate": "comparing the new model with the last one"}
+
+
+def loop_summary(loop: dict | None) -> str:
+    """The admin page's view of a loop driving the store: round, stage, labels still wanted, and each
+    round's labelers' win rate (as it fills)."""
+    if not loop:
+        return ""
+    stage = "finished" if loop["stage"] == "finished" else STAGE_NAMES.get(loop["stage"], loop["stage"])
+    lines = [f"**Loop:** round {loop['round']} of {loop['rounds']}, {stage}; "
+             f"{loop.get('labels_wanted', 0)} labels still wanted."]
+    for r, comparisons in sorted(loop.get("evaluations", {}).items(), key=lambda kv: int(kv[0])):
+        parts = [f"vs {name}: {c['win_rate']:.2f} [{c['interval'][0]:.2f}, {c['interval'][1]:.2f}] over "
+                 f"{c['labels']} labels ({c['stopped']})" for name, c in comparisons.items()]
+        lines.append(f"Round {r}, labelers' win rate of the new model: " + "; ".join(parts))
+    return "\n\n".join(lines) + "\n\n"
 
 
 # -- handlers: plain functions, called by the UI events and by tests ---------------------------------
@@ -182,7 +211,8 @@ def admin_view(store: LabelStore, user: str) -> tuple:
 
     store.require_admin(user)
     s = label_stats(store)
-    summary = (f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
+    summary = (loop_summary(store.loop_status()) +
+               f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
                f"(+{s['gold_pairs']} gold); **{s['pairs_completed']}** completed at k = {s['k']}; "
                f"{s['labels_needed']} labels still needed.\n\n"
                f"Krippendorff's α **{s['krippendorff_alpha']}** · "

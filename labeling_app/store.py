@@ -130,6 +130,17 @@ class LabelStore:
     def _setting(self, key: str) -> str:
         return self._read("SELECT value FROM meta WHERE key = ?", (key,))[0][0]
 
+    def set_loop_status(self, status: dict) -> None:
+        """What a loop driving this store is doing (round, stage, its evaluations so far), for the app:
+        every replica's labeling page and admin page read it."""
+        with self._write() as conn:
+            conn.execute("INSERT INTO meta VALUES ('loop', ?) ON CONFLICT (key) DO UPDATE SET value = "
+                         "excluded.value", (json.dumps({**status, "updated": time.time()}),))
+
+    def loop_status(self) -> dict | None:
+        rows = self._read("SELECT value FROM meta WHERE key = 'loop'")
+        return json.loads(rows[0][0]) if rows else None
+
     def _mark_completed(self, conn, pair_seq: int | None) -> None:
         """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
         conn.execute("UPDATE pairs SET completed = CASE WHEN (SELECT COUNT(*) FROM live_labels l "

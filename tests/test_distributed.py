@@ -40,15 +40,33 @@ def launch(out: Path, processes: int, command: list[str], extra: list[str] | Non
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIG),
                "--main_process_port", str(port), "-m", "align.cli"]
         extra = ["--per_device_train_batch_size", "4"] if extra is None else extra
-    else:
-        cmd = [sys.executable, "-m", "align.cli"]
+    else:   # one process: this one, on one thread as each of the two has (no second import of torch)
         extra = (["--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"] if extra is None
                  else extra)
+        return in_process([*command, *extra, "--output_dir", str(out)])
     result = subprocess.run([*cmd, *command, *extra, "--output_dir", str(out)], env=env, capture_output=True,
                             text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, "\n".join(line for line in result.stderr.splitlines()
                                              if "arn" not in line and "%|" not in line)[-4000:]
     return result
+
+
+def in_process(argv: list[str]) -> subprocess.CompletedProcess:
+    """`align ARGV` through main() in this process, on one thread, its stdout captured."""
+    import contextlib
+    import io
+
+    from align.cli import main
+
+    threads, out = torch.get_num_threads(), io.StringIO()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(argv)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), "")
 
 
 def weights(folder: Path) -> dict:
@@ -131,7 +149,7 @@ def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
                "--pairs_per_round", "4", "--k", "1", "--labelers", "2", "--method", "ppo",
                "--ppo.max_steps", "2", "--ppo.per_device_train_batch_size", "4", "--ppo.mini_batch_size", "2",
                "--ppo.max_new_tokens", "8", "--generation.max_new_tokens", "8",
-               "--reward.num_train_epochs", "1", "--output_dir", str(out)]
+               "--reward.num_train_epochs", "1", "--eval_labels", "12", "--output_dir", str(out)]
     result = launch(out, 2, command[:-2], [])
     lines = result.stdout.strip().splitlines()
     assert sum(line.startswith("align loop: final") for line in lines) == 1                # rank 0 only
@@ -143,7 +161,10 @@ def test_loop_under_two_processes(tiny_llama, tiny_bert, tmp_path):
 
     state = json.loads((out / "loop_state.json").read_text())
     assert state["rounds"]["1"]["done"] == ["generate", "select", "label", "reward", "policy", "evaluate"]
-    assert len(LabelStore(f"sqlite:///{out}/labels.db").labels()) == 4  # no pair labeled twice
+    store = LabelStore(f"sqlite:///{out}/labels.db")
+    train = {p.pair_id for p in store.pairs()}                   # the evaluation's pairs are rank 0's too
+    assert len([x for x in store.labels() if x.pair_id in train]) == 4  # no pair labeled twice
+    assert state["rounds"]["1"]["evaluation"]["initial"]["labelers"]["labels"] >= 1
     assert (out / "round-1" / "ppo" / "adapter_model.safetensors").exists()
     assert len(list((out / "round-1" / "ppo").glob("checkpoint-*"))) == 1
     assert (out / "report.md").exists()

@@ -180,3 +180,26 @@ def test_the_admin_view_shows_lockouts_and_labels_over_time_and_unlocks(store):
     assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.is_locked("bob")
     with pytest.raises(LabelingError, match="needs an admin account"):
         unlock_account(store, "ann", "bob")
+
+
+def test_while_a_loop_trains_the_page_says_the_next_batch_is_coming_and_the_admin_sees_the_rounds(store):
+    """A loop driving the store publishes its progress there: a labeler whose queue is empty between
+    stages is told the next batch is being prepared (not that the work is over), and the admin page shows
+    the round, the stage, the labels still wanted and each round's labelers' win rate."""
+    from labeling_app.app import AppConfig, admin_view, show_next
+
+    store.add_labeler("boss", "boss-password", role="admin")
+    while (pair := store.next_assignment("ann")) is not None:
+        store.submit("ann", pair.pair_id, "A", 3)
+    assert "Nothing left to label" in show_next(store, AppConfig(), "ann").status     # no loop: the end
+    store.set_loop_status({"round": 2, "rounds": 3, "stage": "policy", "labels_wanted": 4, "evaluations": {
+        "1": {"initial": {"win_rate": 0.71, "interval": [0.6, 0.8], "labels": 57, "stopped": "decided"}}}})
+    view = show_next(store, AppConfig(), "ann")
+    assert view.pair_id is None
+    assert "next batch is being prepared (round 2 of 3: training the model)" in view.status
+    summary = admin_view(store, "boss")[0]
+    assert "**Loop:** round 2 of 3, training the model; 4 labels still wanted." in summary
+    assert "Round 1, labelers' win rate of the new model: vs initial: 0.71 [0.60, 0.80] over 57 labels" \
+        in summary
+    store.set_loop_status({"round": 3, "rounds": 3, "stage": "finished", "evaluations": {}})
+    assert "Nothing left to label" in show_next(store, AppConfig(), "ann").status

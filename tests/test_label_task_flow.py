@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from align.cli import main
 from foundation.candidates import Candidate, CandidateSet, write_candidates
 from labeling_app import LabelStore
 from tests.test_label_server import align
@@ -83,25 +84,26 @@ def test_ratings_from_import_to_align_kto(served, tmp_path, tiny_llama):
     kto = load_from_disk(str(tmp_path / "export" / "kto"))
     assert len(kto) == 20 and sum(kto["label"]) == 8                   # the two positive reviews x 4
     assert set(kto.column_names) == {"prompt", "completion", "label"}
-    trained = align("kto", "--model", tiny_llama, "--data", str(tmp_path / "export" / "kto"),
-                    "--output_dir", str(tmp_path / "kto-out"), "--max_steps", "2",
-                    "--per_device_train_batch_size", "4", "--max_length", "64", "--save_steps", "1")
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    # `align kto` through main(argv) in this process (the CLI's own process is tested above: the
+    # import and the simulation), saving two imports of torch, transformers and trl
+    kto_args = ["kto", "--model", tiny_llama, "--data", str(tmp_path / "export" / "kto"), "--output_dir",
+                str(tmp_path / "kto-out"), "--per_device_train_batch_size", "4", "--max_length", "64"]
+    assert main([*kto_args, "--max_steps", "2", "--save_steps", "1"]) == 0
     assert (tmp_path / "kto-out" / "adapter_model.safetensors").is_file()
-    resumed = align("kto", "--model", tiny_llama, "--data", str(tmp_path / "export" / "kto"),
-                    "--output_dir", str(tmp_path / "kto-out"), "--max_steps", "3",
-                    "--per_device_train_batch_size", "4", "--max_length", "64", "--resume", "true")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert main([*kto_args, "--max_steps", "3", "--resume", "true"]) == 0
+    state = json.loads((tmp_path / "kto-out" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3                                  # resumed from step 2, not redone
 
 
-def test_kto_data_errors_name_the_row_and_field(tmp_path, tiny_llama):
+def test_kto_data_errors_name_the_row_and_field(tmp_path, tiny_llama, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "hi", "completion": "yo", "label": true}\n{"prompt": "hi", "completion": "x", '
                    '"label": "yes"}\n')
-    out = align("kto", "--model", tiny_llama, "--data", str(bad), "--output_dir", str(tmp_path / "o"))
-    assert out.returncode != 0 and "bad.jsonl: line 2: `label` must be true or false" in out.stderr
-    assert "Traceback" not in out.stderr
+    assert main(["kto", "--model", tiny_llama, "--data", str(bad), "--output_dir", str(tmp_path / "o")]) != 0
+    err = capsys.readouterr().err
+    assert "bad.jsonl: line 2: `label` must be true or false" in err and "Traceback" not in err
     one_kind = tmp_path / "good.jsonl"
     one_kind.write_text('{"prompt": "hi", "completion": "yo", "label": true}\n')
-    out = align("kto", "--model", tiny_llama, "--data", str(one_kind), "--output_dir", str(tmp_path / "o"))
-    assert "KTO needs both kinds" in out.stderr
+    assert main(["kto", "--model", tiny_llama, "--data", str(one_kind), "--output_dir",
+                 str(tmp_path / "o")]) != 0
+    assert "KTO needs both kinds" in capsys.readouterr().err

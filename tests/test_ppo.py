@@ -65,7 +65,8 @@ def test_ppo_raises_a_rule_based_reward(ppo_model, prompts_file, tmp_path):
                 "objective/kl_coef"):
         assert key in history[-1]
     assert history[-1]["objective/kl"] > 0
-    # the fused bf16 sampler against the fp32 trainer: measured, small, never negative (k3)
+    # the fused sampler (bf16 where the CPU has it, else fp32) against the fp32 trainer: measured, small,
+    # never negative (k3)
     kls = [h["rollout/sampler_kl"] for h in history]
     assert min(kls) >= 0 and sorted(kls)[len(kls) // 2] < 0.01 and max(kls) < 0.2, (min(kls), max(kls))
     assert (out / "adapter_model.safetensors").is_file() and (out / "value_head.pt").is_file()

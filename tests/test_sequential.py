@@ -117,6 +117,7 @@ def test_an_evaluation_batch_stops_as_soon_as_it_is_decided_and_trains_nothing(t
     assert strong["stopped"] == "decided" and strong["labels"] < 20 and strong["interval"][0] > 0.5
     assert strong["wins_ties_losses"] == [strong["labels"], 0, 0]
     assert chance["stopped"] == "eval_labels" and chance["labels"] == 80
+    assert not watches["chance"].waiting()
     assert chance["interval"][0] < 0.5 < chance["interval"][1]
     assert served == 1 + strong["labels"] + 80                # closed batches serve nothing more
     assert store.remaining(batch="eval-strong") == 0 and store.remaining() == 0

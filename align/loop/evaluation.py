@@ -40,11 +40,11 @@ def answers_per_prompt(eval_labels: int, k: int, prompts: int) -> int:
 
 
 def comparison_pairs(prompts: list, new: list[list[str]], old: list[list[str]], *, seed: int, source: str,
-                     limit: int) -> tuple[list[dict], dict[str, str]]:
+                     limit: int | None = None) -> tuple[list[dict], dict[str, str]]:
     """The store's items for one comparison, and the new policy's stored side ("A"/"B") of each pair id.
     `new[j][i]` and `old[j][i]` are the j-th answers of the two policies to prompt i; pairs whose two
     answers are the same text are not asked (nothing to compare). The pairs are shuffled (seeded) and cut
-    to `limit`."""
+    to `limit` (None: all)."""
     from labeling_app.pairs import pair_key
 
     rng = random.Random(seed)
@@ -103,11 +103,19 @@ class EvaluationWatch:
             self.stopped = "decided"
         elif sequence.n >= self.max_labels:
             self.stopped = "eval_labels"
-        elif self.store.remaining(batch=self.batch) == 0:
-            self.stopped = "no pairs left"
         if self.stopped:
             self.store.close_batch(self.batch)
         return self.stopped is not None
+
+    def waiting(self) -> bool:
+        """Whether labels are still wanted: not stopped, and the batch still has pairs to label."""
+        return not self.poll() and self.store.remaining(batch=self.batch) > 0
+
+    def finish(self) -> None:
+        """Stop a comparison whose pairs are all labelled, undecided (no further answers to ask about)."""
+        if not self.poll():
+            self.stopped = "no pairs left"
+            self.store.close_batch(self.batch)
 
     def result(self) -> dict:
         """The labelers' win rate of the new policy, its anytime-valid interval, counts and why it
@@ -119,15 +127,20 @@ class EvaluationWatch:
                 "pairs": len(self.sides), "stopped": self.stopped or "open"}
 
 
-def write_sides(path: Path, batch: str, sides: dict[str, str]) -> None:
-    """Log which stored side is the new policy, per pair (append: one line per pair and batch)."""
+def write_sides(path: Path, batch: str, answer: int, sides: dict[str, str]) -> None:
+    """Log which stored side is the new policy, per pair of the batch's `answer`-th held-out answers
+    (appended in one write: a line per pair; an empty comparison gets a line without a pair)."""
+    rows = [{"batch": batch, "answer": answer, "pair_id": pid, "new_policy": side}
+            for pid, side in sides.items()]
+    lines = "".join(json.dumps(row) + "\n" for row in rows or [{"batch": batch, "answer": answer}])
     with path.open("a", encoding="utf-8") as f:
-        for pair_id, side in sides.items():
-            f.write(json.dumps({"batch": batch, "pair_id": pair_id, "new_policy": side}) + "\n")
+        f.write(lines)
 
 
-def read_sides(path: Path, batch: str) -> dict[str, str]:
+def read_sides(path: Path, batch: str, answer: int | None = None) -> dict[str, str]:
+    """The logged sides of the batch's pairs (of its `answer`-th answers only, if given)."""
     if not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["pair_id"]: r["new_policy"] for r in rows if r["batch"] == batch}
+    return {r["pair_id"]: r["new_policy"] for r in rows
+            if r["batch"] == batch and "pair_id" in r and answer in (None, r["answer"])}

@@ -80,20 +80,33 @@ class LabelingDesk:
               f"(accounts: `align label add-user NAME --store {self.store.url}`)", flush=True)
         self._wait(f"round {r} labels", total, lambda: total - self._remaining(batches))
 
-    def judge(self, r: int, watches: dict) -> None:
-        """Round r's evaluation batches labelled until every watch says its comparison is over."""
+    def judge(self, r: int, watches: dict, publish=lambda: None) -> None:
+        """Round r's evaluation batches labelled until every watch says its comparison is over or its
+        pairs are all labelled; `publish()` shows the comparisons as they fill (every 10 labels, or every
+        poll for people)."""
         url = self.serve()
         if self.config.labelers > 0:
+            def progress(n: int) -> None:
+                for w in watches.values():
+                    w.poll()
+                if n % 10 == 0:
+                    publish()
+
             self._simulate(r, [w.batch for w in watches.values()], seed=self.config.seed + 1000 + r,
-                           progress=lambda _: [w.poll() for w in watches.values()])
+                           progress=progress)
             for w in watches.values():
                 w.poll()
             return
         most = self.config.eval_labels
         print(f"align loop: round {r}: compare the new policy's answers with the older ones at {url} "
               f"(at most {most} labels each; it stops once the labelers agree)", flush=True)
-        self._wait(f"round {r} evaluation", most * len(watches),
-                   lambda: sum(most if w.poll() else len(w.outcomes) for w in list(watches.values())))
+
+        def done() -> int:
+            n = sum(len(w.outcomes) if w.waiting() else most for w in list(watches.values()))
+            publish()
+            return n
+
+        self._wait(f"round {r} evaluation", most * len(watches), done)
 
     def _remaining(self, batches) -> int:
         return sum(self.store.remaining(batch=b) for b in batches)

@@ -339,14 +339,6 @@ class Loop:
         tmp.replace(path)
         return samples
 
-    def _answers(self, r: int, policy) -> list[list]:
-        """Every held-out answer the labelers' comparisons need of the policy after round r: a list per
-        answer index, each one per held-out prompt."""
-        from align.loop.evaluation import answers_per_prompt
-
-        n = answers_per_prompt(self.config.eval_labels, self.store.k, len(self.heldout))
-        return [self._heldout_samples(r, policy, answer=j) for j in range(n)]
-
     def evaluate(self, r: int) -> None:
         """The new policy against the last kept one (and the initial one) on the held-out prompts: the
         labelers' blind comparisons decide whether the round is kept; beside them the oracle judge (if
@@ -356,20 +348,20 @@ class Loop:
 
         new = self._load_policy(r)
         rm = self._reward_model(r)
-        answers = self._answers(r, new)
         result, previous = {}, self.kept(r - 1)
         against = {"previous": previous, "initial": 0} if previous else {"initial": 0}
         references = {}
         for name, k in against.items():
             reference = self._load_policy(k)
-            references[name] = self._answers(k, reference)
+            references[name] = (k, reference)
             # KL is held to the budget against the initial policy; against the previous one it is not
             # used, and would cost as much as the sampling
             report = evaluate_policy(new, reference, self.heldout, reward_model=rm, judge=self.judge,
-                                     policy_samples=answers[0], reference_samples=references[name][0],
+                                     policy_samples=self._heldout_samples(r, new),
+                                     reference_samples=self._heldout_samples(k, reference),
                                      kl=name == "initial", **self._eval_sampling())
             result[name] = _summary(report, k)
-        for name, labelers in self._labelers_compare(r, answers, references).items():
+        for name, labelers in self._labelers_compare(r, new, references).items():
             result[name]["labelers"] = labelers
         state = self._round(r)
         state["evaluation"] = result
@@ -393,28 +385,59 @@ class Loop:
         for warning in state["warnings"]:
             print(f"align loop: WARNING (round {r}): {warning}", file=sys.stderr, flush=True)
 
-    def _labelers_compare(self, r: int, answers: list[list], references: dict[str, list[list]]) -> dict:
-        """Blind comparisons in the store (one evaluation batch per reference), labelled at the app by the
-        simulated labelers or by people, each stopped as soon as its anytime-valid interval leaves ½ or at
-        `eval_labels`: the labelers' win rate of the new policy against each reference."""
-        from align.loop.evaluation import EvaluationWatch, comparison_pairs, read_sides, write_sides
+    def _labelers_compare(self, r: int, new, references: dict[str, tuple]) -> dict:
+        """Blind comparisons in the store (one evaluation batch per reference round), labelled at the app
+        by the simulated labelers or by people, each stopped as soon as its anytime-valid interval leaves ½
+        or at `eval_labels`: the labelers' win rate of the new policy against each reference. The pairs
+        come one held-out answer per prompt at a time; a further answer is sampled only for a comparison
+        that has used up the pairs it has and is still undecided."""
+        from align.loop.evaluation import EvaluationWatch, answers_per_prompt
 
         cfg = self.config
-        log = self._dir(r) / "evaluation-pairs.jsonl"
-        watches = {}
-        for i, (name, reference) in enumerate(references.items()):
-            batch = f"round-{r}/eval-{name}"
-            sides = read_sides(log, batch)
-            if not sides:       # first time: the pairs into the store, the sides into the log
-                items, sides = comparison_pairs(
-                    self.heldout, [[g.text for g in gs] for gs in answers],
-                    [[g.text for g in gs] for gs in reference], seed=cfg.seed * 31 + r * 7 + i,
-                    source=f"loop round {r} evaluation", limit=-(-cfg.eval_labels // self.store.k))
-                self.store.add_pairs(items, batch=batch, purpose="evaluation")
-                write_sides(log, batch, sides)
-            watches[name] = EvaluationWatch(self.store, batch, sides, cfg.eval_labels)
-        self.desk.judge(r, watches)
+        watches = {name: EvaluationWatch(self.store, f"round-{r}/eval-{name}", {}, cfg.eval_labels)
+                   for name in references}
+        for answer in range(answers_per_prompt(cfg.eval_labels, self.store.k, len(self.heldout))):
+            undecided = {name: w for name, w in watches.items() if not w.poll()}
+            if not undecided:
+                break
+            for name, w in undecided.items():
+                k, policy = references[name]
+                w.sides.update(self._comparison(r, name, answer, self._heldout_samples(r, new, answer),
+                                                self._heldout_samples(k, policy, answer)))
+            self.desk.judge(r, undecided, publish=lambda: self._publish(r, "evaluate", watches))
+        for w in watches.values():
+            w.finish()
         return {name: w.result() for name, w in watches.items()}
+
+    def _comparison(self, r: int, name: str, answer: int, new: list, old: list) -> dict[str, str]:
+        """The pairs of one answer per held-out prompt, new policy against the reference, into the round's
+        evaluation batch (once: a resumed round finds them in the log); the new policy's stored side of
+        each."""
+        from align.loop.evaluation import comparison_pairs, read_sides, write_sides
+
+        log, batch = self._dir(r) / "evaluation-pairs.jsonl", f"round-{r}/eval-{name}"
+        sides = read_sides(log, batch, answer)
+        if sides:
+            return sides
+        items, sides = comparison_pairs(self.heldout, [[g.text for g in new]], [[g.text for g in old]],
+                                        seed=self.config.seed * 31 + r * 7 + answer * 3 + len(name),
+                                        source=f"loop round {r} evaluation")
+        self.store.add_pairs(items, batch=batch, purpose="evaluation")
+        in_batch = {p.pair_id for p in self.store.pairs(batch=batch)}    # a pair seen before stays in its
+        sides = {pid: side for pid, side in sides.items() if pid in in_batch}    # own batch
+        write_sides(log, batch, answer, sides)
+        return sides
+
+    def _publish(self, r: int, stage: str, watches: dict | None = None) -> None:
+        """The loop's progress, into the store for the app's pages: round, stage, labels still wanted,
+        and every round's labelers' win rates so far (the running round's as they fill)."""
+        evaluations = {str(k): {name: e["labelers"] for name, e in s.get("evaluation", {}).items()
+                                if "labelers" in e}
+                       for k, s in self.state["rounds"].items() if s.get("evaluation")}
+        if watches:
+            evaluations[str(r)] = {name: w.result() for name, w in watches.items()}
+        self.store.set_loop_status({"round": r, "rounds": self.config.rounds, "stage": stage,
+                                    "labels_wanted": self.store.remaining(), "evaluations": evaluations})
 
     # -- driver -----------------------------------------------------------------------------------
 
@@ -433,6 +456,8 @@ class Loop:
                 if stage in state["done"]:
                     continue
                 start = time.perf_counter()
+                if main:
+                    self._publish(r, stage)
                 if main or stage in TRAINING_STAGES:
                     getattr(self, stage)(r)
                 if not main:
@@ -446,6 +471,7 @@ class Loop:
             if main:
                 write_report(self.state, self.out)
         if main:
+            self._publish(self.config.rounds, "finished")
             print(f"align loop: report in {self.out / 'report.md'} "
                   f"({time.perf_counter() - t0:.0f} s this run)")
         final = self.kept(self.config.rounds)
