@@ -139,7 +139,8 @@ class LoopConfig:
     rm_pairs: bool = field(default=True, metadata={
         "help": "DPO also trains on pairs the round's reward model labels among every training prompt's "
                 "candidates (its best vs its worst), beside the human labels (online DPO, as in RLHFlow's "
-                "iterative DPO): measured across judges in docs/benchmarks.md (tenth session)."})
+                "iterative DPO): measured across judges in docs/benchmarks.md, \"The loop with the reward "
+                "model's pairs\"."})
     rm_pair_confidence: float = field(default=0.5, metadata={
         "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used "
                 "(0.5: every prompt's, rank-based; at 35 labels a threshold of 0.7 let no pair through)."})

@@ -32,7 +32,7 @@ def describe_stage(stage: str, state: dict) -> str:
         return f"refit on {info['train_records']} records" + accuracy
     if stage == "evaluate":
         kept = "" if state.get("kept", True) else " (worse: not kept)"
-        return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers'])}"
+        return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers']) if 'labelers' in v else ''}"
                          + (f", oracle judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}"
                             if "judge_win_rate" in v else "")
                          + f", RM {_with_interval(v['reward_win_rate'], v['reward_interval'])}"
@@ -103,13 +103,17 @@ def plot_rounds(rounds: list[tuple[int, dict]], path: Path, kl_budget: float | N
     xs = [r for r, _ in rounds]
     ev = [s["evaluation"] for _, s in rounds]
     fig, axes = plt.subplots(1, 5, figsize=(21, 3.6))
-    labelled = [s["labels"]["labels"] for _, s in rounds]
-    _errorbar(axes[0], labelled, [e["initial"]["labelers"] for e in ev], "win_rate", "o-",
-              "labelers, vs initial")
+    judged = [(s["labels"]["labels"], e["initial"]["labelers"]) for (_, s), e in zip(rounds, ev)
+              if "labelers" in e["initial"]]
+    if judged:
+        _errorbar(axes[0], [n for n, _ in judged], [lab for _, lab in judged], "win_rate", "o-",
+                  "labelers, vs initial")
     axes[0].axhline(0.5, color="grey", lw=0.8)
     axes[0].set(ylim=(0, 1), xlabel="labels so far", title="learning curve (held-out, blind)")
-    _errorbar(axes[1], xs, [e["initial"]["labelers"] for e in ev], "win_rate", "o-", "labelers, vs initial")
-    prev = [(x, e["previous"]["labelers"]) for x, e in zip(xs, ev) if "previous" in e]
+    if judged:
+        _errorbar(axes[1], [x for x, e in zip(xs, ev) if "labelers" in e["initial"]],
+                  [lab for _, lab in judged], "win_rate", "o-", "labelers, vs initial")
+    prev = [(x, e["previous"]["labelers"]) for x, e in zip(xs, ev) if "labelers" in e.get("previous", {})]
     if prev:
         _errorbar(axes[1], [x for x, _ in prev], [p for _, p in prev], "win_rate", "^-",
                   "labelers, vs previous kept")
@@ -155,14 +159,14 @@ def _row(r: int, s: dict) -> str:
     e, fresh = s["evaluation"], s.get("reward", {})
     initial, previous = e["initial"], e.get("previous")
     accuracy = fresh.get("fresh_accuracy")
-    lab = initial["labelers"]
+    lab = initial.get("labelers") or {"win_rate": None}     # rounds evaluated before labelers decided: –
     versus_previous = _with_interval(previous["labelers"]["win_rate"], previous["labelers"]["interval"]) \
-        if previous else "–"
+        if previous and "labelers" in previous else "–"
     oracle = _with_interval(initial["judge_win_rate"], initial["judge_interval"]) \
         if "judge_win_rate" in initial else "–"
     return (f"| {r}{'' if s.get('kept', True) else ' (not kept)'} | "
-            f"{_with_interval(lab['win_rate'], lab['interval'])} | "
-            f"{' / '.join(map(str, lab['wins_ties_losses']))} ({lab['labels']}) | "
+            f"{_with_interval(lab['win_rate'], lab['interval']) if lab['win_rate'] is not None else '–'} | "
+            f"{' / '.join(map(str, lab.get('wins_ties_losses', ['–'] * 3)))} ({lab.get('labels', '–')}) | "
             f"{versus_previous} | {oracle} | "
             f"{_with_interval(initial['reward_win_rate'], initial['reward_interval'])} | "
             f"{_with_interval(initial['kl'], initial['kl_interval'])} | {initial['length']:.0f} | "

@@ -511,16 +511,18 @@ def summary_line(loop: Loop) -> str:
         return ("align loop: the labelers found every round worse than the initial policy; final policy = "
                 "initial, labelers' win rate 0.50 [0.50, 0.50]")
     e = loop._round(final)["evaluation"]["initial"]
-    lab = e["labelers"]
-    low, high = lab["interval"]
-    line = (f"align loop: final policy (round {final}) vs initial on {e['prompts']} held-out prompts, "
-            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}): labelers' win rate "
-            f"{lab['win_rate']:.2f} [{low:.2f}, {high:.2f}] over {lab['labels']} labels")
+    parts = []
+    if "labelers" in e:        # (a round evaluated before the labelers decided has the oracle's alone)
+        lab = e["labelers"]
+        low, high = lab["interval"]
+        parts.append(f"labelers' win rate {lab['win_rate']:.2f} [{low:.2f}, {high:.2f}] over {lab['labels']} "
+                     f"labels")
     if "judge_win_rate" in e:
         low, high = e["judge_interval"]
-        line += (f"; oracle judge ({loop.config.judge}) win rate {e['judge_win_rate']:.2f} "
-                 f"[{low:.2f}, {high:.2f}]")
-    return line
+        parts.append(f"oracle judge ({loop.config.judge}) win rate {e['judge_win_rate']:.2f} "
+                     f"[{low:.2f}, {high:.2f}]")
+    return (f"align loop: final policy (round {final}) vs initial on {e['prompts']} held-out prompts, "
+            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}): " + "; ".join(parts))
 
 
 def run_loop(config: LoopConfig) -> None:
