@@ -30,8 +30,12 @@ $(STAMP): pyproject.toml Makefile
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# On a CPU without native bf16 (AVX2 only) the demo's round runs in fp32 at about 25 minutes: half the
+# prompts and labels keep it near 15 (docs/benchmarks.md, "By CPU kind").
+FP32_DEMO := --prompts_per_round 60 --pairs_per_round 60
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/align loop --config recipes/demo.yaml
+	HF_HUB_OFFLINE=1 $(BIN)/align loop --config recipes/demo.yaml $$($(BIN)/python -c \
+		"from foundation.precision import native_bf16; print('' if native_bf16() else '$(FP32_DEMO)')")
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -69,9 +69,10 @@ def comparison_pairs(prompts: list, new: list[list[str]], old: list[list[str]], 
 class EvaluationWatch:
     """Follows one evaluation batch's labels and closes the batch once the comparison is decided.
 
-    `sides` maps each pair id of the batch to the new policy's stored side. `poll()` reads the labels
-    given so far, in order, and returns True once the comparison is over: decided, at `max_labels`, or
-    with no pair left to label."""
+    `sides` maps each pair id of the batch to the new policy's stored side (the loop adds the pairs of
+    a further answer per prompt while undecided). `poll()` reads the labels given so far, in order, and
+    returns True once the comparison is over: decided, or at `max_labels`; `finish()` ends one whose
+    pairs ran out."""
 
     store: object
     batch: str
