@@ -1,6 +1,6 @@
 """What keeps the loop honest: the KL budget each policy stage is held to, the flag raised when the
-reward model and the gold judge disagree, and the rule that a round that made the policy worse does
-not become the next round's starting point.
+reward model and the labelers disagree, and the rule that a round the labelers find worse does not
+become the next round's starting point.
 
 The KL budget is enforced after training by shrinking the adapter towards the initial policy: every
 LoRA `B` matrix is scaled by α ∈ (0, 1], i.e. the weights are interpolated between the initial policy
