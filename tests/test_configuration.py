@@ -158,6 +158,9 @@ def test_loop_sections_from_yaml_and_dotted_flags(tmp_path):
     (["--method", "ppo", "--ppo.cliprange", "2"], r"`ppo.cliprange` must be in \(0, 1\)"),
     (["--generation.top_p", "0"], r"`generation.top_p` must be in \(0, 1\]"),
     (["--max_adapter_scale", "0.5"], r"`max_adapter_scale` must be at least 1"),
+    (["--eval_labels", "5"], r"`eval_labels` must be at least 10 \(fewer can never leave ½ at 95%\)"),
+    (["--judge", "none"], r"`judge` must name a judge for simulated labelers \(labelers > 0\); `none` is for "
+                          r"people \(labelers: 0\)"),
 ])
 def test_loop_section_errors_name_the_dotted_key(flags, message):
     from align.loop.config import LoopConfig
