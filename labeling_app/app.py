@@ -128,6 +128,10 @@ class PairView:
 
 def _empty_queue(loop: dict | None) -> str:
     """What an empty queue says: while a loop runs, that the next batch is on its way."""
+    if loop and loop.get("stage") in ("label", "evaluate"):
+        return (f"⏳ Others hold the last pairs of this batch (round {loop['round']} of {loop['rounds']}); "
+                f"the next batch follows once the model has trained on it. Press Skip or reload in a few "
+                f"minutes — thank you!")
     if loop and loop.get("stage") not in (None, "finished"):
         return (f"⏳ The next batch is being prepared (round {loop['round']} of {loop['rounds']}: "
                 f"{STAGE_NAMES.get(loop['stage'], loop['stage'])}). Press Skip or reload in a few minutes — "

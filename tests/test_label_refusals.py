@@ -201,5 +201,8 @@ def test_while_a_loop_trains_the_page_says_the_next_batch_is_coming_and_the_admi
     assert "**Loop:** round 2 of 3, training the model; 4 labels still wanted." in summary
     assert "Round 1, labelers' win rate of the new model: vs initial: 0.71 [0.60, 0.80] over 57 labels" \
         in summary
+    store.set_loop_status({"round": 3, "rounds": 3, "stage": "label", "evaluations": {}})
+    assert "Others hold the last pairs of this batch (round 3 of 3)" in \
+        show_next(store, AppConfig(), "ann").status
     store.set_loop_status({"round": 3, "rounds": 3, "stage": "finished", "evaluations": {}})
     assert "Nothing left to label" in show_next(store, AppConfig(), "ann").status
