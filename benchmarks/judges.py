@@ -14,13 +14,13 @@ deterministic as the gold judge.
 
 Each quality varies among the initial policy's candidates (of 160 round-1 candidates of the demo:
 VADER compound from strongly negative to strongly positive; 5 to 47 words; 0 to 4+ first-person
-words, about half with none; of the ninth session's 240 round-1 candidates at temperature 1.0, 60
+words, about half with none; of 240 round-1 candidates sampled at temperature 1.0 (2026-12-03), 60
 never name their subject and 77 name it three times or more, and 82 of their 120 pairs differ). A
 judge on a quality the candidates never show cannot be learnt from their comparisons: "ends on a
 recommendation" was tried and dropped, 3 of 160 candidates had one. A judge on a quality the initial
 policy already shows at its best cannot be beaten there either: 81 of the initial policy's 120 held-out
 answers name their subject three times, names_subject's cap, so against them any answer only ties and
-its win rate cannot exceed 0.66 (docs/benchmarks.md, tenth session).
+its win rate cannot exceed 0.66 (docs/benchmarks.md, "The loop with the reward model's pairs").
 """
 
 from __future__ import annotations
