@@ -260,6 +260,8 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
         model = auto_class.from_pretrained(path, **kwargs)
     except OSError as e:
         raise ModelError(f"cannot load model {options.model!r}: {e}") from None
+    if getattr(options, "merge_adapter", None):
+        model = _merge(model, options.merge_adapter, quantized=quant is not None)
     model.config.pad_token_id = tokenizer.pad_token_id  # the classification head finds the last token by it
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -285,6 +287,19 @@ def load_model(auto_class, options, *, task_type: str, padding_side: str = "righ
                          target_modules=options.lora_target_modules, task_type=task_type,
                          modules_to_save=modules_to_save)
     return model, tokenizer
+
+
+def _merge(model, adapter: str, *, quantized: bool):
+    """`model` with the saved LoRA `adapter` merged into its weights (a quantized base is dequantized,
+    summed and quantized again by peft: close to, not exactly, the adapter's policy)."""
+    from peft import PeftModel
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelError(f"merge_adapter {adapter!r}: no adapter_config.json there; point it at a folder "
+                         "saved by a LoRA run.")
+    if quantized:
+        print(f"merging {adapter} into the quantized base: its weights are quantized again after the sum")
+    return PeftModel.from_pretrained(model, adapter).merge_and_unload()
 
 
 def eos_ids(tokenizer, model) -> list[int]:

@@ -45,6 +45,10 @@ class ModelOptions(_Validated):
     adapter: str | None = field(default=None, metadata={
         "help": "A saved LoRA adapter (folder) on `model` to go on training, instead of a fresh one "
                 "(its rank and targets are the saved ones)."})
+    merge_adapter: str | None = field(default=None, metadata={
+        "help": "A saved LoRA adapter (folder) merged into `model`'s weights as it loads: the policy it "
+                "makes is the starting point, and the reference (adapter disabled) of DPO and PPO, of the "
+                "fresh adapter trained on top (the loop's stacked rounds)."})
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "Recompute activations in the backward pass: less memory, about 30% more time."})
 
@@ -123,4 +127,4 @@ class TrainerOptions(TrainOptions):
 
 # The fields of `ModelOptions`: what the loop's `policy:` section holds for every policy stage.
 MODEL_FIELDS = ("model", "dtype", "quantization", "lora", "lora_r", "lora_alpha", "lora_dropout",
-                "lora_target_modules", "adapter", "gradient_checkpointing")
+                "lora_target_modules", "adapter", "merge_adapter", "gradient_checkpointing")

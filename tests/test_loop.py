@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
 from labeling_app import LabelStore
 
@@ -36,13 +38,13 @@ def training_labels(store: LabelStore) -> list:
 
 @pytest.fixture(scope="module")
 def resumed_run(tiny_llama, tiny_bert, tmp_path_factory):
-    """Two rounds with warm start, killed (-9) once round 1's labels are in, then resumed: one run that
-    the resume, warm-start and evaluation tests below read."""
+    """Two rounds, round 2 stacked on round 1's policy, killed (-9) once round 1's labels are in, then
+    resumed: one run that the resume, stacking and evaluation tests below read."""
     tmp = tmp_path_factory.mktemp("loop")
     prompts = tmp / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     out = tmp / "loop"
-    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--warm_start")
+    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack", "--dpo.learning_rate", "0.02")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
@@ -147,12 +149,27 @@ def test_labelers_decide_each_round_blind_and_their_labels_train_nothing(resumed
     assert len(every) == len(store.labels()) > 8
 
 
-def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(resumed_run):
+def test_a_stacked_round_trains_on_its_own_labels_on_top_of_the_kept_policy(resumed_run):
+    from safetensors.torch import load_file
+
     out, _, _, resumed = resumed_run
     state = json.loads((out / "loop_state.json").read_text())
-    assert state["rounds"]["2"]["warm_start_from"] == 1
-    assert any(line.startswith("[round 2/2] 5/6 policy:") and "(from round 1's adapter)" in line
-               for line in resumed.stdout.splitlines())
+    assert state["rounds"]["2"]["start"] == {"round": 1, "how": "stack"}
+    assert state["rounds"]["2"]["kl_guard"]["against"] == 1 and state["rounds"]["1"]["kl_guard"]["against"] == 0
+    assert any(line.startswith("[round 2/2] 5/6 policy:") and "(stacked on round 1's policy; KL held against it)"
+               in line for line in resumed.stdout.splitlines())
+    # round 2's policy is one adapter on the base: round 1's (as kept) and round 2's own, ranks stacked
+    one, two = (Path(state["rounds"][r]["policy"]) for r in ("1", "2"))
+    config = json.loads((two / "adapter_config.json").read_text())
+    rank = json.loads((one / "adapter_config.json").read_text())["r"]
+    assert config["r"] == config["lora_alpha"] == 2 * rank
+    first, second = load_file(str(one / "adapter_model.safetensors")), load_file(str(two / "adapter_model.safetensors"))
+    scaling = json.loads((one / "adapter_config.json").read_text())["lora_alpha"] / rank
+    for key, a in first.items():
+        if ".lora_A." in key:
+            assert torch.equal(second[key][:rank], a)
+        else:
+            assert torch.allclose(second[key][:, :rank], a * scaling)
     assert state["rounds"]["2"]["reward"]["train_records"] == 8                # the reward model: every label
     rows = [json.loads(line) for line in (out / "round-2" / "dpo-data.jsonl").read_text().splitlines()]
     round_1 = {json.dumps(json.loads(line)["chosen"]) for line in
@@ -163,6 +180,23 @@ def test_warm_start_trains_each_round_on_its_own_labels_from_the_kept_adapter(re
                for c in json.loads(line)["responses"]}      # and the RM's pairs among round 2's answers
     rm_rows = [r for r in rows if r.get("labeler") == "reward-model"]
     assert 1 <= len(rm_rows) <= 6 and all(r["chosen"][0]["content"] in round_2 for r in rm_rows)
+
+
+def test_the_loop_benchmark_reads_a_run_round_by_round_and_judges_round_2_against_round_1(resumed_run):
+    from benchmarks.loop_judges import read_run, rounds_table
+
+    out, _, _, _ = resumed_run
+    row = read_run(out, "tests.test_loop:longer_judge")
+    assert row["rounds_run"] == 2 and row["round_start"] == "stack" and set(row["head_to_head"]) == {2}
+    one, two = ([json.loads(x)["text"] for x in (out / f"round-{r}" / "heldout-samples.jsonl").read_text().splitlines()]
+                for r in (1, 2))
+    h2h = row["head_to_head"][2]       # longer_judge: the longer answer wins; of equal ones, the first shown
+    assert h2h["n"] == len(one) == 3
+    longer = sum(len(b) > len(a) for a, b in zip(one, two)) / 3
+    assert longer <= h2h["win_rate"] <= longer + sum(len(b) == len(a) for a, b in zip(one, two)) / 3
+    assert h2h["interval"][0] <= h2h["win_rate"] <= h2h["interval"][1]
+    table = rounds_table([{**row, "judge": "longer", "seed": 0}]).splitlines()
+    assert len(table) == 4 and table[3].startswith("| longer | 0 | 2 |")
 
 
 def test_the_same_seed_gives_the_same_run(tiny_llama, tiny_bert, tmp_path):

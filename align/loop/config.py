@@ -33,9 +33,9 @@ _DATA_FIELDS = ("data", "format", "skip_invalid", "max_samples")
 _NEVER = 10**9
 
 PolicySection = section(
-    ModelOptions, "PolicySection", exclude=("adapter",),
-    doc="The policy's model options; the adapter is the loop's own (a fresh one, or with warm_start the "
-        "last kept round's).")
+    ModelOptions, "PolicySection", exclude=("adapter", "merge_adapter"),
+    doc="The policy's model options; the adapter is the loop's own (a fresh one; from round 2, as "
+        "round_start says, on or from the last kept round's).")
 RewardSection = section(
     RewardConfig, "RewardSection", exclude=(*_DATA_FIELDS, *_PER_ROUND, "eval_data", "adapter"),
     defaults={"num_train_epochs": 4.0, "max_length": 192, "save_steps": _NEVER, "logging_steps": _NEVER},
@@ -123,7 +123,8 @@ class LoopConfig:
     method: Literal["dpo", "ppo"] = field(default="dpo", metadata={
         "help": "dpo: DPO on the labels; ppo: PPO against the reward model."})
     kl_budget: float = field(default=8.0, metadata={
-        "help": "Most KL(policy ‖ initial) per response, in nats, that a round's policy may reach: after "
+        "help": "Most KL(policy ‖ initial) per response, in nats, that a round's policy may reach (with "
+                "round_start: stack, KL(policy ‖ last kept policy): a budget per round): after "
                 "training, an adapter whose KL (the upper end of its 95% interval over `kl_prompts` "
                 "prompts) is over it is shrunk towards the initial policy until it fits, one well within it "
                 "scaled up to it with max_adapter_scale > 1 (PPO also "
@@ -144,11 +145,15 @@ class LoopConfig:
     rm_pair_confidence: float = field(default=0.5, metadata={
         "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used "
                 "(0.5: every prompt's, rank-based; at 35 labels a threshold of 0.7 let no pair through)."})
-    warm_start: bool = field(default=False, metadata={
-        "help": "From round 2, the policy stage goes on training the last kept round's adapter on that "
-                "round's new labels (iterative DPO, as in RLHFlow and Llama 2; PPO likewise from it), "
-                "instead of a fresh adapter on every label so far: about half the DPO steps in round 2, "
-                "each label trained on in one round only."})
+    round_start: Literal["retrain", "stack", "continue"] = field(default="retrain", metadata={
+        "help": "What the policy stage trains from round 2 on. retrain: a fresh adapter from the initial "
+                "policy on every label so far (a round's cost grows with the labels), the KL budget held "
+                "against the initial policy. stack: a fresh adapter on top of the last kept round's policy "
+                "(merged into the base, so it is DPO's and PPO's reference) on this round's labels, the KL "
+                "budget held per round against that policy, saved as one adapter of the stacked ranks: "
+                "each round costs what round 1 does and may move the policy kl_budget further (iterative "
+                "DPO with the last policy as reference, as in RLHFlow). continue: the last kept round's "
+                "adapter trained further on this round's labels, the KL budget against the initial policy."})
     keep_worse_rounds: bool = field(default=False, metadata={
         "help": "Let a round whose policy the labelers find worse (95% interval below ½ against the "
                 "previous kept policy) start the next round anyway; by default the next round starts from "
@@ -185,6 +190,8 @@ class LoopConfig:
         check(self.kl_prompts >= 1, "kl_prompts", self.kl_prompts, "must be at least 1")
         check(self.max_adapter_scale >= 1.0, "max_adapter_scale", self.max_adapter_scale,
               "must be at least 1 (1: the guard only scales down)")
+        check(self.round_start == "retrain" or self.policy.lora, "round_start", self.round_start,
+              "builds on the last round's LoRA adapter: set policy.lora: true, or round_start: retrain")
         check(0.5 <= self.rm_pair_confidence < 1, "rm_pair_confidence", self.rm_pair_confidence,
               "must be in [0.5, 1)")
         # Each stage's own checks, now rather than rounds later.
@@ -197,14 +204,16 @@ class LoopConfig:
     def reward_config(self, *, data: str, output_dir: str) -> RewardConfig:
         return _stage(RewardConfig, {"reward": self.reward}, data=data, output_dir=output_dir, seed=self.seed)
 
-    def dpo_config(self, *, data: str, output_dir: str, adapter: str | None = None) -> DPOConfig:
+    def dpo_config(self, *, data: str, output_dir: str, adapter: str | None = None,
+                   merge_adapter: str | None = None) -> DPOConfig:
         return _stage(DPOConfig, {"policy": self.policy, "dpo": self.dpo}, data=data, output_dir=output_dir,
-                      seed=self.seed, adapter=adapter)
+                      seed=self.seed, adapter=adapter, merge_adapter=merge_adapter)
 
-    def ppo_config(self, *, reward_model: str, output_dir: str, adapter: str | None = None) -> PPOConfig:
+    def ppo_config(self, *, reward_model: str, output_dir: str, adapter: str | None = None,
+                   merge_adapter: str | None = None) -> PPOConfig:
         """PPO's config; its KL controller aims below the loop's budget, and it stops at the budget."""
         ppo = _stage(PPOConfig, {"policy": self.policy, "ppo": self.ppo}, reward_model=reward_model,
-                     output_dir=output_dir, seed=self.seed, adapter=adapter)
+                     output_dir=output_dir, seed=self.seed, adapter=adapter, merge_adapter=merge_adapter)
         ppo.target_kl = min(ppo.target_kl, 0.8 * self.kl_budget)
         ppo.kl_stop = min(ppo.kl_stop or self.kl_budget, self.kl_budget)
         return ppo

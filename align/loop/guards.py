@@ -61,10 +61,12 @@ def _aim(measured: list[tuple[float, float]], target: float) -> float:
 
 
 def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict, out: Path,
-                      max_scale: float = 1.0, steps: int = 6) -> dict:
-    """Measure KL(policy ‖ initial) per response on `prompts`; if the upper end of its 95% interval is
+                      max_scale: float = 1.0, steps: int = 6, keep_rank: int = 0) -> dict:
+    """Measure KL(policy ‖ initial) per response on `prompts` (`initial`: the policy the budget is held
+    against; with stacked rounds, the last kept one); if the upper end of its 95% interval is
     above `budget`, scale the adapter down (the largest measured α whose upper end is within the budget)
-    and save the result in `out`. With `max_scale` > 1, a policy that ended well inside the budget (upper
+    and save the result in `out`. `keep_rank`: the first ranks of every LoRA matrix are left as they
+    are (a stacked adapter's earlier rounds, which `initial` holds), only the rest is scaled. With `max_scale` > 1, a policy that ended well inside the budget (upper
     end under 0.85 · budget) is scaled up (ExPO), α up to `max_scale`, until it reaches the budget, and
     saved likewise. Returns what was done: {"kl_trained", "kl_trained_upper", "scale", "kl", "kl_upper",
     "budget", "path"} (path: `out`, or None when the policy was kept as it is), and when it searched,
@@ -84,7 +86,7 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     def set_scale(scale: float) -> None:
         with torch.no_grad():
             for name, p in lora_b.items():
-                p.copy_(trained[name] * scale)
+                p[:, keep_rank:].copy_(trained[name][:, keep_rank:] * scale)
 
     # (α, upper, KL) the best measured within the budget; the least α measured over it (None: none yet)
     low, high = ((0.0, 0.0, 0.0), 1.0) if over else ((1.0, upper_trained, kl_trained), None)

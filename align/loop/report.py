@@ -57,9 +57,19 @@ def describe_stage(stage: str, state: dict) -> str:
                 held = f"; {measured} OVER the budget {guard['budget']:g} (no adapter to shrink)"
             else:
                 held = f"; {measured} within the budget {guard['budget']:g}"
-        start = state.get("warm_start_from")
-        return state["policy"] + (f" (from round {start}'s adapter)" if start else "") + held
+        return state["policy"] + _start(state) + held
     return "done"
+
+
+def _start(state: dict) -> str:
+    """Where round r's policy stage started, when not from the initial policy."""
+    start = state.get("start") or ({"round": state["warm_start_from"], "how": "continue"}
+                                   if state.get("warm_start_from") else None)
+    if not start:
+        return ""
+    if start["how"] == "stack":
+        return f" (stacked on round {start['round']}'s policy; KL held against it)"
+    return f" (from round {start['round']}'s adapter)"
 
 
 def _labelers(lab: dict) -> str:

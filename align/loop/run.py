@@ -31,7 +31,7 @@ from align.loop.labeling import LabelingDesk, LabelingStopped, open_store
 from align.loop.report import describe_stage, write_report
 from foundation.records import as_chat
 
-__all__ = ["Loop", "run_loop", "STAGES", "LabelingStopped"]
+__all__ = ["Loop", "run_loop", "split_prompts", "STAGES", "LabelingStopped"]
 
 STAGES = ("generate", "select", "label", "reward", "policy", "evaluate")
 # Under `accelerate launch` every process trains (these stages); rank 0 alone samples, serves the app,
@@ -50,6 +50,17 @@ def _prompts(spec: str | None, held_out: bool) -> list:
     return read_prompts(spec)
 
 
+def split_prompts(prompts: str | None, heldout_prompts: str | None) -> tuple[list, list]:
+    """(training prompts, held-out prompts) as chats: `heldout_prompts` if given (builtin:reviews has
+    its own held-out subjects), else the last third of `prompts`."""
+    train = [as_chat(p) for p in _prompts(prompts, held_out=False)]
+    heldout = heldout_prompts or ("builtin:reviews" if prompts in (None, "builtin:reviews") else None)
+    if heldout:
+        return train, [as_chat(p) for p in _prompts(heldout, held_out=True)]
+    cut = len(train) * 2 // 3          # no held-out set given: keep a third of the prompts apart
+    return train[:cut], train[cut:]
+
+
 class Loop:
     """The loop's state (`loop_state.json`) and its stages, one method each, run in `STAGES` order."""
 
@@ -65,14 +76,7 @@ class Loop:
         self.store = open_store(config, url) if self.processes.is_main else None
         self.desk = LabelingDesk(config, self.store)
         self.judge = None if config.judge == "none" else load_judge(config.judge)
-        self.train_prompts = [as_chat(p) for p in _prompts(config.prompts, held_out=False)]
-        builtin = config.prompts == "builtin:reviews"
-        heldout = config.heldout_prompts or ("builtin:reviews" if builtin else None)
-        if heldout:
-            self.heldout = [as_chat(p) for p in _prompts(heldout, held_out=True)]
-        else:   # no held-out set given: keep a third of the prompts apart
-            cut = len(self.train_prompts) * 2 // 3
-            self.train_prompts, self.heldout = self.train_prompts[:cut], self.train_prompts[cut:]
+        self.train_prompts, self.heldout = split_prompts(config.prompts, config.heldout_prompts)
         self.state_path = self.out / "loop_state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"rounds": {}}
         if self.processes.is_main and self.state.get("config") and self.state["config"] != asdict(config):
@@ -239,27 +243,36 @@ class Loop:
 
     def policy(self, r: int) -> None:
         """Train the round's policy (DPO on the labels, or PPO on the reward model), then hold it to the
-        KL budget (rank 0; the others take its state). With `warm_start`, from the last kept round's
-        adapter."""
+        KL budget (rank 0; the others take its state). From round 2, as `round_start` says: a fresh
+        adapter from the initial policy (retrain), one stacked on the last kept round's policy (stack),
+        or that round's adapter trained further (continue)."""
         start = self.kept(r - 1)
-        adapter = self.policy_path(start) if self.config.warm_start and start > 0 else None
-        if adapter:
-            self._round(r)["warm_start_from"] = start
+        how = self.config.round_start if start > 0 else "retrain"
+        base = self.policy_path(start) if how != "retrain" else None
+        if base:
+            self._round(r)["start"] = {"round": start, "how": how}
+        adapters = {"adapter": base if how == "continue" else None,
+                    "merge_adapter": base if how == "stack" else None}
         if self.config.method == "dpo":
             from align.dpo import train_dpo
 
-            data = self._dpo_data(r, new_only=adapter is not None)
+            data = self._dpo_data(r, new_only=base is not None)
             out = train_dpo(self.config.dpo_config(data=str(data), output_dir=str(self._dir(r) / "dpo"),
-                                                   adapter=adapter))
+                                                   **adapters))
         else:
             from align.ppo import train_ppo
 
             config = self.config.ppo_config(reward_model=self._round(r)["reward_model"],
-                                            output_dir=str(self._dir(r) / "ppo"), adapter=adapter)
+                                            output_dir=str(self._dir(r) / "ppo"), **adapters)
             out = train_ppo(config, prompts=self.train_prompts)
+        if how == "stack" and self.processes.is_main:
+            from foundation.adapters import stack_adapters
+
+            # the round's policy: the last kept one's adapter and this round's, as one adapter on the base
+            out = str(stack_adapters([(base, 1.0), (out, 1.0)], self._dir(r) / "stacked"))
         self._round(r)["policy"] = out
         if self.processes.is_main:
-            self._hold_to_kl_budget(r)
+            self._hold_to_kl_budget(r, anchor=start if how == "stack" else 0, keep=base if how == "stack" else None)
 
     def _dpo_data(self, r: int, new_only: bool) -> Path:
         """The round's DPO data: every human label so far (or, `new_only`, this round's), plus (`rm_pairs`)
@@ -306,17 +319,20 @@ class Loop:
                     source=f"loop round {r} reward model"))
         return records
 
-    def _hold_to_kl_budget(self, r: int) -> None:
+    def _hold_to_kl_budget(self, r: int, anchor: int = 0, keep: str | None = None) -> None:
+        """Hold round r's policy within `kl_budget` of round `anchor`'s (0: the initial policy), scaling
+        its adapter; of a stacked adapter, only the part above `keep` (the adapter it was stacked on)."""
         from align.loop.guards import hold_to_kl_budget
+        from foundation.adapters import adapter_rank
 
         cfg = self.config
-        info = hold_to_kl_budget(self._load_policy(r), self._load_policy(0),
+        info = hold_to_kl_budget(self._load_policy(r), self._load_policy(anchor),
                                  self.train_prompts[: cfg.kl_prompts], budget=cfg.kl_budget,
                                  sampling=self._eval_sampling(), out=self._dir(r) / "policy",
-                                 max_scale=cfg.max_adapter_scale)
+                                 max_scale=cfg.max_adapter_scale, keep_rank=adapter_rank(keep) if keep else 0)
         if info["path"]:
             self._round(r)["policy"] = info.pop("path")
-        self._round(r)["kl_guard"] = {k: v for k, v in info.items() if k != "path"}
+        self._round(r)["kl_guard"] = {**{k: v for k, v in info.items() if k != "path"}, "against": anchor}
 
     def _heldout_samples(self, r: int, policy=None, answer: int = 0) -> list:
         """The `answer`-th held-out answers (one per prompt) of the policy after round r (0: the initial
