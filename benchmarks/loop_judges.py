@@ -90,9 +90,10 @@ def head_to_head(folder: Path, cfg: dict, judge_spec: str, r: int, against: int)
     Wilson interval."""
     from align.evaluate import win_rate_from_judge
     from align.loop.run import split_prompts
-    from foundation.judges import load_judge
+    from align.judges import load_judge
 
-    _, heldout = split_prompts(cfg["prompts"], cfg.get("heldout_prompts"))
+    _, heldout = split_prompts(cfg["prompts"], cfg.get("heldout_prompts"),
+                               first_turn=cfg.get("prompt_turns") == "first", max_heldout=cfg.get("max_heldout", 0))
 
     def answers(k: int) -> list[str]:
         lines = (folder / f"round-{k}" / "heldout-samples.jsonl").read_text(encoding="utf-8").splitlines()

@@ -78,10 +78,23 @@ def read_candidates(path: str | Path) -> list[CandidateSet]:
     return out
 
 
-def read_prompts(path: str | Path) -> list[list[Message]]:
+def read_prompts(path: str | Path, *, first_turn: bool = False) -> list[list[Message]]:
     """Prompts from a .txt file (one per line), a JSONL of `{"prompt": text or messages}`, or any
-    preference file (its prompts, each once, in order)."""
-    path = Path(path)
+    preference file (its prompts, each once, in order). `first_turn`: each conversation's first user
+    message alone (the request that opened it, without the turns, and answers, that followed)."""
+    prompts = _read_prompts(Path(path))
+    if not first_turn:
+        return prompts
+    seen, firsts = set(), []
+    for messages in prompts:
+        first = next((m for m in messages if m["role"] == "user"), None)
+        if first is not None and first["content"].strip() and first["content"] not in seen:
+            seen.add(first["content"])
+            firsts.append([{"role": "user", "content": first["content"]}])
+    return firsts
+
+
+def _read_prompts(path: Path) -> list[list[Message]]:
     if not path.exists():
         raise DataError(f"{path}: no such file.")
     if path.suffix == ".txt":

@@ -155,3 +155,33 @@ def test_qlora_reward_model_trains_on_this_cpu(tiny_llama, tmp_path):
     scores = RewardModel.from_pretrained(str(out)).score(["Review product 1."],
                                                          ["I love it, great and wonderful."])
     assert len(scores) == 1 and math.isfinite(scores[0])
+
+
+def test_a_reward_model_judges_by_its_rewards_and_draws_from_its_odds(tiny_bert, tmp_path):
+    """`--judge reward:PATH`: at temperature 0 the higher reward wins; at temperature 1 each choice is
+    drawn from σ(r_A − r_B), so over many draws A wins about that often."""
+    import random
+
+    from align.judges import load_judge
+    from foundation.errors import ModelError
+    from foundation.stats import sigmoid, wilson_interval
+    from reward.judge import RewardModelJudge
+
+    out = tmp_path / "rm"
+    assert main(["reward", "train", "--model", tiny_bert, "--data", str(_pairs(tmp_path)), "--output_dir", str(out),
+                 "--max_steps", "30", "--per_device_train_batch_size", "8", "--learning_rate", "1e-2",
+                 "--save_steps", "100"]) == 0
+    oracle = load_judge(f"reward:{out}")
+    assert isinstance(oracle, RewardModelJudge)
+    good, bad = "I love it, great and wonderful.", "I hate it, terrible."
+    r_good, r_bad = RewardModel.from_pretrained(str(out)).score(["Review product 3."] * 2, [good, bad])
+    assert r_good > r_bad
+    assert oracle("Review product 3.", good, bad)[0] == "A" and oracle("Review product 3.", bad, good)[0] == "B"
+    assert oracle("Review product 3.", good, good)[0] == "tie"
+    noisy = load_judge(f"reward:{out}", temperature=1.0)
+    rng = random.Random(0)
+    wins = sum(noisy("Review product 3.", good, bad, rng=rng)[0] == "A" for _ in range(400))
+    low, high = wilson_interval(wins / 400, 400, z=3.3)
+    assert low <= sigmoid(r_good - r_bad) <= high
+    with pytest.raises(ModelError, match="no reward model folder"):
+        load_judge(f"reward:{tmp_path / 'nothing'}")

@@ -18,7 +18,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--reward-model", "--reward_model",
                         help="A reward-model folder (align reward train).")
     parser.add_argument("--judge",
-                        help="vader, or module:function with judge(prompt, a, b) -> (choice, strength).")
+                        help="vader, module:function with judge(prompt, a, b) -> (choice, strength), or "
+                             "reward:PATH (a reward model saved by `align reward train`).")
     parser.add_argument("--max-prompts", "--max_prompts", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=96)
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> int:
     from align.evaluate import evaluate_policy, write_report
     from align.policy import Policy
     from foundation.candidates import read_prompts
-    from foundation.judges import load_judge
+    from align.judges import load_judge
 
     judge = load_judge(args.judge) if args.judge else None
     reward_model = None

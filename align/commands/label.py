@@ -72,7 +72,8 @@ def _parser() -> ArgumentParser:
     p.add_argument("--url", required=True, help="The app's URL, e.g. http://127.0.0.1:7860")
     p.add_argument("--labelers", type=int, default=4)
     p.add_argument("--judge", default="vader",
-                   help="`vader` or module:function (judge(prompt, a, b) -> (choice, strength)).")
+                   help="vader, module:function (judge(prompt, a, b) -> (choice, strength)), or "
+                        "reward:PATH (a reward model saved by `align reward train`).")
     p.add_argument("--temperature", type=float, default=0.1, help="Bradley-Terry noise of the vader judge.")
     p.add_argument("--duration", type=float,
                    help="Stop after this many seconds (default: when the queue is empty).")
@@ -263,7 +264,8 @@ def stats(args) -> int:
 
 
 def simulate(args) -> int:
-    from foundation.judges import load_judge, load_rater
+    from align.judges import load_judge
+    from foundation.judges import load_rater
     from labeling_app.client import simulate as run
     from labeling_app.client import simulated_accounts
 

@@ -87,6 +87,13 @@ class LoopConfig:
                 "requests)."})
     heldout_prompts: str | None = field(default=None, metadata={
         "help": "Held-out prompts for evaluation (default: builtin:reviews' held-out third)."})
+    prompt_turns: Literal["all", "first"] = field(default="all", metadata={
+        "help": "Of multi-turn prompts (a preference file's conversations): all, the conversation up to "
+                "the answer; first, its first user turn alone (the request that opened it; e.g. "
+                "HH-RLHF's first human turns, never their answers: recipes/loop-hh.yaml)."})
+    max_heldout: int = field(default=120, metadata={
+        "help": "Most held-out prompts each evaluation asks (the first ones; 0: all): 120 give a win-rate "
+                "interval of about ±0.09, and each costs a sampled answer per compared policy."})
     output_dir: str = field(default="outputs/loop", metadata={
         "help": "Rounds, store, models and the report."})
     rounds: int = field(default=2, metadata={"help": "Rounds of the loop."})
@@ -112,8 +119,9 @@ class LoopConfig:
     judge: str = field(default="vader", metadata={
         "help": "Judge of the simulated labelers (at judge_temperature), and an oracle figure beside the "
                 "labelers' win rate in each evaluation (at temperature 0): vader, module:function "
-                "(judge(prompt, a, b) -> (choice, strength)), or none (labelers: 0 only: people decide "
-                "alone)."})
+                "(judge(prompt, a, b) -> (choice, strength)), reward:PATH (a reward model saved by `align "
+                "reward train`; judge_temperature 1 draws from its own Bradley-Terry odds), or none "
+                "(labelers: 0 only: people decide alone)."})
     judge_temperature: float = field(default=0.05, metadata={
         "help": "Bradley-Terry noise of the simulated labelers (vader, and judges that take `temperature`)."})
     eval_labels: int = field(default=240, metadata={
@@ -172,6 +180,7 @@ class LoopConfig:
 
     def __post_init__(self):
         check(self.rounds >= 1, "rounds", self.rounds, "must be at least 1")
+        check(self.max_heldout >= 0, "max_heldout", self.max_heldout, "must be 0 (every held-out prompt) or more")
         check(self.prompts_per_round >= 0, "prompts_per_round", self.prompts_per_round,
               "must be 0 (every prompt) or more")
         check(self.candidates_per_prompt >= 2, "candidates_per_prompt", self.candidates_per_prompt,

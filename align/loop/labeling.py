@@ -112,7 +112,7 @@ class LabelingDesk:
         return sum(self.store.remaining(batch=b) for b in batches)
 
     def _simulate(self, r: int, batches, seed: int, progress=None) -> None:
-        from foundation.judges import load_judge
+        from align.judges import load_judge
         from labeling_app.client import simulate
 
         cfg = self.config

@@ -39,7 +39,7 @@ STAGES = ("generate", "select", "label", "reward", "policy", "evaluate")
 TRAINING_STAGES = ("reward", "policy")
 
 
-def _prompts(spec: str | None, held_out: bool) -> list:
+def _prompts(spec: str | None, held_out: bool, first_turn: bool = False) -> list:
     if spec in (None, "builtin:reviews"):
         from align.loop.prompts import review_prompts
 
@@ -47,18 +47,22 @@ def _prompts(spec: str | None, held_out: bool) -> list:
         return heldout if held_out else train
     from foundation.candidates import read_prompts
 
-    return read_prompts(spec)
+    return read_prompts(spec, first_turn=first_turn)
 
 
-def split_prompts(prompts: str | None, heldout_prompts: str | None) -> tuple[list, list]:
+def split_prompts(prompts: str | None, heldout_prompts: str | None, *, first_turn: bool = False,
+                  max_heldout: int = 0) -> tuple[list, list]:
     """(training prompts, held-out prompts) as chats: `heldout_prompts` if given (builtin:reviews has
-    its own held-out subjects), else the last third of `prompts`."""
-    train = [as_chat(p) for p in _prompts(prompts, held_out=False)]
+    its own held-out subjects), else the last third of `prompts`; at most `max_heldout` held-out ones (0:
+    all), the first. `first_turn`: each conversation's first user turn alone."""
+    train = [as_chat(p) for p in _prompts(prompts, held_out=False, first_turn=first_turn)]
     heldout = heldout_prompts or ("builtin:reviews" if prompts in (None, "builtin:reviews") else None)
     if heldout:
-        return train, [as_chat(p) for p in _prompts(heldout, held_out=True)]
-    cut = len(train) * 2 // 3          # no held-out set given: keep a third of the prompts apart
-    return train[:cut], train[cut:]
+        held = [as_chat(p) for p in _prompts(heldout, held_out=True, first_turn=first_turn)]
+    else:
+        cut = len(train) * 2 // 3          # no held-out set given: keep a third of the prompts apart
+        train, held = train[:cut], train[cut:]
+    return train, held[:max_heldout] if max_heldout else held
 
 
 class Loop:
@@ -66,7 +70,7 @@ class Loop:
 
     def __init__(self, config: LoopConfig):
         from align.distributed import Processes
-        from foundation.judges import load_judge
+        from align.judges import load_judge
 
         self.config = config
         self.processes = Processes()
@@ -76,7 +80,9 @@ class Loop:
         self.store = open_store(config, url) if self.processes.is_main else None
         self.desk = LabelingDesk(config, self.store)
         self.judge = None if config.judge == "none" else load_judge(config.judge)
-        self.train_prompts, self.heldout = split_prompts(config.prompts, config.heldout_prompts)
+        self.train_prompts, self.heldout = split_prompts(config.prompts, config.heldout_prompts,
+                                                         first_turn=config.prompt_turns == "first",
+                                                         max_heldout=config.max_heldout)
         self.state_path = self.out / "loop_state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {"rounds": {}}
         if self.processes.is_main and self.state.get("config") and self.state["config"] != asdict(config):
