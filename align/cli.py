@@ -54,6 +54,8 @@ TOOL_COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("align.commands.models:main", "List the built-in offline models, or prepare one."),
     "label": ("align.commands.label:main",
               "The labeling app: serve, add-user, import, export, stats, simulate (--store URL)."),
+    "lineage": ("align.commands.lineage:main",
+                "Where a saved model came from: method, data, settings, results, parent (its model card)."),
     "reward eval": ("align.commands.reward_eval:main",
                     "Evaluate a reward model: accuracy, by margin, ties, calibration, length bias."),
 }
@@ -117,6 +119,19 @@ def run_training(name: str, argv: list[str]) -> int:
     return 0
 
 
+# Loggers of optional kernels that warn on import, offline, about a hub download that no command needs:
+# bitsandbytes' CPU backend tries kernels-community's 4-bit gemm on CPUs with AVX512-BF16 and falls back to
+# its own; `kernels` then notes it skipped a publisher check. Errors still show.
+_OPTIONAL_KERNEL_LOGGERS = ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub")
+
+
+def _quiet_optional_kernels() -> None:
+    import logging
+
+    for name in _OPTIONAL_KERNEL_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -139,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from foundation.allocator import keep_freed_memory
 
     keep_freed_memory()     # about 17% off a training step on a CPU (foundation/allocator.py)
+    _quiet_optional_kernels()
     try:
         if name in TRAIN_COMMANDS:
             return run_training(name, rest)

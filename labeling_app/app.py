@@ -211,7 +211,7 @@ def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, st
 def admin_view(store: LabelStore, user: str) -> tuple:
     """(summary markdown, per-labeler rows, labels-per-hour rows, locked accounts, labels over time per
     labeler for the plot); admins only."""
-    from labeling_app.quality import label_stats
+    from labeling_app.quality import agreement_text, label_stats
 
     store.require_admin(user)
     s = label_stats(store)
@@ -219,8 +219,7 @@ def admin_view(store: LabelStore, user: str) -> tuple:
                f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
                f"(+{s['gold_pairs']} gold); **{s['pairs_completed']}** completed at k = {s['k']}; "
                f"{s['labels_needed']} labels still needed.\n\n"
-               f"Krippendorff's α **{s['krippendorff_alpha']}** · "
-               f"pairwise agreement **{s['pairwise_agreement']}** "
+               f"{agreement_text(s, bold='**')} "
                f"· left-pick share **{s['position_bias_left']}** (0.5 = no position bias)\n\n"
                "Labels per day: " + (", ".join(f"{d}: {n}" for d, n in s["per_day"].items()) or "none yet"))
     rows = [[name, e["labels"], e["seconds_median"], e["agreement_with_majority"], e["gold_accuracy"]]
@@ -232,7 +231,8 @@ def admin_view(store: LabelStore, user: str) -> tuple:
 
 
 def labels_over_time(store: LabelStore):
-    """Live labels per labeler and hour, cumulative: a table for the admin page's plot."""
+    """Live labels per labeler and hour, cumulative from 0 in the hour before each one's first label (so
+    that a labeler with one hour of labels still draws a line): a table for the admin page's plot."""
     import pandas as pd
 
     labels = store.labels()
@@ -240,8 +240,10 @@ def labels_over_time(store: LabelStore):
         return pd.DataFrame({"hour": pd.Series(dtype="datetime64[ns]"), "labels": [], "labeler": []})
     frame = pd.DataFrame({"hour": pd.to_datetime([lab.created_at for lab in labels], unit="s").floor("h"),
                           "labeler": [lab.labeler for lab in labels]})
-    counts = frame.groupby(["labeler", "hour"]).size().groupby(level=0).cumsum()
-    return counts.rename("labels").reset_index()
+    counts = frame.groupby(["labeler", "hour"]).size().groupby(level=0).cumsum().rename("labels").reset_index()
+    starts = counts.groupby("labeler", as_index=False)["hour"].min()
+    starts = starts.assign(hour=starts["hour"] - pd.Timedelta(hours=1), labels=0)
+    return pd.concat([starts, counts]).sort_values(["labeler", "hour"], kind="stable").reset_index(drop=True)
 
 
 def unlock_account(store: LabelStore, user: str, name: str) -> str:

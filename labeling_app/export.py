@@ -26,7 +26,7 @@ from foundation.records import (
     write_json_lines,
     write_jsonl,
 )
-from labeling_app.quality import label_stats, majority
+from labeling_app.quality import agreement_text, label_stats, majority
 from labeling_app.store import Label, LabelStore
 from labeling_app.task_export import export_tasks
 
@@ -135,8 +135,7 @@ majority share at least {min_agreement}.
 | labelers | {stats['labelers']} |
 {dropped}
 
-Agreement: Krippendorff's alpha (nominal) {stats['krippendorff_alpha']}, raw pairwise agreement
-{stats['pairwise_agreement']}, share of left picks {stats['position_bias_left']}.
+Agreement (nominal): {agreement_text(stats)}; share of left picks {stats['position_bias_left']}.
 
 Each record is TRL's conversational preference format (`prompt`, `chosen`, `rejected`) plus `margin`
 (mean labeled strength of the majority, 0-1), `tie`, `labeler` (everyone who labeled the pair) and

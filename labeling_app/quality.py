@@ -17,7 +17,7 @@ from typing import Any
 
 from labeling_app.store import CHOICES, Label, LabelStore
 
-__all__ = ["label_stats", "majority", "krippendorff_alpha", "format_stats"]
+__all__ = ["label_stats", "majority", "krippendorff_alpha", "agreement_text", "format_stats"]
 
 
 def majority(choices: list[str]) -> tuple[str | None, float]:
@@ -116,6 +116,15 @@ def label_stats(store: LabelStore, *, batch: str | None = None) -> dict[str, Any
     }
 
 
+def agreement_text(stats: dict[str, Any], bold: str = "") -> str:
+    """Agreement between labelers in words: Krippendorff's α and raw pairwise agreement, or why they are
+    not measured yet (`bold`: markdown emphasis around the figures)."""
+    if stats["krippendorff_alpha"] is None:
+        return "agreement not measured yet: no pair has two labels (k ≥ 2 measures it)"
+    return (f"Krippendorff's α {bold}{stats['krippendorff_alpha']}{bold} · pairwise agreement "
+            f"{bold}{stats['pairwise_agreement']}{bold}")
+
+
 def format_stats(stats: dict[str, Any]) -> str:
     """The admin figures as terminal text."""
     def show(x):
@@ -124,8 +133,7 @@ def format_stats(stats: dict[str, Any]) -> str:
     lines = [f"labels {stats['labels']} (retracted {stats['retractions']}), pairs {stats['pairs']} "
              f"(+{stats['gold_pairs']} gold), completed {stats['pairs_completed']} at k={stats['k']}, "
              f"labels still needed {stats['labels_needed']}",
-             f"Krippendorff's alpha {show(stats['krippendorff_alpha'])}, pairwise agreement "
-             f"{show(stats['pairwise_agreement'])}, left-pick share {show(stats['position_bias_left'])}",
+             f"{agreement_text(stats)}, left-pick share {show(stats['position_bias_left'])}",
              "", f"{'labeler':<20}{'labels':>8}{'median s':>10}{'vs majority':>13}{'gold acc':>10}"]
     for name, e in stats["per_labeler"].items():
         lines.append(f"{name:<20}{e['labels']:>8}{show(e['seconds_median']):>10}"

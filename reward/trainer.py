@@ -121,7 +121,22 @@ def train_reward(config: RewardConfig) -> str:
                                        plot=str(out / "reliability.png"))
         print(f"held-out accuracy {report['eval']['accuracy']:.3f} on {report['eval']['pairs']} pairs")
     (out / "train_report.json").write_text(json.dumps(report, indent=2))
+    _write_card(config, out, report, len(records))
     return str(out)
+
+
+def _write_card(config: RewardConfig, out: Path, report: dict, records: int) -> None:
+    from foundation.cards import Lineage, changed_settings, write_card
+    from foundation.stats import wilson_interval
+
+    ev = report.get("eval")
+    results = [{"name": "held-out accuracy", "value": ev["accuracy"], "n": ev["pairs"],
+                "interval": list(wilson_interval(ev["accuracy"], ev["pairs"])),
+                "dataset": str(config.eval_data)}] if ev else []
+    write_card(out, Lineage(
+        method="reward model (Bradley-Terry)" + (f", ensemble of {config.ensemble}" if config.ensemble > 1 else ""),
+        base_model=config.model, adapter=False, data={"file": config.data, "records": records},
+        settings=changed_settings(config), results=results))
 
 
 def _encoded(config: RewardConfig, tokenizer, records) -> tuple[list[dict], object, int, int]:

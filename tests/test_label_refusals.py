@@ -176,7 +176,10 @@ def test_the_admin_view_shows_lockouts_and_labels_over_time_and_unlocks(store):
     store.lock("bob", 900, "5 wrong passwords within 900 s")
     summary, per_labeler, per_hour, locked, over_time = admin_view(store, "boss")
     assert locked[0][0] == "bob" and "wrong passwords" in locked[0][2]
-    assert list(over_time["labeler"]) == ["ann"] and list(over_time["labels"]) == [1]
+    # one hour of labels still draws a line: from 0 in the hour before
+    assert list(over_time["labeler"]) == ["ann", "ann"] and list(over_time["labels"]) == [0, 1]
+    assert (over_time["hour"][1] - over_time["hour"][0]).total_seconds() == 3600
+    assert "agreement not measured yet: no pair has two labels" in summary and "None" not in summary
     assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.is_locked("bob")
     with pytest.raises(LabelingError, match="needs an admin account"):
         unlock_account(store, "ann", "bob")

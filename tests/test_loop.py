@@ -170,6 +170,15 @@ def test_a_stacked_round_trains_on_its_own_labels_on_top_of_the_kept_policy(resu
             assert torch.equal(second[key][:rank], a)
         else:
             assert torch.allclose(second[key][:, :rank], a * scaling)
+    # its model card tells the lineage: round 2 on round 1, with the round's results
+    from foundation.cards import lineage_chain
+
+    chain = lineage_chain(two)
+    assert [folder for folder, _ in chain] == [str(two), str(one)]
+    lineage = chain[0][1]
+    assert lineage.method == "loop round 2 (DPO)" and lineage.loop["round"] == 2
+    assert lineage.results[0]["name"] == "labelers' win rate vs round 1"
+    assert lineage.results[0]["n"] == state["rounds"]["2"]["evaluation"]["previous"]["labelers"]["labels"]
     assert state["rounds"]["2"]["reward"]["train_records"] == 8                # the reward model: every label
     rows = [json.loads(line) for line in (out / "round-2" / "dpo-data.jsonl").read_text().splitlines()]
     round_1 = {json.dumps(json.loads(line)["chosen"]) for line in
@@ -238,6 +247,9 @@ def test_loop_trains_a_4bit_policy(tiny_bert, tmp_path):
     assert state["rounds"]["1"]["done"][-1] == "evaluate"
     assert (out / "round-1" / "dpo" / "adapter_model.safetensors").exists()
     assert "(quantization 4bit)" in (out / "report.md").read_text()
+    # bitsandbytes' offline notice about a hub kernel it does not need reads as an error: not shown
+    assert "Failed to load CPU gemm_4bit_forward" not in result.stderr
+    assert "Skipping publisher trust check" not in result.stderr
 
 
 def test_each_round_asks_new_training_prompts_while_they_last(tmp_path):

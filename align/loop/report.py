@@ -162,6 +162,10 @@ def _plot_labels(ax, xs: list[int], states: list[dict]) -> None:
                if f"fresh_accuracy_{slice_name}" in s.get("reward", {})]
         if acc:
             ax.plot(*zip(*acc), marker + "--", label=f"previous RM accuracy on fresh labels ({slice_name})")
+    if not alpha:
+        ax.text(0.5, 0.5, "Krippendorff's α: no pair has two labels\n(k ≥ 2 measures it)"
+                + ("" if len(xs) > 1 else "\n\nfrom round 2: the previous reward\nmodel's accuracy on fresh labels"),
+                transform=ax.transAxes, ha="center", va="center", fontsize=8, color="grey")
     ax.set(title="labels", ylim=(-0.2, 1.05))
 
 

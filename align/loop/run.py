@@ -76,8 +76,8 @@ class Loop:
         self.processes = Processes()
         self.out = Path(config.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        url = config.store or f"sqlite:///{self.out.resolve()}/labels.db"
-        self.store = open_store(config, url) if self.processes.is_main else None
+        self.url = config.store or f"sqlite:///{self.out.resolve()}/labels.db"
+        self.store = open_store(config, self.url) if self.processes.is_main else None
         self.desk = LabelingDesk(config, self.store)
         self.judge = None if config.judge == "none" else load_judge(config.judge)
         self.train_prompts, self.heldout = split_prompts(config.prompts, config.heldout_prompts,
@@ -406,6 +406,38 @@ class Loop:
                                      f"labels)" + then)
         for warning in state["warnings"]:
             print(f"align loop: WARNING (round {r}): {warning}", file=sys.stderr, flush=True)
+        self._write_card(r)
+
+    def _write_card(self, r: int) -> None:
+        """Round r's policy's model card: its lineage in the loop and the round's results."""
+        from foundation.cards import Lineage, public_url, write_card
+
+        cfg, state = self.config, self._round(r)
+        results = []
+        for name, e in state["evaluation"].items():
+            if "labelers" in e:
+                lab = e["labelers"]
+                results.append({"name": f"labelers' win rate vs round {e['round']}", "value": lab["win_rate"],
+                                "interval": lab["interval"], "n": lab["labels"]})
+            if "judge_win_rate" in e:
+                results.append({"name": f"oracle judge ({cfg.judge}) win rate vs round {e['round']}",
+                                "value": e["judge_win_rate"], "interval": e["judge_interval"], "n": e["prompts"]})
+        initial = state["evaluation"]["initial"]
+        results.append({"name": "KL to the initial policy (nats per response)", "value": initial["kl"],
+                        "interval": initial["kl_interval"], "n": initial["prompts"]})
+        start = state.get("start")
+        labels = state["labels"]
+        write_card(state["policy"], Lineage(
+            method=f"loop round {r} ({cfg.method.upper()})", base_model=cfg.policy.model,
+            parent=self.policy_path(start["round"]) if start else None,
+            data={"store": public_url(self.url), "batches": f"round-1 .. round-{r} (train)",
+                  "labels so far": labels["labels"]},
+            settings={"round_start": cfg.round_start, "kl_budget": cfg.kl_budget,
+                      "guard scale": state.get("kl_guard", {}).get("scale", 1.0), "seed": cfg.seed},
+            loop={"round": r, "kept": state["kept"], "labelers": cfg.labelers or "people",
+                  "agreement (Krippendorff's alpha)": labels["krippendorff_alpha"]
+                  if labels["krippendorff_alpha"] is not None else "not measured (one label per pair)"},
+            results=results))
 
     def _labelers_compare(self, r: int, new, references: dict[str, tuple]) -> dict:
         """Blind comparisons in the store (one evaluation batch per reference round), labelled at the app

@@ -470,12 +470,19 @@ class PPOTrainer:
     def save(self, directory: str | Path) -> None:
         """The adapter (and tokenizer, value head) in `directory`: `Policy.from_pretrained(directory)`
         loads it."""
+        from foundation.cards import Lineage, changed_settings, write_card
         from foundation.training import record_base_model
 
         self.policy.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         torch.save(self.policy.value_head.state_dict(), Path(directory) / "value_head.pt")
         record_base_model(str(directory), self.config.model)
+        config = self.config
+        write_card(directory, Lineage(
+            method="PPO", base_model=config.model, parent=config.adapter or config.merge_adapter,
+            data={"prompts": config.prompts or "(given by the caller)", "reward": config.reward_model,
+                  "updates": self.step},
+            settings=changed_settings(config)))
 
 
 def train_ppo(config: PPOConfig, *, prompts: list | None = None) -> str:
