@@ -44,7 +44,8 @@ def resumed_run(tiny_llama, tiny_bert, tmp_path_factory):
     prompts = tmp / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     out = tmp / "loop"
-    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack", "--dpo.learning_rate", "0.02")
+    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack", "--dpo.learning_rate", "0.02",
+                     "--report_to", "tensorboard")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
@@ -189,6 +190,25 @@ def test_a_stacked_round_trains_on_its_own_labels_on_top_of_the_kept_policy(resu
                for c in json.loads(line)["responses"]}      # and the RM's pairs among round 2's answers
     rm_rows = [r for r in rows if r.get("labeler") == "reward-model"]
     assert 1 <= len(rm_rows) <= 6 and all(r["chosen"][0]["content"] in round_2 for r in rm_rows)
+
+
+def test_each_round_goes_to_tensorboard_as_one_step(resumed_run):
+    """`--report_to tensorboard`: the rounds evaluated in the (resumed) run, one step each, read back
+    from the event files, with the values of loop_state.json."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, _, _, _ = resumed_run
+    state = json.loads((out / "loop_state.json").read_text())
+    events = EventAccumulator(str(out / "runs"))
+    events.Reload()
+    curve = events.Scalars("labelers/win_rate_vs_initial")
+    assert [e.step for e in curve] == [1, 2]
+    for e in curve:
+        assert e.value == pytest.approx(state["rounds"][str(e.step)]["evaluation"]["initial"]["labelers"]["win_rate"])
+    assert [e.step for e in events.Scalars("labelers/win_rate_vs_previous")] == [2]
+    labels = [e.value for e in events.Scalars("loop/labels_so_far")]
+    assert labels == [state["rounds"][r]["labels"]["labels"] for r in ("1", "2")] and labels[1] > labels[0]
+    assert {"seconds/policy", "policy/kl_vs_initial", "oracle/win_rate_vs_initial"} <= set(events.Tags()["scalars"])
 
 
 def test_the_loop_benchmark_reads_a_run_round_by_round_and_judges_round_2_against_round_1(resumed_run):

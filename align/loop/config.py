@@ -166,6 +166,10 @@ class LoopConfig:
         "help": "Let a round whose policy the labelers find worse (95% interval below ½ against the "
                 "previous kept policy) start the next round anyway; by default the next round starts from "
                 "the last policy that was not worse, and the final policy is that one."})
+    report_to: Literal["none", "tensorboard", "wandb"] = field(default="none", metadata={
+        "help": "Where each round's figures go, one step per round (win rates with their intervals, KL, "
+                "labels, agreement, stage times): tensorboard (OUTPUT_DIR/runs), wandb, or none; the stages' "
+                "own trainers take theirs in their sections (--dpo.report_to)."})
     store: str | None = field(default=None, metadata={
         "help": "Label store URL (default: OUTPUT_DIR/labels.db)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Where the labeling app listens."})

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-__all__ = ["describe_stage", "write_report"]
+__all__ = ["describe_stage", "write_report", "round_lineage"]
 
 TABLE_HEADER = (
     "| round | labelers' win rate vs initial | wins / ties / losses (labels) | labelers vs previous kept "
@@ -256,3 +256,32 @@ def write_report(state: dict, out: Path) -> Path:
         "<body style='font-family:sans-serif;max-width:1100px;margin:auto'><pre style='white-space:pre-wrap'>"
         + html.escape(md) + "</pre><img src='report.png' style='width:100%'></body>", encoding="utf-8")
     return out / "report.md"
+
+
+def round_lineage(r: int, state: dict, cfg, url: str, parent: str | None):
+    """The model card's lineage of round r's policy (`foundation.cards`): the loop's settings, the labels
+    so far, the round's win rates with their intervals and its KL; `parent`: the policy it was built on."""
+    from foundation.cards import Lineage, public_url
+
+    results = []
+    for e in state["evaluation"].values():
+        if "labelers" in e:
+            lab = e["labelers"]
+            results.append({"name": f"labelers' win rate vs round {e['round']}", "value": lab["win_rate"],
+                            "interval": lab["interval"], "n": lab["labels"]})
+        if "judge_win_rate" in e:
+            results.append({"name": f"oracle judge ({cfg.judge}) win rate vs round {e['round']}",
+                            "value": e["judge_win_rate"], "interval": e["judge_interval"], "n": e["prompts"]})
+    initial = state["evaluation"]["initial"]
+    results.append({"name": "KL to the initial policy (nats per response)", "value": initial["kl"],
+                    "interval": initial["kl_interval"], "n": initial["prompts"]})
+    labels = state["labels"]
+    alpha = labels["krippendorff_alpha"]
+    return Lineage(
+        method=f"loop round {r} ({cfg.method.upper()})", base_model=cfg.policy.model, parent=parent,
+        data={"store": public_url(url), "batches": f"round-1 .. round-{r} (train)", "labels so far": labels["labels"]},
+        settings={"round_start": cfg.round_start, "kl_budget": cfg.kl_budget,
+                  "guard scale": state.get("kl_guard", {}).get("scale", 1.0), "seed": cfg.seed},
+        loop={"round": r, "kept": state["kept"], "labelers": cfg.labelers or "people",
+              "agreement (Krippendorff's alpha)": alpha if alpha is not None else "not measured (one label per pair)"},
+        results=results)

@@ -29,6 +29,7 @@ from pathlib import Path
 from align.loop.config import LoopConfig
 from align.loop.labeling import LabelingDesk, LabelingStopped, open_store
 from align.loop.report import describe_stage, write_report
+from align.loop.trackers import RoundTracker, round_metrics
 from foundation.records import as_chat
 
 __all__ = ["Loop", "run_loop", "split_prompts", "STAGES", "LabelingStopped"]
@@ -302,28 +303,13 @@ class Loop:
 
     def _reward_model_pairs(self, r: int, first: int = 1) -> list:
         """For every training prompt of rounds `first` to r, the round's reward model's best and worst
-        candidate, as a preference record, when it prefers the best with P ≥ rm_pair_confidence (0.5:
-        every prompt whose candidates differ)."""
+        candidate (`reward.pairs.best_vs_worst`, at `rm_pair_confidence`)."""
         from foundation.candidates import read_candidates
-        from foundation.records import PreferenceRecord
-        from foundation.stats import sigmoid
+        from reward.pairs import best_vs_worst
 
-        rm = self._reward_model(r)
         sets = [s for k in range(first, r + 1) for s in read_candidates(self._dir(k) / "candidates.jsonl")]
-        flat = [(i, c.content) for i, s in enumerate(sets) for c in s.responses if c.content.strip()]
-        scores = rm.score([sets[i].prompt for i, _ in flat], [text for _, text in flat])
-        by_prompt: dict[int, list[tuple[float, str]]] = {}
-        for (i, text), score in zip(flat, scores):
-            by_prompt.setdefault(i, []).append((score, text))
-        records = []
-        for i, scored in by_prompt.items():
-            (low, worst), (high, best) = min(scored), max(scored)
-            if best != worst and sigmoid(high - low) >= self.config.rm_pair_confidence:
-                records.append(PreferenceRecord(
-                    prompt=sets[i].prompt, chosen=[{"role": "assistant", "content": best}],
-                    rejected=[{"role": "assistant", "content": worst}], labeler="reward-model",
-                    source=f"loop round {r} reward model"))
-        return records
+        return best_vs_worst(self._reward_model(r), sets, min_confidence=self.config.rm_pair_confidence,
+                             source=f"loop round {r} reward model")
 
     def _hold_to_kl_budget(self, r: int, anchor: int = 0, keep: str | None = None) -> None:
         """Hold round r's policy within `kl_budget` of round `anchor`'s (0: the initial policy), scaling
@@ -410,34 +396,13 @@ class Loop:
 
     def _write_card(self, r: int) -> None:
         """Round r's policy's model card: its lineage in the loop and the round's results."""
-        from foundation.cards import Lineage, public_url, write_card
+        from align.loop.report import round_lineage
+        from foundation.cards import write_card
 
-        cfg, state = self.config, self._round(r)
-        results = []
-        for name, e in state["evaluation"].items():
-            if "labelers" in e:
-                lab = e["labelers"]
-                results.append({"name": f"labelers' win rate vs round {e['round']}", "value": lab["win_rate"],
-                                "interval": lab["interval"], "n": lab["labels"]})
-            if "judge_win_rate" in e:
-                results.append({"name": f"oracle judge ({cfg.judge}) win rate vs round {e['round']}",
-                                "value": e["judge_win_rate"], "interval": e["judge_interval"], "n": e["prompts"]})
-        initial = state["evaluation"]["initial"]
-        results.append({"name": "KL to the initial policy (nats per response)", "value": initial["kl"],
-                        "interval": initial["kl_interval"], "n": initial["prompts"]})
+        state = self._round(r)
         start = state.get("start")
-        labels = state["labels"]
-        write_card(state["policy"], Lineage(
-            method=f"loop round {r} ({cfg.method.upper()})", base_model=cfg.policy.model,
-            parent=self.policy_path(start["round"]) if start else None,
-            data={"store": public_url(self.url), "batches": f"round-1 .. round-{r} (train)",
-                  "labels so far": labels["labels"]},
-            settings={"round_start": cfg.round_start, "kl_budget": cfg.kl_budget,
-                      "guard scale": state.get("kl_guard", {}).get("scale", 1.0), "seed": cfg.seed},
-            loop={"round": r, "kept": state["kept"], "labelers": cfg.labelers or "people",
-                  "agreement (Krippendorff's alpha)": labels["krippendorff_alpha"]
-                  if labels["krippendorff_alpha"] is not None else "not measured (one label per pair)"},
-            results=results))
+        write_card(state["policy"], round_lineage(r, state, self.config, self.url,
+                                                  parent=self.policy_path(start["round"]) if start else None))
 
     def _labelers_compare(self, r: int, new, references: dict[str, tuple]) -> dict:
         """Blind comparisons in the store (one evaluation batch per reference round), labelled at the app
@@ -496,10 +461,13 @@ class Loop:
     # -- driver -----------------------------------------------------------------------------------
 
     def run(self) -> dict:
+        self.tracker = RoundTracker(self.config.report_to if self.processes.is_main else "none", self.out,
+                                    self.state["config"])
         try:
             return self._run()
         finally:
             self.desk.close()
+            self.tracker.close()
 
     def _run(self) -> dict:
         t0 = time.perf_counter()
@@ -524,6 +492,8 @@ class Loop:
                       f"{describe_stage(stage, state)} ({state['seconds'][stage]:.0f} s)", flush=True)
             if main:
                 write_report(self.state, self.out)
+                if "evaluate" in state["done"]:
+                    self.tracker.log(r, round_metrics(state))
         if main:
             self._publish(self.config.rounds, "finished")
             print(f"align loop: report in {self.out / 'report.md'} "
