@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["Lineage", "write_card", "read_lineage", "lineage_chain", "base_model_id", "public_url",
+__all__ = ["Lineage", "write_card", "write_cards", "read_lineage", "lineage_chain", "base_model_id", "public_url",
            "changed_settings"]
 
 CARD = "README.md"
@@ -97,6 +97,22 @@ def write_card(directory: str | Path, lineage: Lineage) -> Path:
     card = ModelCard(text)
     card.save(directory / CARD)
     return directory / CARD
+
+
+def write_cards(directory: str | Path, lineage: Lineage) -> None:
+    """`write_card` for `directory` and for each model saved inside it: the Trainer's checkpoints (which
+    hold peft's empty template) and named adapters saved beside the trained one (TRL's `ref`)."""
+    from dataclasses import replace
+
+    write_card(directory, lineage)
+    for inner in sorted(p for p in Path(directory).iterdir() if p.is_dir()):
+        if not any((inner / name).is_file() for name in ("adapter_config.json", "config.json")):
+            continue
+        if inner.name.startswith("checkpoint-"):
+            method = f"{lineage.method}, checkpoint at step {inner.name.split('-')[-1]}"
+        else:
+            method = f"{lineage.method}: the `{inner.name}` adapter saved beside the trained one"
+        write_cards(inner, replace(lineage, method=method))
 
 
 def read_lineage(directory: str | Path) -> Lineage | None:

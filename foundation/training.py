@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from foundation.cards import Lineage, changed_settings, write_card
+from foundation.cards import Lineage, changed_settings, write_cards
 
 __all__ = ["trainer_arguments", "last_checkpoint"]
 
@@ -101,18 +101,19 @@ def is_main_process() -> bool:
 
 def save_trained(trainer, tokenizer, config) -> str:
     """Save what a run produced into `config.output_dir`: the model (or adapter), the tokenizer, the
-    loss history (`trainer_state.json`), and the base model's own name in an adapter's config.
-    In a distributed run only rank 0 writes."""
+    loss history (`trainer_state.json`), the base model's own name in an adapter's config, and a model
+    card with the lineage (`foundation.cards`). In a distributed run only rank 0 writes."""
     trainer.save_model(config.output_dir)      # the Trainer writes on rank 0 only
     if not trainer.is_world_process_zero():
         return config.output_dir
     trainer.state.save_to_json(f"{config.output_dir}/trainer_state.json")
     tokenizer.save_pretrained(config.output_dir)
     record_base_model(config.output_dir, config.model)
-    write_card(config.output_dir, Lineage(
+    lineage = Lineage(
         method=type(config).__name__.removesuffix("Config"), base_model=config.model, adapter=config.lora,
         parent=getattr(config, "adapter", None) or getattr(config, "merge_adapter", None),
         data={"file": getattr(config, "data", None) or getattr(config, "prompts", None),
               "rows": len(trainer.train_dataset)},
-        settings=changed_settings(config)))
+        settings=changed_settings(config))
+    write_cards(config.output_dir, lineage)
     return config.output_dir

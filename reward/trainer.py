@@ -126,14 +126,14 @@ def train_reward(config: RewardConfig) -> str:
 
 
 def _write_card(config: RewardConfig, out: Path, report: dict, records: int) -> None:
-    from foundation.cards import Lineage, changed_settings, write_card
+    from foundation.cards import Lineage, changed_settings, write_cards
     from foundation.stats import wilson_interval
 
     ev = report.get("eval")
     results = [{"name": "held-out accuracy", "value": ev["accuracy"], "n": ev["pairs"],
                 "interval": list(wilson_interval(ev["accuracy"], ev["pairs"])),
                 "dataset": str(config.eval_data)}] if ev else []
-    write_card(out, Lineage(
+    write_cards(out, Lineage(
         method="reward model (Bradley-Terry)" + (f", ensemble of {config.ensemble}" if config.ensemble > 1 else ""),
         base_model=config.model, adapter=False, data={"file": config.data, "records": records},
         settings=changed_settings(config), results=results))

@@ -50,6 +50,8 @@ def test_align_dpo_writes_a_card_and_align_lineage_prints_it(tiny_llama, tmp_pat
     assert lineage.data == {"file": str(data), "rows": 8}
     assert lineage.settings["beta"] == 0.2 and lineage.settings["lora_r"] == 4 and "output_dir" not in lineage.settings
     assert "More Information Needed" not in (out / "README.md").read_text()
+    checkpoint = read_lineage(out / "checkpoint-1")         # the Trainer's final checkpoint has one too
+    assert checkpoint.method == "DPO, checkpoint at step 1" and checkpoint.settings == lineage.settings
     shown = subprocess.run([sys.executable, "-m", "align.cli", "lineage", str(out)], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(f"{out}: DPO of {tiny_llama}") and "beta 0.2" in shown.stdout

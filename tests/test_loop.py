@@ -192,6 +192,20 @@ def test_a_stacked_round_trains_on_its_own_labels_on_top_of_the_kept_policy(resu
     assert 1 <= len(rm_rows) <= 6 and all(r["chosen"][0]["content"] in round_2 for r in rm_rows)
 
 
+def test_every_saved_model_of_a_loop_run_has_a_card_with_its_lineage(resumed_run):
+    from huggingface_hub import ModelCard
+
+    from foundation.cards import read_lineage
+
+    out, _, _, _ = resumed_run
+    folders = {p.parent for name in ("adapter_config.json", "config.json") for p in out.rglob(name)}
+    assert len(folders) >= 8           # per round: DPO's output and checkpoint, the policy, the reward model
+    for folder in folders:
+        card = ModelCard.load(folder / "README.md")
+        assert "More Information Needed" not in card.text, folder
+        assert read_lineage(folder) is not None and card.data.library_name in ("peft", "transformers"), folder
+
+
 def test_each_round_goes_to_tensorboard_as_one_step(resumed_run):
     """`--report_to tensorboard`: the rounds evaluated in the (resumed) run, one step each, read back
     from the event files, with the values of loop_state.json."""

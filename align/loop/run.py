@@ -274,9 +274,14 @@ class Loop:
             out = train_ppo(config, prompts=self.train_prompts)
         if how == "stack" and self.processes.is_main:
             from foundation.adapters import stack_adapters
+            from foundation.cards import Lineage, write_card
 
             # the round's policy: the last kept one's adapter and this round's, as one adapter on the base
-            out = str(stack_adapters([(base, 1.0), (out, 1.0)], self._dir(r) / "stacked"))
+            trained, out = out, str(stack_adapters([(base, 1.0), (out, 1.0)], self._dir(r) / "stacked"))
+            write_card(out, Lineage(method=f"loop round {r} ({self.config.method.upper()}), before the KL "
+                                           "guard: this round's adapter stacked on the last kept policy's",
+                                    base_model=self.config.policy.model, parent=base,
+                                    data={"stacked": [base, trained]}))
         self._round(r)["policy"] = out
         if self.processes.is_main:
             self._hold_to_kl_budget(r, anchor=start if how == "stack" else 0, keep=base if how == "stack" else None)
