@@ -70,7 +70,8 @@ def read_run(folder: Path, judge_spec: str) -> dict:
 
 def _round_figures(state: dict) -> dict:
     e = state["evaluation"]
-    figures = {"judge_win_rate": e["initial"]["judge_win_rate"], "judge_interval": e["initial"]["judge_interval"],
+    figures = {"judge_win_rate": e["initial"]["judge_win_rate"],
+               "judge_interval": e["initial"]["judge_interval"],
                "reward_win_rate": e["initial"]["reward_win_rate"], "kl": e["initial"]["kl"],
                "kept": state.get("kept", True), "labels": state["labels"]["labels"]}
     for name in ("initial", "previous"):
@@ -89,11 +90,12 @@ def head_to_head(folder: Path, cfg: dict, judge_spec: str, r: int, against: int)
     by prompt (the first answer each evaluation sampled), in random order: the win rate with its 95%
     Wilson interval."""
     from align.evaluate import win_rate_from_judge
-    from align.loop.run import split_prompts
     from align.judges import load_judge
+    from align.loop.run import split_prompts
 
     _, heldout = split_prompts(cfg["prompts"], cfg.get("heldout_prompts"),
-                               first_turn=cfg.get("prompt_turns") == "first", max_heldout=cfg.get("max_heldout", 0))
+                               first_turn=cfg.get("prompt_turns") == "first",
+                               max_heldout=cfg.get("max_heldout", 0))
 
     def answers(k: int) -> list[str]:
         lines = (folder / f"round-{k}" / "heldout-samples.jsonl").read_text(encoding="utf-8").splitlines()
@@ -110,8 +112,8 @@ def _fmt(value: float | None, interval=None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| judge | seed | labelers' win rate [95%] (labels) | oracle win rate [95%] | wins / ties / losses "
-             "| RM win rate | KL (budget) | final round | warnings | time | pass |",
+    lines = ["| judge | seed | labelers' win rate [95%] (labels) | oracle win rate [95%] "
+             "| wins / ties / losses | RM win rate | KL (budget) | final round | warnings | time | pass |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
@@ -121,7 +123,8 @@ def table(rows: list[dict]) -> str:
         lab = r.get("labelers")
         labelers = f"{_fmt(lab['win_rate'], lab['interval'])} ({lab['labels']})" if lab else "–"
         counts = " / ".join(map(str, r.get("wins_ties_losses") or ["–"] * 3))
-        lines.append(f"| {r['judge']} | {r['seed']} | {labelers} | **{_fmt(r['judge_win_rate'], r['judge_interval'])}** "
+        lines.append(f"| {r['judge']} | {r['seed']} | {labelers} "
+                     f"| **{_fmt(r['judge_win_rate'], r['judge_interval'])}** "
                      f"| {counts} | {_fmt(r.get('reward_win_rate'))} | {r['kl']:.2f} ({r['budget']:g}) "
                      f"| {r['final_round']} | {len(r['warnings'])} | {r['seconds'] / 60:.1f} min "
                      f"| {'yes' if r['pass'] else 'no'} |")
@@ -132,8 +135,9 @@ def rounds_table(rows: list[dict]) -> str:
     """The learning curve of each multi-round run: per round, the oracle's and the labelers' win rates over
     the initial policy, the labels so far, the KL, and the round against round 1 head to head."""
     lines = ["| judge | seed | round | labels so far | oracle vs initial [95%] | labelers vs initial [95%] "
-             "| labelers vs previous kept | oracle vs round 1 [95%] | KL to initial | guard: scale, KL upper (vs round) "
-             "| kept |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| labelers vs previous kept | oracle vs round 1 [95%] | KL to initial "
+             "| guard: scale, KL upper (vs round) | kept |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if "error" in row or row.get("rounds_run", 1) < 2:
             continue
@@ -142,7 +146,8 @@ def rounds_table(rows: list[dict]) -> str:
             lab, prev, guard = f.get("labelers_vs_initial"), f.get("labelers_vs_previous"), f.get("guard")
             held = f"{guard['scale']:.2f}, {guard['kl_upper']:.2f} ({guard['against']})" if guard else "–"
             lines.append(
-                f"| {row['judge']} | {row['seed']} | {r} | {f['labels']} | {_fmt(f['judge_win_rate'], f['judge_interval'])} "
+                f"| {row['judge']} | {row['seed']} | {r} | {f['labels']} "
+                f"| {_fmt(f['judge_win_rate'], f['judge_interval'])} "
                 f"| {_fmt(lab['win_rate'], lab['interval']) if lab else '–'} "
                 f"| {_fmt(prev['win_rate'], prev['interval']) if prev else '–'} "
                 f"| {_fmt(h2h['win_rate'], h2h['interval']) if h2h else '–'} | {f['kl']:.2f} "

@@ -48,15 +48,16 @@ def stack_adapters(parts: list[tuple[str | Path, float]], out: str | Path) -> Pa
     """Write to `out` the adapter whose ΔW is Σ weight · ΔW of each `(folder, weight)` in `parts` (in
     order: the first part's rank comes first in A and B). All parts must adapt the same modules of the
     same base; the tokenizer files of the last part are copied beside it."""
-    from safetensors.torch import load_file, save_file
     import torch
+    from safetensors.torch import load_file, save_file
 
     folders = [Path(p) for p, _ in parts]
     configs = [_config(f) for f in folders]
     targets = [sorted(c["target_modules"]) if isinstance(c["target_modules"], list) else c["target_modules"]
                for c in configs]
     if any(t != targets[0] for t in targets):
-        raise ModelError(f"cannot stack adapters of different target modules: {dict(zip(map(str, folders), targets))}")
+        raise ModelError("cannot stack adapters of different target modules: "
+                         f"{dict(zip(map(str, folders), targets))}")
     tensors = [load_file(str(f / _WEIGHTS)) for f in folders]
     if any(set(t) != set(tensors[0]) for t in tensors):
         raise ModelError(f"cannot stack adapters that adapt different layers: {', '.join(map(str, folders))}")

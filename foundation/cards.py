@@ -16,8 +16,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["Lineage", "write_card", "write_cards", "read_lineage", "lineage_chain", "base_model_id", "public_url",
-           "changed_settings"]
+__all__ = ["Lineage", "write_card", "write_cards", "read_lineage", "lineage_chain", "base_model_id",
+           "public_url", "changed_settings"]
 
 CARD = "README.md"
 # Fields that say where things go or how often to log, not how a model was trained.
@@ -166,11 +166,11 @@ def _body(directory: Path, lineage: Lineage, base: str | None) -> str:
     if lineage.parent:
         lines += [f"- trained from: `{lineage.parent}`"]
     if lineage.data:
-        lines += [f"- data: " + ", ".join(f"{k} {_show(v)}" for k, v in lineage.data.items())]
+        lines += ["- data: " + ", ".join(f"{k} {_show(v)}" for k, v in lineage.data.items())]
     if lineage.settings:
-        lines += [f"- settings: " + ", ".join(f"{k} {_show(v)}" for k, v in lineage.settings.items())]
+        lines += ["- settings: " + ", ".join(f"{k} {_show(v)}" for k, v in lineage.settings.items())]
     if lineage.loop:
-        lines += [f"- loop: " + ", ".join(f"{k} {_show(v)}" for k, v in lineage.loop.items())]
+        lines += ["- loop: " + ", ".join(f"{k} {_show(v)}" for k, v in lineage.loop.items())]
     if lineage.results:
         lines += ["", "| result | value | 95% interval | n |", "|---|---|---|---|"]
         for r in lineage.results:

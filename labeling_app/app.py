@@ -240,7 +240,8 @@ def labels_over_time(store: LabelStore):
         return pd.DataFrame({"hour": pd.Series(dtype="datetime64[ns]"), "labels": [], "labeler": []})
     frame = pd.DataFrame({"hour": pd.to_datetime([lab.created_at for lab in labels], unit="s").floor("h"),
                           "labeler": [lab.labeler for lab in labels]})
-    counts = frame.groupby(["labeler", "hour"]).size().groupby(level=0).cumsum().rename("labels").reset_index()
+    counts = (frame.groupby(["labeler", "hour"]).size().groupby(level=0).cumsum()
+              .rename("labels").reset_index())
     starts = counts.groupby("labeler", as_index=False)["hour"].min()
     starts = starts.assign(hour=starts["hour"] - pd.Timedelta(hours=1), labels=0)
     return pd.concat([starts, counts]).sort_values(["labeler", "hour"], kind="stable").reset_index(drop=True)

@@ -24,8 +24,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from foundation.errors import ConfigError
 from foundation.records import Message
+from labeling_app.accounts import Accounts
 from labeling_app.database import open_database
-from labeling_app.errors import AuthError, LabelingError, NotAssignedError
+from labeling_app.errors import LabelingError, NotAssignedError
 from labeling_app.pairs import (
     CHOICES,
     PURPOSES,
@@ -40,7 +41,6 @@ from labeling_app.pairs import (
     check_answer_fields,
     pair_key,
 )
-from labeling_app.passwords import DUMMY_HASH, check_password, hash_password
 from labeling_app.schema import migrate
 from labeling_app.tasks import TaskQueue
 
@@ -57,8 +57,9 @@ def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None
                             f"better), got {strength!r}.")
 
 
-class LabelStore:
-    """The label store. Thread-safe: each thread uses its own connection.
+class LabelStore(Accounts):
+    """The label store. Thread-safe: each thread uses its own connection. Accounts and lockouts:
+    `labeling_app.accounts`.
 
     >>> store = LabelStore("sqlite:///labels.db", k=3)
     >>> store.add_labeler("ann", "secret")
@@ -163,69 +164,6 @@ class LabelStore:
 
     def integrity_check(self) -> str:
         return self.db.integrity_check()
-
-    # -- labelers ---------------------------------------------------------------------------------
-
-    def add_labeler(self, name: str, password: str, role: str = "labeler") -> None:
-        if role not in ROLES:
-            raise ConfigError(f"role must be one of {', '.join(ROLES)}, got {role!r}.")
-        if (not name or len(name) > 64
-                or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()):
-            raise LabelingError(f"user name {name!r}: use 1-64 letters, digits, '-', '_' or '.'.")
-        if len(password) < 4:
-            raise LabelingError(f"user {name!r}: the password must have at least 4 characters.")
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
-                raise LabelingError(f"user {name!r} exists already; choose another name.")
-            conn.execute("INSERT INTO labelers VALUES (?, ?, ?, ?)",
-                         (name, role, hash_password(password), time.time()))
-
-    def authenticate(self, name: str, password: str) -> bool:
-        """The right password of an account that is not locked. An unknown name is checked against a
-        dummy hash and a locked account's password is still checked, so each reply costs the same."""
-        row = self._read("SELECT password_hash FROM labelers WHERE name = ?", (name,))
-        right = check_password(password, row[0][0] if row else DUMMY_HASH)
-        return bool(row) and right and not self.is_locked(name)
-
-    # -- lockouts ---------------------------------------------------------------------------------
-
-    def lock(self, name: str, seconds: float, reason: str) -> bool:
-        """Lock an existing account for `seconds` (e.g. after repeated wrong passwords); False if unknown."""
-        now = time.time()
-        with self._write() as conn:
-            if not conn.execute("SELECT 1 FROM labelers WHERE name = ?", (name,)).fetchone():
-                return False
-            conn.execute("INSERT INTO lockouts VALUES (?, ?, ?, ?) ON CONFLICT (labeler) DO UPDATE SET "
-                         "locked_at = excluded.locked_at, until = excluded.until, reason = excluded.reason",
-                         (name, now, now + seconds, reason))
-        return True
-
-    def unlock(self, name: str) -> bool:
-        """Lift a lockout (an admin's action); False when the account was not locked."""
-        with self._write() as conn:
-            return conn.execute("DELETE FROM lockouts WHERE labeler = ?", (name,)).rowcount > 0
-
-    def is_locked(self, name: str) -> bool:
-        return bool(self._read("SELECT 1 FROM lockouts WHERE labeler = ? AND until > ?", (name, time.time())))
-
-    def lockouts(self) -> list[tuple[str, float, float, str]]:
-        """(labeler, locked at, until, reason) of the accounts locked now."""
-        return [tuple(r) for r in self._read("SELECT labeler, locked_at, until, reason FROM lockouts "
-                                             "WHERE until > ? ORDER BY locked_at", (time.time(),))]
-
-    def role(self, name: str | None) -> str:
-        row = self._read("SELECT role FROM labelers WHERE name = ?", (name,)) if name else []
-        if not row:
-            raise AuthError(f"unknown user {name!r}: "
-                            f"ask an admin to run `align label add-user {name or 'NAME'}`.")
-        return row[0][0]
-
-    def require_admin(self, name: str | None) -> None:
-        if self.role(name) != "admin":
-            raise AuthError(f"user {name!r} is a labeler; this needs an admin account.")
-
-    def labelers(self) -> list[tuple[str, str]]:
-        return [tuple(r) for r in self._read("SELECT name, role FROM labelers ORDER BY name")]
 
     # -- adding pairs -----------------------------------------------------------------------------
 
@@ -341,6 +279,39 @@ class LabelStore:
         return self.add_pairs(candidate_pairs(sets, pairs_per_prompt=pairs_per_prompt), batch=batch)
 
     # -- the queue --------------------------------------------------------------------------------
+
+    def import_labels(self, items: Iterable[dict]) -> tuple[int, int]:
+        """Labels made in another tool (`labeling_app.label_studio`), each `{pair_id, labeler, choice}` (the
+        choice in stored order) with optional `strength`, `seconds`, `created_at`: an account for each new
+        labeler, an assignment marked done and the label, all in one transaction. A labeler's second label
+        on a pair is left out, so importing a file twice adds nothing. Returns (added, already there)."""
+        rows, now = list(items), time.time()
+        for item in rows:
+            _check_label_input(item["pair_id"], item["choice"], item.get("strength", 3), "", None)
+        added = present = 0
+        with self._write() as conn:
+            for item in rows:
+                seq = conn.execute("SELECT seq FROM pairs WHERE pair_id = ?", (item["pair_id"],)).fetchone()
+                if seq is None:
+                    raise LabelingError(f"no pair {item['pair_id']!r} in the store; add the pairs first.")
+                self._add_imported(conn, item["labeler"], now)
+                if conn.execute("SELECT 1 FROM assignments WHERE labeler = ? AND pair_seq = ?",
+                                (item["labeler"], seq[0])).fetchone():
+                    present += 1
+                    continue
+                created, seconds = item.get("created_at") or now, max(0.0, item.get("seconds") or 0.0)
+                assignment = conn.execute(
+                    "INSERT INTO assignments (pair_seq, labeler, shown_order, claimed_at, expires_at, "
+                    "status) VALUES (?, ?, 'AB', ?, ?, 'done') RETURNING id",
+                    (seq[0], item["labeler"], created - seconds, created)).fetchone()[0]
+                conn.execute("INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, "
+                             "rationale, shown_order, seconds, created_at) "
+                             "VALUES (?, ?, ?, ?, ?, '', 'AB', ?, ?)",
+                             (assignment, seq[0], item["labeler"], item["choice"], item.get("strength", 3),
+                              seconds, created))
+                self._mark_completed(conn, seq[0])
+                added += 1
+        return added, present
 
     def _assignment(self, conn, assignment_id: int) -> Assignment:
         row = conn.execute(

@@ -134,7 +134,8 @@ def _write_card(config: RewardConfig, out: Path, report: dict, records: int) -> 
                 "interval": list(wilson_interval(ev["accuracy"], ev["pairs"])),
                 "dataset": str(config.eval_data)}] if ev else []
     write_cards(out, Lineage(
-        method="reward model (Bradley-Terry)" + (f", ensemble of {config.ensemble}" if config.ensemble > 1 else ""),
+        method="reward model (Bradley-Terry)"
+               + (f", ensemble of {config.ensemble}" if config.ensemble > 1 else ""),
         base_model=config.model, adapter=False, data={"file": config.data, "records": records},
         settings=changed_settings(config), results=results))
 

@@ -27,8 +27,8 @@ def _adapter(tiny_llama, folder, seed: int, r: int, alpha: int) -> str:
 
 
 def _merged_weights(tiny_llama, adapter: str | None) -> dict[str, torch.Tensor]:
-    from transformers import AutoModelForCausalLM
     from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     if adapter:
@@ -61,7 +61,8 @@ def test_merge_adapter_loads_the_base_with_the_adapter_merged_in(tiny_llama, tmp
     from foundation.options import ModelOptions
 
     adapter = _adapter(tiny_llama, tmp_path / "one", seed=3, r=4, alpha=8)
-    model, _ = load_model(AutoModelForCausalLM, ModelOptions(model=tiny_llama, lora=True, merge_adapter=adapter),
+    model, _ = load_model(AutoModelForCausalLM,
+                          ModelOptions(model=tiny_llama, lora=True, merge_adapter=adapter),
                           task_type="CAUSAL_LM")
     expected = _merged_weights(tiny_llama, adapter)
     with model.disable_adapter():        # the fresh adapter off: the merged model, the DPO/PPO reference
@@ -77,7 +78,8 @@ def test_adapters_of_different_modules_are_refused_by_name(tiny_llama, tmp_path)
     one = _adapter(tiny_llama, tmp_path / "one", seed=1, r=4, alpha=8)
     config = json.loads((tmp_path / "one" / "adapter_config.json").read_text())
     (tmp_path / "two").mkdir()
-    (tmp_path / "two" / "adapter_config.json").write_text(json.dumps({**config, "target_modules": ["q_proj"]}))
+    (tmp_path / "two" / "adapter_config.json").write_text(
+        json.dumps({**config, "target_modules": ["q_proj"]}))
     with pytest.raises(ModelError, match="different target modules"):
         stack_adapters([(one, 1.0), (tmp_path / "two", 1.0)], tmp_path / "out")
     with pytest.raises(ModelError, match="no adapter_config.json"):

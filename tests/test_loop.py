@@ -44,8 +44,8 @@ def resumed_run(tiny_llama, tiny_bert, tmp_path_factory):
     prompts = tmp / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     out = tmp / "loop"
-    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack", "--dpo.learning_rate", "0.02",
-                     "--report_to", "tensorboard")
+    args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack",
+                     "--dpo.learning_rate", "0.02", "--report_to", "tensorboard")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
@@ -156,15 +156,18 @@ def test_a_stacked_round_trains_on_its_own_labels_on_top_of_the_kept_policy(resu
     out, _, _, resumed = resumed_run
     state = json.loads((out / "loop_state.json").read_text())
     assert state["rounds"]["2"]["start"] == {"round": 1, "how": "stack"}
-    assert state["rounds"]["2"]["kl_guard"]["against"] == 1 and state["rounds"]["1"]["kl_guard"]["against"] == 0
-    assert any(line.startswith("[round 2/2] 5/6 policy:") and "(stacked on round 1's policy; KL held against it)"
-               in line for line in resumed.stdout.splitlines())
+    assert (state["rounds"]["2"]["kl_guard"]["against"] == 1
+            and state["rounds"]["1"]["kl_guard"]["against"] == 0)
+    assert any(line.startswith("[round 2/2] 5/6 policy:")
+               and "(stacked on round 1's policy; KL held against it)" in line
+               for line in resumed.stdout.splitlines())
     # round 2's policy is one adapter on the base: round 1's (as kept) and round 2's own, ranks stacked
     one, two = (Path(state["rounds"][r]["policy"]) for r in ("1", "2"))
     config = json.loads((two / "adapter_config.json").read_text())
     rank = json.loads((one / "adapter_config.json").read_text())["r"]
     assert config["r"] == config["lora_alpha"] == 2 * rank
-    first, second = load_file(str(one / "adapter_model.safetensors")), load_file(str(two / "adapter_model.safetensors"))
+    first, second = (load_file(str(one / "adapter_model.safetensors")),
+                     load_file(str(two / "adapter_model.safetensors")))
     scaling = json.loads((one / "adapter_config.json").read_text())["lora_alpha"] / rank
     for key, a in first.items():
         if ".lora_A." in key:
@@ -218,11 +221,13 @@ def test_each_round_goes_to_tensorboard_as_one_step(resumed_run):
     curve = events.Scalars("labelers/win_rate_vs_initial")
     assert [e.step for e in curve] == [1, 2]
     for e in curve:
-        assert e.value == pytest.approx(state["rounds"][str(e.step)]["evaluation"]["initial"]["labelers"]["win_rate"])
+        assert e.value == pytest.approx(
+            state["rounds"][str(e.step)]["evaluation"]["initial"]["labelers"]["win_rate"])
     assert [e.step for e in events.Scalars("labelers/win_rate_vs_previous")] == [2]
     labels = [e.value for e in events.Scalars("loop/labels_so_far")]
     assert labels == [state["rounds"][r]["labels"]["labels"] for r in ("1", "2")] and labels[1] > labels[0]
-    assert {"seconds/policy", "policy/kl_vs_initial", "oracle/win_rate_vs_initial"} <= set(events.Tags()["scalars"])
+    assert ({"seconds/policy", "policy/kl_vs_initial", "oracle/win_rate_vs_initial"}
+            <= set(events.Tags()["scalars"]))
 
 
 def test_the_loop_benchmark_reads_a_run_round_by_round_and_judges_round_2_against_round_1(resumed_run):
@@ -231,7 +236,8 @@ def test_the_loop_benchmark_reads_a_run_round_by_round_and_judges_round_2_agains
     out, _, _, _ = resumed_run
     row = read_run(out, "tests.test_loop:longer_judge")
     assert row["rounds_run"] == 2 and row["round_start"] == "stack" and set(row["head_to_head"]) == {2}
-    one, two = ([json.loads(x)["text"] for x in (out / f"round-{r}" / "heldout-samples.jsonl").read_text().splitlines()]
+    one, two = ([json.loads(x)["text"]
+                 for x in (out / f"round-{r}" / "heldout-samples.jsonl").read_text().splitlines()]
                 for r in (1, 2))
     h2h = row["head_to_head"][2]       # longer_judge: the longer answer wins; of equal ones, the first shown
     assert h2h["n"] == len(one) == 3

@@ -168,15 +168,16 @@ def test_a_reward_model_judges_by_its_rewards_and_draws_from_its_odds(tiny_bert,
     from reward.judge import RewardModelJudge
 
     out = tmp_path / "rm"
-    assert main(["reward", "train", "--model", tiny_bert, "--data", str(_pairs(tmp_path)), "--output_dir", str(out),
-                 "--max_steps", "30", "--per_device_train_batch_size", "8", "--learning_rate", "1e-2",
-                 "--save_steps", "100"]) == 0
+    assert main(["reward", "train", "--model", tiny_bert, "--data", str(_pairs(tmp_path)),
+                 "--output_dir", str(out), "--max_steps", "30", "--per_device_train_batch_size", "8",
+                 "--learning_rate", "1e-2", "--save_steps", "100"]) == 0
     oracle = load_judge(f"reward:{out}")
     assert isinstance(oracle, RewardModelJudge)
     good, bad = "I love it, great and wonderful.", "I hate it, terrible."
     r_good, r_bad = RewardModel.from_pretrained(str(out)).score(["Review product 3."] * 2, [good, bad])
     assert r_good > r_bad
-    assert oracle("Review product 3.", good, bad)[0] == "A" and oracle("Review product 3.", bad, good)[0] == "B"
+    assert (oracle("Review product 3.", good, bad)[0] == "A"
+            and oracle("Review product 3.", bad, good)[0] == "B")
     assert oracle("Review product 3.", good, good)[0] == "tie"
     noisy = load_judge(f"reward:{out}", temperature=1.0)
     rng = random.Random(0)

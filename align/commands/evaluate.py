@@ -32,9 +32,9 @@ def main(argv: list[str]) -> int:
         parser.error("give --reward-model DIR and/or --judge vader|module:function to decide the winner")
 
     from align.evaluate import evaluate_policy, write_report
+    from align.judges import load_judge
     from align.policy import Policy
     from foundation.candidates import read_prompts
-    from align.judges import load_judge
 
     judge = load_judge(args.judge) if args.judge else None
     reward_model = None

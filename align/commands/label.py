@@ -34,7 +34,9 @@ def _parser() -> ArgumentParser:
 
     p = command("import", "Add pairs to label from a preference file or a candidates JSONL.")
     p.add_argument("file")
-    p.add_argument("--format", choices=["auto", "hh", "kway", "records", "candidates"], default="auto")
+    p.add_argument("--format", choices=["auto", "hh", "kway", "records", "candidates", "label-studio"],
+                   default="auto", help="label-studio: a Label Studio JSON export of the pairwise template, "
+                                        "its pairs with their labels (annotator, ties, lead time).")
     p.add_argument("--gold", action="store_true",
                    help="The file's preferences are known answers (gold pairs).")
     p.add_argument("--batch", help="Tag the pairs (e.g. round-2); serve and export can select a batch.")
@@ -55,6 +57,9 @@ def _parser() -> ArgumentParser:
     p.add_argument("--include_evaluation", "--include-evaluation", action="store_true",
                    help="Also export the loop's evaluation batches (blind comparisons of policies; left "
                         "out by default: they judge models and must not train one).")
+    p.add_argument("--format", choices=["dataset", "label-studio"], default="dataset",
+                   help="dataset: the labels, TRL-ready; label-studio: the pairs as tasks for Label Studio's "
+                        "pairwise template (OUT/tasks.json and the template, OUT/labeling-config.xml).")
 
     p = command("settings", "Show what the store promises (k, gold_rate), or change it for every replica.")
     p.add_argument("--k", type=int, help="Labels per pair, from distinct labelers.")
@@ -167,6 +172,8 @@ def import_pairs(args) -> int:
         raise DataError(f"{args.file}: no such file.")
     if args.kind != "pairs":
         return import_tasks(args)
+    if args.format == "label-studio":
+        return import_label_studio(args)
     skipped = 0
     if args.format == "candidates" or (args.format == "auto" and _looks_like_candidates(args.file)):
         from foundation.candidates import read_candidates
@@ -188,6 +195,33 @@ def import_pairs(args) -> int:
     kind = "gold pairs" if args.gold else "pairs"
     print(f"imported {added} {kind} from {args.file} into {args.store} ({present} already there"
           f"{f', {skipped} malformed rows skipped' if skipped else ''})")
+    return 0
+
+
+def import_label_studio(args) -> int:
+    """A Label Studio export: its pairs (ours again where the task carries our pair id), then its labels,
+    each turned to the stored order of its pair."""
+    from labeling_app.label_studio import read_export
+    from labeling_app.store import pair_key
+
+    items = read_export(args.file)
+    store = _store(args)
+    known = {p.pair_id for p in store.pairs(include_evaluation=True)}
+    new = [it["pair"] for it in items if it["pair_id"] not in known]
+    added, present = store.add_pairs(new, batch=args.batch) if new else (0, 0)
+    stored = {p.pair_id: p for p in store.pairs(include_evaluation=True)}
+    labels = []
+    for it in items:
+        pair = it["pair"]
+        pair_id = it["pair_id"] if it["pair_id"] in known else pair_key(pair["prompt"], pair["response_a"],
+                                                                       pair["response_b"])
+        flipped = stored[pair_id].response_a[-1]["content"] != pair["response_a"][-1]["content"]
+        swap = {"A": "B", "B": "A"} if flipped else {}
+        labels += [{**lab, "pair_id": pair_id, "choice": swap.get(lab["choice"], lab["choice"])}
+                   for lab in it["labels"]]
+    got, again = store.import_labels(labels)
+    print(f"imported {added} pairs ({len(items) - added} already there) and {got} labels ({again} already "
+          f"there) from {args.file} into {args.store}")
     return 0
 
 
@@ -239,10 +273,29 @@ def _looks_like_candidates(path: str) -> bool:
 
 
 def export(args) -> int:
+    if args.format == "label-studio":
+        return export_label_studio(args)
     from labeling_app.export import export_dataset
 
     print(export_dataset(_store(args), args.out, min_labels=args.min_labels, min_agreement=args.min_agreement,
                          batch=args.batch, include_evaluation=args.include_evaluation))
+    return 0
+
+
+def export_label_studio(args) -> int:
+    from pathlib import Path
+
+    from labeling_app.label_studio import TEMPLATE, to_tasks
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = to_tasks(_store(args).pairs(batch=args.batch, include_gold=False,
+                                        include_evaluation=args.include_evaluation))
+    (out / "tasks.json").write_text(json.dumps(tasks, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "labeling-config.xml").write_text(TEMPLATE + "\n", encoding="utf-8")
+    print(f"{len(tasks)} tasks in {out / 'tasks.json'} for Label Studio's pairwise template "
+          f"({out / 'labeling-config.xml'}); its JSON export comes back with "
+          "`align label import FILE --format label-studio`")
     return 0
 
 

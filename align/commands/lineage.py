@@ -10,7 +10,8 @@ from foundation.errors import DataError
 
 def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="align lineage", description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", help="A folder saved by an align command (a policy adapter or a reward model).")
+    parser.add_argument("path",
+                        help="A folder saved by an align command (a policy adapter or a reward model).")
     args = parser.parse_args(argv)
     chain = lineage_chain(args.path)
     if not chain:
@@ -28,7 +29,8 @@ def main(argv: list[str]) -> int:
                 print(f"{indent}  {key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
         for r in lineage.results:
             interval = f" [{r['interval'][0]:.2f}, {r['interval'][1]:.2f}]" if r.get("interval") else ""
-            print(f"{indent}  {r['name']}: {r['value']:.3f}{interval}" + (f" (n {r['n']})" if r.get("n") else ""))
+            print(f"{indent}  {r['name']}: {r['value']:.3f}{interval}"
+                  + (f" (n {r['n']})" if r.get("n") else ""))
         if lineage.parent:
             print(f"{indent}  trained from: {lineage.parent}")
     return 0

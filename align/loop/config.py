@@ -184,7 +184,8 @@ class LoopConfig:
 
     def __post_init__(self):
         check(self.rounds >= 1, "rounds", self.rounds, "must be at least 1")
-        check(self.max_heldout >= 0, "max_heldout", self.max_heldout, "must be 0 (every held-out prompt) or more")
+        check(self.max_heldout >= 0, "max_heldout", self.max_heldout,
+              "must be 0 (every held-out prompt) or more")
         check(self.prompts_per_round >= 0, "prompts_per_round", self.prompts_per_round,
               "must be 0 (every prompt) or more")
         check(self.candidates_per_prompt >= 2, "candidates_per_prompt", self.candidates_per_prompt,

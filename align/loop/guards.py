@@ -66,9 +66,10 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     against; with stacked rounds, the last kept one); if the upper end of its 95% interval is
     above `budget`, scale the adapter down (the largest measured α whose upper end is within the budget)
     and save the result in `out`. `keep_rank`: the first ranks of every LoRA matrix are left as they
-    are (a stacked adapter's earlier rounds, which `initial` holds), only the rest is scaled. With `max_scale` > 1, a policy that ended well inside the budget (upper
-    end under 0.85 · budget) is scaled up (ExPO), α up to `max_scale`, until it reaches the budget, and
-    saved likewise. Returns what was done: {"kl_trained", "kl_trained_upper", "scale", "kl", "kl_upper",
+    are (a stacked adapter's earlier rounds, which `initial` holds), only the rest is scaled. With
+    `max_scale` > 1, a policy that ended well inside the budget (upper end under 0.85 · budget) is
+    scaled up (ExPO), α up to `max_scale`, until it reaches the budget, and saved likewise. Returns
+    what was done: {"kl_trained", "kl_trained_upper", "scale", "kl", "kl_upper",
     "budget", "path"} (path: `out`, or None when the policy was kept as it is), and when it searched,
     "measured": each (α, upper end) it measured."""
     import torch

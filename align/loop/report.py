@@ -164,7 +164,8 @@ def _plot_labels(ax, xs: list[int], states: list[dict]) -> None:
             ax.plot(*zip(*acc), marker + "--", label=f"previous RM accuracy on fresh labels ({slice_name})")
     if not alpha:
         ax.text(0.5, 0.5, "Krippendorff's α: no pair has two labels\n(k ≥ 2 measures it)"
-                + ("" if len(xs) > 1 else "\n\nfrom round 2: the previous reward\nmodel's accuracy on fresh labels"),
+                + ("" if len(xs) > 1
+                   else "\n\nfrom round 2: the previous reward\nmodel's accuracy on fresh labels"),
                 transform=ax.transAxes, ha="center", va="center", fontsize=8, color="grey")
     ax.set(title="labels", ylim=(-0.2, 1.05))
 
@@ -279,9 +280,11 @@ def round_lineage(r: int, state: dict, cfg, url: str, parent: str | None):
     alpha = labels["krippendorff_alpha"]
     return Lineage(
         method=f"loop round {r} ({cfg.method.upper()})", base_model=cfg.policy.model, parent=parent,
-        data={"store": public_url(url), "batches": f"round-1 .. round-{r} (train)", "labels so far": labels["labels"]},
+        data={"store": public_url(url), "batches": f"round-1 .. round-{r} (train)",
+              "labels so far": labels["labels"]},
         settings={"round_start": cfg.round_start, "kl_budget": cfg.kl_budget,
                   "guard scale": state.get("kl_guard", {}).get("scale", 1.0), "seed": cfg.seed},
         loop={"round": r, "kept": state["kept"], "labelers": cfg.labelers or "people",
-              "agreement (Krippendorff's alpha)": alpha if alpha is not None else "not measured (one label per pair)"},
+              "agreement (Krippendorff's alpha)": alpha if alpha is not None
+                                                  else "not measured (one label per pair)"},
         results=results)

@@ -284,7 +284,8 @@ class Loop:
                                     data={"stacked": [base, trained]}))
         self._round(r)["policy"] = out
         if self.processes.is_main:
-            self._hold_to_kl_budget(r, anchor=start if how == "stack" else 0, keep=base if how == "stack" else None)
+            self._hold_to_kl_budget(r, anchor=start if how == "stack" else 0,
+                                    keep=base if how == "stack" else None)
 
     def _dpo_data(self, r: int, new_only: bool) -> Path:
         """The round's DPO data: every human label so far (or, `new_only`, this round's), plus (`rm_pairs`)

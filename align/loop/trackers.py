@@ -18,7 +18,8 @@ def round_metrics(state: dict) -> dict[str, float]:
         lab = e.get("labelers")
         if lab:
             out[f"labelers/win_rate_vs_{name}"] = lab["win_rate"]
-            out[f"labelers/win_rate_vs_{name}_low"], out[f"labelers/win_rate_vs_{name}_high"] = lab["interval"]
+            (out[f"labelers/win_rate_vs_{name}_low"],
+             out[f"labelers/win_rate_vs_{name}_high"]) = lab["interval"]
             out[f"labelers/labels_vs_{name}"] = float(lab["labels"])
         if "judge_win_rate" in e:
             out[f"oracle/win_rate_vs_{name}"] = e["judge_win_rate"]
