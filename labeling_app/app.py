@@ -14,7 +14,6 @@ and ranking endpoints and tabs are in `task_api.py` and `task_pages.py`.
 """
 
 import html
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ import gradio as gr
 
 from labeling_app.config import AppConfig
 from labeling_app.errors import LabelingError
-from labeling_app.security import refusal_title
 from labeling_app.store import CHOICES, STRENGTHS, Assignment, LabelStore
 from labeling_app.task_api import register_task_api
 from labeling_app.task_pages import task_tabs, wire_task_events
+from labeling_app.ui import escape_markdown, guarded, text_of, turn, user_of
 
 __all__ = ["build_app", "launch_options", "PairView", "show_next", "record_preference", "undo_last",
            "skip_pair", "next_pair_api", "submit_label_api", "admin_view", "labels_over_time",
@@ -73,38 +72,6 @@ CSS = """
 #response-left pre, #response-right pre { white-space: pre-wrap; }
 """
 
-_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
-_IMAGE = re.compile(r"!\[([^\]\n]*)\]\s*(\([^)\n]*\)|\[[^\]\n]*\])?")
-
-
-def _no_images(text: str) -> str:
-    """Markdown images become their alt text (`![cat](http://host/p.png)` -> `[image: cat]`), so that no
-    pair text makes a labeler's browser fetch anything: an image URL in a prompt would track labelers."""
-    alt_text = _IMAGE.sub(lambda m: f"[image: {m.group(1).strip() or 'no description'}]", text)
-    return alt_text.replace("![", "!\\[")
-
-
-def escape_markdown(text: str) -> str:
-    """Markdown that shows any HTML in `text` as text (`<`, `>` and `&` escaped outside code; inside code
-    blocks and spans the Markdown renderer escapes them itself) and loads nothing: images are shown as
-    their alt text."""
-    parts = _CODE.split(text)
-    return "".join(p if i % 2 else html.escape(_no_images(p), quote=False) for i, p in enumerate(parts))
-
-
-def _turn(message: dict) -> dict:
-    """A chat turn as the conversation pane shows it: a system prompt marked as such (the pane has
-    user and assistant sides only), every text escaped."""
-    content = escape_markdown(message["content"])
-    if message["role"] == "system":
-        return {"role": "user", "content": f"**System prompt:** {content}"}
-    return {"role": message["role"], "content": content}
-
-
-def _text(messages: list[dict]) -> str:
-    return "\n\n".join(m["content"] for m in messages)
-
-
 @dataclass
 class PairView:
     """What the labeling page shows; `pair_id` None means the queue is empty for this labeler."""
@@ -121,9 +88,9 @@ class PairView:
         status = f"{note + ' · ' if note else ''}Labeled today: **{done}** · left in the queue: **{left}**"
         if a is None:
             return cls(None, [], "", "", f"{_empty_queue(store.loop_status())} {status}")
-        conversation = [_turn(m) for m in a.prompt]
-        return cls(a.pair_id, conversation, escape_markdown(_text(a.left)), escape_markdown(_text(a.right)),
-                   status)
+        conversation = [turn(m) for m in a.prompt]
+        left, right = (escape_markdown(text_of(side)) for side in (a.left, a.right))
+        return cls(a.pair_id, conversation, left, right, status)
 
 
 def _empty_queue(loop: dict | None) -> str:
@@ -196,8 +163,8 @@ def next_pair_api(store: LabelStore, config: AppConfig, user: str) -> dict | Non
     a = store.next_assignment(user, batch=config.batch)
     if a is None:
         return None
-    return {"pair_id": a.pair_id, "prompt": a.prompt, "response_a": _text(a.left),
-            "response_b": _text(a.right)}
+    return {"pair_id": a.pair_id, "prompt": a.prompt, "response_a": text_of(a.left),
+            "response_b": text_of(a.right)}
 
 
 def submit_label_api(store: LabelStore, user: str, pair_id: str, choice: str, strength: int,
@@ -286,22 +253,6 @@ def export_zip(store: LabelStore, user: str, min_labels: int = 1) -> str:
 
 # -- layout ---------------------------------------------------------------------------------------
 
-def _user_of(request: Optional[gr.Request]) -> str:
-    user = getattr(request, "username", None)
-    if not user:
-        raise gr.Error("Please log in.")
-    return user
-
-
-def _guarded(fn):
-    """Run a handler; a refusal from the store becomes a message on screen, never a crash, titled by
-    its kind (the API answers it with that kind's 4xx/503 status: `security.RefusalStatus`)."""
-    try:
-        return fn()
-    except LabelingError as e:
-        raise gr.Error(str(e), title=refusal_title(e), print_exception=False) from None
-
-
 def _page(view: PairView):
     """The labeling panel's outputs for one view (`LabelingPanel.outputs` order)."""
     has = view.pair_id is not None
@@ -381,14 +332,14 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
 
     def on_load(request: gr.Request):
         """A labeler gets the next pair; an admin gets the admin page only (no claim on any pair)."""
-        user = _user_of(request)
+        user = user_of(request)
         is_admin = store.role(user) == "admin"
         if is_admin:
             view, stats = PairView(None, [], "", "", "Admin view: labels, agreement, lockouts and the export "
                                                      "are below."), admin_view(store, user)
         else:
             # a labeler never sees the admin page: its components get empty values
-            view, stats = _guarded(lambda: show_next(store, config, user)), ("", [], [], [], None)
+            view, stats = guarded(lambda: show_next(store, config, user)), ("", [], [], [], None)
         return (*_page(view), f"Signed in as **{html.escape(user)}** "
                               f"({'admin' if is_admin else 'labeler'}) · "
                               f"[log out](/logout)", gr.update(visible=is_admin),
@@ -402,23 +353,23 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
 
     def on_submit(p: Optional[str], c: Optional[str], st: Optional[int], r: Optional[str],
                   request: gr.Request):
-        return _page(_guarded(lambda: record_preference(store, config, _user_of(request), p, c, st, r)))
+        return _page(guarded(lambda: record_preference(store, config, user_of(request), p, c, st, r)))
 
     def on_undo(request: gr.Request):
-        return _page(_guarded(lambda: undo_last(store, config, _user_of(request))))
+        return _page(guarded(lambda: undo_last(store, config, user_of(request))))
 
     def on_skip(p: Optional[str], request: gr.Request):
-        return _page(_guarded(lambda: skip_pair(store, config, _user_of(request), p)))
+        return _page(guarded(lambda: skip_pair(store, config, user_of(request), p)))
 
     def on_refresh(request: gr.Request):
-        return _guarded(lambda: admin_view(store, _user_of(request)))
+        return guarded(lambda: admin_view(store, user_of(request)))
 
     def on_unlock(name: Optional[str], request: gr.Request):
-        status = _guarded(lambda: unlock_account(store, _user_of(request), name or ""))
-        return status, *admin_view(store, _user_of(request))
+        status = guarded(lambda: unlock_account(store, user_of(request), name or ""))
+        return status, *admin_view(store, user_of(request))
 
     def on_export(request: gr.Request):
-        return _guarded(lambda: export_zip(store, _user_of(request)))
+        return guarded(lambda: export_zip(store, user_of(request)))
 
     app.load(on_load, None, [*page.outputs, who, admin.column, page.column, *admin.outputs], **quick)
     page.choice.change(on_choice, page.choice, page.strength, **quick)
@@ -437,13 +388,13 @@ def register_api(store: LabelStore, config: AppConfig) -> None:
     # saves a thread hop per request (about a third of the server's time at 50 labelers).
     async def next_pair(request: gr.Request) -> Optional[dict]:
         """The next pair for the signed-in labeler, as shown to them, or None when none is left."""
-        return _guarded(lambda: next_pair_api(store, config, _user_of(request)))
+        return guarded(lambda: next_pair_api(store, config, user_of(request)))
 
     async def submit_label(pair_id: str, choice: str, strength: int, rationale: str = "",
                            request_id: Optional[str] = None, request: Optional[gr.Request] = None) -> dict:
         """Store a label (choice as shown: A = left); returns once it is committed. `request_id`: any
         string unique per label; a retry with it returns the original label instead of an error."""
-        return _guarded(lambda: submit_label_api(store, _user_of(request), pair_id, choice, strength,
+        return guarded(lambda: submit_label_api(store, user_of(request), pair_id, choice, strength,
                                                  rationale, request_id))
 
     gr.api(next_pair, api_name="next_pair", queue=False, concurrency_limit=None)

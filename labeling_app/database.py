@@ -27,7 +27,7 @@ from typing import Iterator
 from foundation.errors import ConfigError
 from labeling_app.errors import LabelingError, StorageError
 
-__all__ = ["StoreURL", "parse_store_url", "open_database", "Database", "SQLiteDatabase", "OncePerMinute"]
+__all__ = ["StoreURL", "parse_store_url", "Database", "SQLiteDatabase", "OncePerMinute"]
 
 STORE_OPTIONS = {"sqlite": {"synchronous", "claim_timeout"}, "postgresql": {"claim_timeout"}}
 TRY_AGAIN = "nothing you submitted before is lost. Try again in a minute."
@@ -69,15 +69,6 @@ def parse_store_url(url: str) -> StoreURL:
     if not path.startswith("/") or path == "/":
         raise ConfigError(f"store URL {url!r}: write sqlite:///labels.db (relative) or sqlite:////abs/labels.db.")
     return StoreURL("sqlite", path[1:], options, url)
-
-
-def open_database(url: str) -> "Database":
-    address = parse_store_url(url)
-    if address.kind == "postgresql":
-        from labeling_app.postgres import PostgresDatabase
-
-        return PostgresDatabase(address)
-    return SQLiteDatabase(address)
 
 
 class OncePerMinute:

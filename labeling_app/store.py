@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from foundation.errors import ConfigError
 from foundation.records import Message
 from labeling_app.accounts import Accounts
-from labeling_app.database import open_database
+from labeling_app.database import Database, SQLiteDatabase, parse_store_url
 from labeling_app.errors import LabelingError, NotAssignedError
 from labeling_app.pairs import (
     CHOICES,
@@ -41,11 +41,18 @@ from labeling_app.pairs import (
     check_answer_fields,
     pair_key,
 )
+from labeling_app.postgres import PostgresDatabase
 from labeling_app.schema import migrate
 from labeling_app.tasks import TaskQueue
 
 __all__ = ["LabelStore", "Pair", "Assignment", "Label", "CHOICES", "PURPOSES", "ROLES", "STRENGTHS",
            "candidate_pairs", "pair_key"]
+
+def open_database(url: str) -> Database:
+    """The database behind a store URL: SQLite, or PostgreSQL (psycopg is imported when one opens)."""
+    address = parse_store_url(url)
+    return PostgresDatabase(address) if address.kind == "postgresql" else SQLiteDatabase(address)
+
 
 def _check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
     """Strict types for a label from a form or an API call: a refusal names the field and the value."""

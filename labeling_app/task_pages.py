@@ -20,6 +20,7 @@ from labeling_app.config import AppConfig
 from labeling_app.errors import LabelingError
 from labeling_app.store import LabelStore
 from labeling_app.tasks import MAX_RANKED
+from labeling_app.ui import escape_markdown, guarded, text_of, turn, user_of
 
 __all__ = ["TaskView", "show_next_task", "record_rating", "record_ranking", "parse_ranks", "task_tabs",
            "wire_task_events", "MAX_RESPONSES"]
@@ -40,15 +41,14 @@ class TaskView:
 
 
 def show_next_task(store: LabelStore, config: AppConfig, user: str, kind: str, note: str = "") -> TaskView:
-    from labeling_app.app import _text, _turn, escape_markdown
 
     task = store.tasks.next(user, kind, batch=config.batch)
     done = sum(a.labeler == user for a in store.tasks.answers(kind))
     status = f"{note + ' · ' if note else ''}{kind.capitalize()}s done: **{done}**"
     if task is None:
         return TaskView(kind, None, [], [], f"🎉 No {kind} tasks left for you right now. {status}")
-    return TaskView(kind, task.task_id, [_turn(m) for m in task.prompt],
-                    [escape_markdown(_text(r)) for r in task.responses], status)
+    return TaskView(kind, task.task_id, [turn(m) for m in task.prompt],
+                    [escape_markdown(text_of(r)) for r in task.responses], status)
 
 
 def record_rating(store: LabelStore, config: AppConfig, user: str, task_id: str | None,
@@ -163,7 +163,6 @@ def _ranking_page(view: TaskView):
 
 def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleNamespace,
                      rank: SimpleNamespace) -> None:
-    from labeling_app.app import _guarded, _user_of
 
     quick = {"concurrency_limit": None, "api_visibility": "undocumented"}
 
@@ -171,29 +170,29 @@ def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleName
         def on_load(request: gr.Request):
             """The tab shows for a labeler when the store holds tasks of its kind, with the next one; an
             admin sees no tab and claims nothing."""
-            user = _user_of(request)
+            user = user_of(request)
             if store.role(user) == "admin" or not store.tasks.counts(kind):
                 return gr.update(visible=False), *page(TaskView(kind, None, [], [], ""))
-            return gr.update(visible=True), *page(_guarded(lambda: show_next_task(store, config, user, kind)))
+            return gr.update(visible=True), *page(guarded(lambda: show_next_task(store, config, user, kind)))
         return on_load
 
     def on_rate(task_id: Optional[str], rating: Optional[str], rationale: Optional[str], request: gr.Request):
-        return _rating_page(_guarded(lambda: record_rating(store, config, _user_of(request), task_id, rating,
+        return _rating_page(guarded(lambda: record_rating(store, config, user_of(request), task_id, rating,
                                                            rationale)))
 
     def on_rate_skip(task_id: Optional[str], request: gr.Request):
-        return _rating_page(_guarded(lambda: skip_task(store, config, _user_of(request), "rating", task_id)))
+        return _rating_page(guarded(lambda: skip_task(store, config, user_of(request), "rating", task_id)))
 
     # Gradio finds the request among named parameters only: one per rank slot (MAX_RESPONSES = 9)
     def on_rank(task_id: Optional[str], k: int, text: Optional[str], rationale: Optional[str], p0, p1, p2, p3,
                 p4, p5, p6, p7, p8, request: gr.Request):
         picks = [p0, p1, p2, p3, p4, p5, p6, p7, p8]
-        return _ranking_page(_guarded(lambda: record_ranking(
-            store, config, _user_of(request), task_id, parse_ranks(text, picks, k), rationale)))
+        return _ranking_page(guarded(lambda: record_ranking(
+            store, config, user_of(request), task_id, parse_ranks(text, picks, k), rationale)))
 
     def on_rank_skip(task_id: Optional[str], request: gr.Request):
-        user = _user_of(request)
-        return _ranking_page(_guarded(lambda: skip_task(store, config, user, "ranking", task_id)))
+        user = user_of(request)
+        return _ranking_page(guarded(lambda: skip_task(store, config, user, "ranking", task_id)))
 
     app.load(loader("rating", _rating_page), None, [rate.tab, *rate.outputs], **quick)
     rate.submit.click(on_rate, [rate.task_id, rate.rating, rate.rationale], rate.outputs, **quick)

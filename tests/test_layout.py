@@ -77,3 +77,47 @@ def test_readme_layout_names_every_package_module():
         for path in sorted((ROOT / folder).glob("*.py")):
             if path.name != "__init__.py":
                 assert f"`{path.name}`" in table, f"README layout misses {folder}/{path.name}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(tree: ast.AST):
+    """ImportFrom nodes that run (those under `if TYPE_CHECKING:` are for annotations only)."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for child in node.body for n in ast.walk(child)}
+    return [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and id(n) not in skip
+            and n.level == 0 and n.module]
+
+
+def test_no_import_cycles_and_no_private_names_across_modules():
+    """Inside our packages the modules import each other without cycles (imports inside functions
+    count: they only hide a cycle), and no module imports another's `_private` name."""
+    graph, private = {}, []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            module = _module_name(path)
+            for node in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+                if node.module.split(".")[0] not in PACKAGES or node.module == module:
+                    continue
+                if not node.module.startswith(module + "."):          # a package's own submodules
+                    graph.setdefault(module, set()).add(node.module)
+                private += [f"{module} imports {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    cycles = []
+
+    def visit(node, path):
+        for nxt in graph.get(node, ()):
+            if nxt in path:
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif len(path) < 12:
+                visit(nxt, path + [nxt])
+
+    for start in sorted(graph):
+        visit(start, [start])
+    assert not cycles, "\n".join(sorted(set(cycles))[:20])
+    assert not private, "\n".join(private)
