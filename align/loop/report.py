@@ -208,6 +208,13 @@ def _who(cfg: dict) -> str:
     return "people labelling at the app" + oracle
 
 
+def _budget_of(cfg: dict) -> str:
+    if cfg.get("round_start") == "stack":
+        return (" per round, against the last kept policy (rounds stacked: the KL to the initial policy "
+                "grows round by round)")
+    return " against the initial policy"
+
+
 def report_markdown(state: dict, rounds: list[tuple[int, dict]]) -> str:
     cfg = state["config"]
     example = rounds[-1][1]["evaluation"]["initial"].get("example") or {}
@@ -217,7 +224,7 @@ def report_markdown(state: dict, rounds: list[tuple[int, dict]]) -> str:
 
 Policy `{cfg['policy']['model']}` (quantization {cfg['policy']['quantization']}), {rounds_text},
 {cfg['method'].upper()}, {_who(cfg)}, k = {cfg['k']},
-reward model on `{cfg['reward']['model']}`, KL budget {cfg['kl_budget']} nats per response.
+reward model on `{cfg['reward']['model']}`, KL budget {cfg['kl_budget']} nats per response{_budget_of(cfg)}.
 
 {_warnings(rounds)}
 ![rounds](report.png)
@@ -249,7 +256,9 @@ def write_report(state: dict, out: Path) -> Path:
     rounds = _evaluated_rounds(state)
     if not rounds:
         return out / "report.md"
-    plot_rounds(rounds, out / "report.png", state["config"].get("kl_budget"))
+    cfg = state["config"]      # stacked rounds hold it per round: no budget line on the KL to the initial
+    budget = None if cfg.get("round_start") == "stack" else cfg.get("kl_budget")
+    plot_rounds(rounds, out / "report.png", budget)
     md = report_markdown(state, rounds)
     (out / "report.md").write_text(md, encoding="utf-8")
     (out / "report.html").write_text(

@@ -551,8 +551,9 @@ def summary_line(loop: Loop) -> str:
         low, high = e["judge_interval"]
         parts.append(f"oracle judge ({loop.config.judge}) win rate {e['judge_win_rate']:.2f} "
                      f"[{low:.2f}, {high:.2f}]")
+    per_round = " per round" if loop.config.round_start == "stack" else ""
     return (f"align loop: final policy (round {final}) vs initial on {e['prompts']} held-out prompts, "
-            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}): " + "; ".join(parts))
+            f"KL {e['kl']:.2f} nats (budget {loop.config.kl_budget:g}{per_round}): " + "; ".join(parts))
 
 
 def run_loop(config: LoopConfig) -> None:
