@@ -68,7 +68,8 @@ def test_loop_runs_rounds_and_resumes_after_kill(resumed_run):
     assert "label" in done_before and "evaluate" not in done_before
     lines = resumed.stdout.strip().splitlines()
     assert not any(line.startswith("[round 1/2] 3/6 label") for line in lines)   # not labeled twice
-    final = re.search(r"held-out prompts, KL ([\d.]+) nats \(budget 8 per round\): labelers' win rate ([\d.]+) "
+    final = re.search(r"held-out prompts, KL ([\d.]+) nats \(budget 8 per round\): "
+                      r"labelers' win rate ([\d.]+) "
                       r"\[([\d.]+), ([\d.]+)\] over (\d+) labels; "
                       r"oracle judge \(tests.test_loop:longer_judge\) win rate ([\d.]+) "
                       r"\[([\d.]+), ([\d.]+)\]$", lines[-1])

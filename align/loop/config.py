@@ -37,14 +37,16 @@ PolicySection = section(
     doc="The policy's model options; the adapter is the loop's own (a fresh one; from round 2, as "
         "round_start says, on or from the last kept round's).")
 RewardSection = section(
-    RewardConfig, "RewardSection", exclude=(*_DATA_FIELDS, *_PER_ROUND, "eval_data", "adapter"),
+    RewardConfig, "RewardSection",
+    exclude=(*_DATA_FIELDS, *_PER_ROUND, "eval_data", "adapter", "merge_adapter"),
     defaults={"num_train_epochs": 4.0, "max_length": 192, "save_steps": _NEVER, "logging_steps": _NEVER},
     doc="The reward model, refit each round on every label so far (`align reward train`'s fields).")
 DPOSection = section(
     DPOConfig, "DPOSection", exclude=(*MODEL_FIELDS, *_DATA_FIELDS, *_PER_ROUND),
     defaults={"num_train_epochs": 1.0, "per_device_train_batch_size": 4, "learning_rate": 2e-4,
               "max_length": 192, "save_steps": _NEVER, "logging_steps": 4},
-    doc="DPO on every label so far, each round (`align dpo`'s fields; the model is in `policy:`).")
+    doc="DPO each round, on its own labels (round_start: stack) or on every label so far (retrain) "
+        "(`align dpo`'s fields; the model is in `policy:`).")
 PPOSection = section(
     PPOConfig, "PPOSection", exclude=(*MODEL_FIELDS, *_PER_ROUND, "prompts", "reward_model"),
     defaults={"max_steps": 20, "learning_rate": 5e-5, "save_steps": _NEVER, "max_new_tokens": 96},
@@ -153,15 +155,17 @@ class LoopConfig:
     rm_pair_confidence: float = field(default=0.5, metadata={
         "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used "
                 "(0.5: every prompt's, rank-based; at 35 labels a threshold of 0.7 let no pair through)."})
-    round_start: Literal["retrain", "stack", "continue"] = field(default="retrain", metadata={
-        "help": "What the policy stage trains from round 2 on. retrain: a fresh adapter from the initial "
+    round_start: Literal["stack", "retrain", "continue"] = field(default="stack", metadata={
+        "help": "What the policy stage trains from round 2 on. stack: a fresh adapter on top of the last "
+                "kept round's policy (merged into the base, so it is DPO's and PPO's reference) on this "
+                "round's labels, the KL budget held per round against that policy, saved as one adapter of "
+                "the stacked ranks: each round costs what round 1 does and may move the policy kl_budget "
+                "further (iterative DPO with the last policy as reference, as in RLHFlow; vader: round 2 "
+                "beat round 1 at 0.86, docs/benchmarks.md). retrain: a fresh adapter from the initial "
                 "policy on every label so far (a round's cost grows with the labels), the KL budget held "
-                "against the initial policy. stack: a fresh adapter on top of the last kept round's policy "
-                "(merged into the base, so it is DPO's and PPO's reference) on this round's labels, the KL "
-                "budget held per round against that policy, saved as one adapter of the stacked ranks: "
-                "each round costs what round 1 does and may move the policy kl_budget further (iterative "
-                "DPO with the last policy as reference, as in RLHFlow). continue: the last kept round's "
-                "adapter trained further on this round's labels, the KL budget against the initial policy."})
+                "against the initial policy (round 2 against round 1: 0.32-0.65). continue: the last kept "
+                "round's adapter trained further on this round's labels, the KL budget against the initial "
+                "policy."})
     keep_worse_rounds: bool = field(default=False, metadata={
         "help": "Let a round whose policy the labelers find worse (95% interval below ½ against the "
                 "previous kept policy) start the next round anyway; by default the next round starts from "
