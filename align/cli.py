@@ -123,13 +123,18 @@ def run_training(name: str, argv: list[str]) -> int:
 # bitsandbytes' CPU backend tries kernels-community's 4-bit gemm on CPUs with AVX512-BF16 and falls back to
 # its own; `kernels` then notes it skipped a publisher check. Errors still show.
 _OPTIONAL_KERNEL_LOGGERS = ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub")
+# transformers 5 renamed its checkpointing methods; TRL and peft still call the old names, once per model:
+# a notice for those libraries' authors, nothing a user of `align` can act on.
+_RENAMED_IN_TRANSFORMERS = r"`\w*checkpointing\w*` is deprecated and will be removed in v6"
 
 
-def _quiet_optional_kernels() -> None:
+def _quiet_library_notices() -> None:
     import logging
+    import warnings
 
     for name in _OPTIONAL_KERNEL_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=_RENAMED_IN_TRANSFORMERS, category=FutureWarning)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from foundation.allocator import keep_freed_memory
 
     keep_freed_memory()     # about 17% off a training step on a CPU (foundation/allocator.py)
-    _quiet_optional_kernels()
+    _quiet_library_notices()
     try:
         if name in TRAIN_COMMANDS:
             return run_training(name, rest)

@@ -291,6 +291,7 @@ def test_loop_trains_a_4bit_policy(tiny_bert, tmp_path):
     # bitsandbytes' offline notice about a hub kernel it does not need reads as an error: not shown
     assert "Failed to load CPU gemm_4bit_forward" not in result.stderr
     assert "Skipping publisher trust check" not in result.stderr
+    assert "is deprecated and will be removed in v6" not in result.stderr   # TRL's and peft's old names
 
 
 def test_each_round_asks_new_training_prompts_while_they_last(tmp_path):
