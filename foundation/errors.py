@@ -5,7 +5,7 @@
     ├── DataError         a file, a row or a field of input data
     └── ModelError        a model that cannot be found, installed or loaded
 
-They live in `reward` because every other package may import it (ARCHITECTURE.md).
+They live in `foundation`, which every other package may import (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The import graph points one way: align → {labeling_app, reward} → foundation (ARCHITECTURE.md).
+"""The import graph points one way: align → {labeling_app, reward} → foundation (docs/architecture.md).
 
 Every module's imports are read with `ast` (those inside functions too, where the heavy ones live),
 so an arrow against that order fails here, whichever line it hides in.
