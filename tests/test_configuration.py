@@ -154,6 +154,8 @@ def test_loop_sections_from_yaml_and_dotted_flags(tmp_path):
     (["--dpo.beta", "-1"], r"`dpo.beta` must be positive, got -1.0"),
     (["--policy.lora", "false", "--policy.quantization", "4bit"],
      r"`policy.quantization` needs `lora: true`"),
+    (["--policy.lora", "false"], r"`round_start` builds on the last round's LoRA adapter: set policy.lora: "
+                                 r"true, or round_start: retrain"),
     (["--policy.lora_r", "x"], r"`policy.lora_r` must be an integer, got 'x' \(--policy.lora_r\)"),
     (["--method", "ppo", "--ppo.cliprange", "2"], r"`ppo.cliprange` must be in \(0, 1\)"),
     (["--generation.top_p", "0"], r"`generation.top_p` must be in \(0, 1\]"),

@@ -208,8 +208,6 @@ class LoopConfig:
         check(self.kl_prompts >= 1, "kl_prompts", self.kl_prompts, "must be at least 1")
         check(self.max_adapter_scale >= 1.0, "max_adapter_scale", self.max_adapter_scale,
               "must be at least 1 (1: the guard only scales down)")
-        check(self.round_start == "retrain" or self.policy.lora, "round_start", self.round_start,
-              "builds on the last round's LoRA adapter: set policy.lora: true, or round_start: retrain")
         check(0.5 <= self.rm_pair_confidence < 1, "rm_pair_confidence", self.rm_pair_confidence,
               "must be in [0.5, 1)")
         # Each stage's own checks, now rather than rounds later.
@@ -218,6 +216,9 @@ class LoopConfig:
             self.dpo_config(data="(each round's labels)", output_dir="(each round's folder)")
         else:
             self.ppo_config(reward_model="(each round's reward model)", output_dir="(each round's folder)")
+        # After the policy's own checks, which name the field a user set (lora, quantization).
+        check(self.round_start == "retrain" or self.policy.lora, "round_start", self.round_start,
+              "builds on the last round's LoRA adapter: set policy.lora: true, or round_start: retrain")
 
     def reward_config(self, *, data: str, output_dir: str) -> RewardConfig:
         return _stage(RewardConfig, {"reward": self.reward}, data=data, output_dir=output_dir, seed=self.seed)
