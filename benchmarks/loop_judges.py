@@ -91,7 +91,7 @@ def head_to_head(folder: Path, cfg: dict, judge_spec: str, r: int, against: int)
     Wilson interval."""
     from align.evaluate import win_rate_from_judge
     from align.judges import load_judge
-    from align.loop.run import split_prompts
+    from align.loop.prompts import split_prompts
 
     _, heldout = split_prompts(cfg["prompts"], cfg.get("heldout_prompts"),
                                first_turn=cfg.get("prompt_turns") == "first",

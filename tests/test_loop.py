@@ -295,16 +295,15 @@ def test_loop_trains_a_4bit_policy(tiny_bert, tmp_path):
 
 
 def test_each_round_asks_new_training_prompts_while_they_last(tmp_path):
-    from align.loop import LoopConfig
-    from align.loop.run import Loop
+    from align.loop.prompts import round_prompts, split_prompts
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))  # 6 train, 3 held out
+    train_prompts, _ = split_prompts(str(prompts), None)
 
     def rounds(seed: int, per_round: int) -> list[list[str]]:
-        loop = Loop(LoopConfig(prompts=str(prompts), output_dir=str(tmp_path / f"loop-{seed}-{per_round}"),
-                               judge="tests.test_loop:longer_judge", prompts_per_round=per_round, seed=seed))
-        return [[p[-1]["content"] for p in loop.round_prompts(r)] for r in (1, 2, 3)]
+        return [[p[-1]["content"] for p in round_prompts(train_prompts, r, per_round, seed)]
+                for r in (1, 2, 3)]
 
     first, second, third = rounds(0, 4)
     train = {f"Write a review of thing {i}" for i in range(6)}
@@ -319,6 +318,7 @@ def test_each_round_asks_new_training_prompts_while_they_last(tmp_path):
 def test_one_pair_per_prompt_goes_to_the_labelers(tmp_path):
     from align.loop import LoopConfig
     from align.loop.run import Loop
+    from align.loop.stages import select
     from foundation.candidates import Candidate, CandidateSet, write_candidates
 
     prompts = tmp_path / "prompts.txt"
@@ -329,9 +329,9 @@ def test_one_pair_per_prompt_goes_to_the_labelers(tmp_path):
                                judge="tests.test_loop:longer_judge", pairs_per_round=100,
                                pairs_per_prompt=per_prompt))
         sets = [CandidateSet(f"r1-p{i}", p, [Candidate(f"answer {j} to {i}") for j in range(4)])
-                for i, p in enumerate(loop.round_prompts(1))]
-        write_candidates(sets, loop._dir(1) / "candidates.jsonl")
-        loop.select(1)
+                for i, p in enumerate(loop.train_prompts)]
+        write_candidates(sets, loop.state.dir(1) / "candidates.jsonl")
+        select(loop, 1)
         return loop.store.pairs()
 
     one = selected(1)
@@ -346,6 +346,7 @@ def test_one_pair_per_prompt_goes_to_the_labelers(tmp_path):
 def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, tmp_path):
     from align.loop import LoopConfig
     from align.loop.run import Loop
+    from align.loop.stages import reward_model_pairs
     from foundation.candidates import Candidate, CandidateSet, write_candidates
     from foundation.records import PreferenceRecord, write_jsonl
     from foundation.stats import sigmoid
@@ -370,10 +371,10 @@ def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, 
                                rm_pair_confidence=confidence))
         answers = ["I love it, great", "terrible, I hate it", "fine", "I love it, great great great"]
         sets = [CandidateSet(f"r1-p{i}", p, [Candidate(a) for a in (answers if i else ["same", "same"])])
-                for i, p in enumerate(loop.round_prompts(1))]
-        write_candidates(sets, loop._dir(1) / "candidates.jsonl")
-        loop._round(1)["reward_model"] = reward_model
-        return loop._reward_model_pairs(1), sets
+                for i, p in enumerate(loop.train_prompts)]
+        write_candidates(sets, loop.state.dir(1) / "candidates.jsonl")
+        loop.state.round(1)["reward_model"] = reward_model
+        return reward_model_pairs(loop, 1), sets
 
     records, sets = pairs(0.5)                       # rank-based: every prompt with two different answers
     texts = [c.content for c in sets[1].responses]

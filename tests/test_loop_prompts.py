@@ -19,7 +19,7 @@ def test_first_turns_of_the_shared_hh_rlhf_conversations_are_requests_without_an
     import gzip
     import json
 
-    from align.loop.run import split_prompts
+    from align.loop.prompts import split_prompts
 
     train, held_out = split_prompts(str(hh_file), None, first_turn=True, max_heldout=120)
     assert len(held_out) == 120 and len(train) > 600

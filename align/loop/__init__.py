@@ -1,6 +1,7 @@
 """`align loop`, the whole loop in rounds: `config.py` (LoopConfig and its per-stage sections),
-`run.py` (the stages and their state), `report.py` (terminal lines, report.md/html/png),
-`prompts.py` (the built-in prompts)."""
+`stages.py` (a round's six stages, one function each), `run.py` (what they share, and the driver),
+`state.py` (`loop_state.json`), `report.py` (terminal lines, report.md/html/png), `prompts.py` (which
+prompts each round asks)."""
 
 from align.loop.config import LoopConfig
 

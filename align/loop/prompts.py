@@ -1,5 +1,6 @@
-"""The loop's built-in prompts (`prompts: builtin:reviews`): review requests of several kinds over
-products, places and services.
+"""The loop's prompts: which it trains on, which it holds out, and which each round asks; and the
+built-in ones (`prompts: builtin:reviews`), review requests of several kinds over products, places and
+services.
 
 Training and held-out prompts are about *different* subjects (a fixed seeded split of the subjects),
 so the evaluation measures what the policy learnt about reviews, not about the items it was trained
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import random
 
-__all__ = ["review_prompts", "TEMPLATES", "SUBJECTS", "TRAIN_SUBJECTS"]
+from foundation.candidates import read_prompts
+from foundation.records import as_chat
+
+__all__ = ["split_prompts", "round_prompts", "review_prompts", "TEMPLATES", "SUBJECTS", "TRAIN_SUBJECTS"]
 
 PRODUCTS = [
     "coffee grinder", "rain jacket", "electric kettle", "hiking boots", "desk lamp", "backpack",
@@ -70,3 +74,36 @@ def review_prompts() -> tuple[list[str], list[str]]:
     others = [t.format(s) for s, kind in zip(train_subjects, first) for t in TEMPLATES if t != kind]
     random.Random(1).shuffle(others)
     return train + others, heldout[:HELDOUT_PROMPTS]
+
+
+def _prompts(spec: str | None, held_out: bool, first_turn: bool = False) -> list:
+    if spec in (None, "builtin:reviews"):
+        train, heldout = review_prompts()
+        return heldout if held_out else train
+    return read_prompts(spec, first_turn=first_turn)
+
+
+def split_prompts(prompts: str | None, heldout_prompts: str | None, *, first_turn: bool = False,
+                  max_heldout: int = 0) -> tuple[list, list]:
+    """(training prompts, held-out prompts) as chats: `heldout_prompts` if given (builtin:reviews has
+    its own held-out subjects), else the last third of `prompts`; at most `max_heldout` held-out ones (0:
+    all), the first. `first_turn`: each conversation's first user turn alone."""
+    train = [as_chat(p) for p in _prompts(prompts, held_out=False, first_turn=first_turn)]
+    heldout = heldout_prompts or ("builtin:reviews" if prompts in (None, "builtin:reviews") else None)
+    if heldout:
+        held = [as_chat(p) for p in _prompts(heldout, held_out=True, first_turn=first_turn)]
+    else:
+        cut = len(train) * 2 // 3          # no held-out set given: keep a third of the prompts apart
+        train, held = train[:cut], train[cut:]
+    return train, held[:max_heldout] if max_heldout else held
+
+
+def round_prompts(train: list, r: int, per_round: int, seed: int) -> list:
+    """Round r's training prompts: `per_round` of them, the next ones in a seeded order of all training
+    prompts, so that each round asks new ones while they last (0, or as many as there are: every round
+    all of them)."""
+    if not per_round or per_round >= len(train):
+        return train
+    order = list(range(len(train)))
+    random.Random(seed * 104_729 + 1).shuffle(order)
+    return [train[order[((r - 1) * per_round + i) % len(order)]] for i in range(per_round)]
