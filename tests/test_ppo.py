@@ -273,6 +273,8 @@ def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_
     rollouts and, up to float rounding, the same losses as eager layers."""
     import torch._functorch.config as functorch_config
 
+    from align.ppo.precision import forward_context
+
     runs = {}
     for compiled in (False, True):
         trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / f"out-{compiled}", max_steps=2,
@@ -280,7 +282,8 @@ def test_compiled_layers_train_like_the_eager_ones(ppo_model, prompts_file, tmp_
                              reward_fn=letters_share)
         layers = trainer.policy.model.get_base_model().get_decoder().layers
         assert all((layer._compiled_call_impl is not None) == compiled for layer in layers)
-        with trainer._forward():              # the compiler's memory budget, around our forwards only
+        # the compiler's memory budget, around our forwards only
+        with forward_context(trainer.config, trainer.device):
             assert functorch_config.activation_memory_budget == (0.7 if compiled else 1.0)
         assert functorch_config.activation_memory_budget == 1.0
         runs[compiled] = [trainer.train_step() for _ in range(2)]
@@ -299,7 +302,7 @@ def test_old_logprobs_and_values_left_to_the_first_forward_are_the_sampling_poli
     they are those of a forward of the policy that sampled, and so are the advantages."""
     trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "out", micro_batch_size=micro),
                          reward_fn=letters_share)
-    data = trainer.rollout(trainer._batch_prompts(0))
+    data = trainer.experience.make(trainer.experience.prompts_for(0), 0)
     assert data["pending"] == (micro == 8)
     mask = data["mask"]
     assert (data["logprobs"].abs().sum(1) == 0).sum() == (8 if micro == 8 else 0)    # 8 rows left to it
@@ -313,7 +316,7 @@ def test_old_logprobs_and_values_left_to_the_first_forward_are_the_sampling_poli
     assert torch.allclose(data["logprobs"], logprobs * mask, atol=1e-5)
     assert torch.allclose(data["values"], values.float() * mask, atol=1e-5)
     expected = dict(data, logprobs=logprobs * mask, values=values.float() * mask)
-    trainer._advantages(expected)
+    trainer.experience.advantages(expected)
     assert torch.allclose(data["advantages"], expected["advantages"], atol=1e-4)
 
 
@@ -326,7 +329,7 @@ def test_micro_batches_accumulate_to_the_minibatch_step(ppo_model, prompts_file,
                                     per_device_train_batch_size=8, mini_batch_size=8, micro_batch_size=micro,
                                     ppo_epochs=1, max_grad_norm=1e9, max_new_tokens=6),
                              reward_fn=letters_share)
-        trainer.update(trainer.rollout(trainer._batch_prompts(0)))
+        trainer.update(trainer.experience.make(trainer.experience.prompts_for(0), 0))
         grads.append([p.grad.clone() for p in trainer.trainable])
     assert sum(g.abs().sum() > 0 for g in grads[0]) > 2
     for a, b in zip(*grads):        # fp32: 3 micro-batches' gradients summed against one forward's, ~1e-7
