@@ -1,6 +1,6 @@
 """What the store holds, as the rest of the app sees it: pairs (two responses to one prompt),
-assignments (a pair as one labeler is shown it) and labels; the pair's content key; and the pairs
-that a candidates file (K responses per prompt) makes."""
+assignments (a pair as one labeler is shown it) and labels; the checks every label passes; the pair's
+content key; and the pairs that a candidates file (K responses per prompt) makes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import json
 from dataclasses import dataclass
 
 from foundation.records import Message
+from labeling_app.errors import LabelingError
 
 __all__ = ["CHOICES", "PURPOSES", "ROLES", "STRENGTHS", "SWAP", "Pair", "Assignment", "Label", "pair_key",
-           "canonical_json", "candidate_pairs", "check_answer_fields"]
+           "canonical_json", "candidate_pairs", "check_answer_fields", "check_label_input"]
 
 CHOICES = ("A", "B", "tie", "both_bad")
 ROLES = ("labeler", "admin")
@@ -69,8 +70,6 @@ class Label:
 def check_answer_fields(item_field: str, item_id, rationale, request_id) -> None:
     """Strict types for what every answer carries (a pair's label, a rating, a ranking): the id of what
     it answers, an optional rationale, an optional request id; a refusal names the field and value."""
-    from labeling_app.errors import LabelingError
-
     if not isinstance(item_id, str) or not item_id:
         raise LabelingError(f"{item_field} must be the {item_field.split('_')[0]}'s id (a string), "
                             f"got {item_id!r}.")
@@ -81,6 +80,16 @@ def check_answer_fields(item_field: str, item_id, rationale, request_id) -> None
         raise LabelingError(f"the rationale has {len(rationale):,} characters; keep it under 4,000.")
     if request_id is not None and (not isinstance(request_id, str) or not 0 < len(request_id) <= 200):
         raise LabelingError(f"request_id must be a string of 1-200 characters, got {request_id!r}.")
+
+
+def check_label_input(pair_id, choice, strength, rationale, request_id) -> None:
+    """Strict types for a label from a form or an API call: a refusal names the field and the value."""
+    check_answer_fields("pair_id", pair_id, rationale, request_id)
+    if not isinstance(choice, str) or choice not in CHOICES:
+        raise LabelingError(f"choice must be one of {', '.join(CHOICES)}, got {choice!r}.")
+    if isinstance(strength, bool) or not isinstance(strength, int) or strength not in STRENGTHS:
+        raise LabelingError(f"strength must be an integer 1-4 (negligibly, slightly, better, significantly "
+                            f"better), got {strength!r}.")
 
 
 def canonical_json(value) -> str:

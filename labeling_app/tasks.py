@@ -102,12 +102,12 @@ class TaskQueue:
             if (kind == "rating" and n != 1) or (kind == "ranking" and not 3 <= n <= MAX_RANKED):
                 wanted = "one response" if kind == "rating" else f"3 to {MAX_RANKED} responses"
                 raise LabelingError(f"{where}: a {kind} task takes {wanted}, got {n}.")
-            self.store._check_text(item["prompt"], f"{where}: `prompt`")
+            self.store.check_text(item["prompt"], f"{where}: `prompt`")
             for i, r in enumerate(item["responses"]):
-                self.store._check_text(r, f"{where}: response {i + 1}")
+                self.store.check_text(r, f"{where}: response {i + 1}")
         added = present = 0
         now = time.time()
-        with self.store._write() as conn:
+        with self.store.write() as conn:
             for item in rows:
                 new = self._insert(conn, kind, item, batch, now)
                 added, present = added + new, present + (not new)
@@ -118,8 +118,8 @@ class TaskQueue:
         if conn.execute("SELECT 1 FROM tasks WHERE task_id = ?", (key,)).fetchone():
             return False
         provenance = item.get("provenance") or [{} for _ in item["responses"]]
-        prompt_id = self.store._prompt_id(conn, item["prompt"], now)
-        ids = [self.store._response_id(conn, prompt_id, r, p, now)
+        prompt_id = self.store.prompt_id(conn, item["prompt"], now)
+        ids = [self.store.response_id(conn, prompt_id, r, p, now)
                for r, p in zip(item["responses"], provenance)]
         conn.execute("INSERT INTO tasks (task_id, kind, prompt_id, responses, batch, source, priority, "
                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -157,7 +157,7 @@ class TaskQueue:
         store.role(labeler)
         now = time.time()
         args = {"now": now, "k": store.k, "who": labeler, "kind": kind, "batch": batch}
-        with store._write() as conn:
+        with store.write() as conn:
             open_row = conn.execute(
                 f"SELECT c.id, {self._HELD} FROM task_claims c JOIN tasks t ON t.seq = c.task_seq "
                 "WHERE c.labeler = :who AND c.status = 'open' AND t.kind = :kind ORDER BY c.id LIMIT 1",
@@ -176,8 +176,7 @@ class TaskQueue:
             if row is None:
                 return None
             order = list(range(len(json.loads(row[1]))))
-            with store._rng_lock:
-                store._rng.shuffle(order)
+            store.draw(lambda rng: rng.shuffle(order))
             claim = conn.execute("INSERT INTO task_claims (task_seq, labeler, shown_order, claimed_at, "
                                  "expires_at, status) VALUES (?, ?, ?, ?, ?, 'open') RETURNING id",
                                  (row[0], labeler, json.dumps(order), now, now + store.claim_timeout))
@@ -218,7 +217,7 @@ class TaskQueue:
         store = self.store
         store.role(labeler)
         now = time.time()
-        with store._write() as conn:
+        with store.write() as conn:
             if request_id is not None:
                 done = conn.execute("SELECT id FROM task_answers WHERE labeler = ? AND request_id = ?",
                                     (labeler, request_id)).fetchone()
@@ -249,7 +248,7 @@ class TaskQueue:
 
     def skip(self, labeler: str, task_id: str) -> None:
         """Give the task back: others may answer it; this labeler does not get it again."""
-        with self.store._write() as conn:
+        with self.store.write() as conn:
             n = conn.execute("UPDATE task_claims SET status = 'skipped', expires_at = ? WHERE labeler = ? "
                              "AND status = 'open' AND task_seq = (SELECT seq FROM tasks WHERE task_id = ?)",
                              (time.time(), labeler, task_id)).rowcount
@@ -265,22 +264,22 @@ class TaskQueue:
         return _as_answer(conn.execute(self._ANSWER + " WHERE a.id = ?", (answer_id,)).fetchone())
 
     def answers(self, kind: str | None = None) -> list[Answer]:
-        rows = self.store._read(self._ANSWER + " WHERE (:kind IS NULL OR t.kind = :kind) ORDER BY a.id",
+        rows = self.store.read(self._ANSWER + " WHERE (:kind IS NULL OR t.kind = :kind) ORDER BY a.id",
                                 {"kind": kind})
         return [_as_answer(r) for r in rows]
 
     def tasks(self, kind: str) -> list[tuple[str, list[Message], list[list[Message]]]]:
         """(task_id, prompt, responses in stored order) of every task of `kind`."""
-        rows = self.store._read("SELECT t.task_id, p.messages, t.responses FROM tasks t JOIN prompts p "
+        rows = self.store.read("SELECT t.task_id, p.messages, t.responses FROM tasks t JOIN prompts p "
                                 "ON p.id = t.prompt_id WHERE t.kind = ? ORDER BY t.seq", (kind,))
-        texts = dict(self.store._read("SELECT id, messages FROM responses WHERE prompt_id IN "
+        texts = dict(self.store.read("SELECT id, messages FROM responses WHERE prompt_id IN "
                                       "(SELECT prompt_id FROM tasks WHERE kind = ?)", (kind,)))
         return [(task_id, json.loads(prompt), [json.loads(texts[i]) for i in json.loads(ids)])
                 for task_id, prompt, ids in rows]
 
     def counts(self, kind: str) -> dict[str, int]:
         """Answers per task of `kind`."""
-        return dict(self.store._read("SELECT t.task_id, (SELECT COUNT(*) FROM task_answers a WHERE "
+        return dict(self.store.read("SELECT t.task_id, (SELECT COUNT(*) FROM task_answers a WHERE "
                                      "a.task_seq = t.seq) FROM tasks t WHERE t.kind = ?", (kind,)))
 
 

@@ -113,7 +113,7 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
 def _assignments(store):
     from types import SimpleNamespace
 
-    rows = store._read("SELECT labeler, status FROM assignments")
+    rows = store.read("SELECT labeler, status FROM assignments")
     return [SimpleNamespace(labeler=r[0], status=r[1]) for r in rows]
 
 
