@@ -63,7 +63,7 @@ class Accounts:
     def lockouts(self) -> list[tuple[str, float, float, str]]:
         """(labeler, locked at, until, reason) of the accounts locked now."""
         return [tuple(r) for r in self.read("SELECT labeler, locked_at, until, reason FROM lockouts "
-                                             "WHERE until > ? ORDER BY locked_at", (time.time(),))]
+                                            "WHERE until > ? ORDER BY locked_at", (time.time(),))]
 
     def role(self, name: str | None) -> str:
         row = self.read("SELECT role FROM labelers WHERE name = ?", (name,)) if name else []

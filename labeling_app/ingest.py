@@ -113,7 +113,7 @@ class Ingest:
 
     def evaluation_batches(self) -> list[str]:
         return [r[0] for r in self.read("SELECT name FROM batches WHERE purpose = 'evaluation' "
-                                         "ORDER BY name")]
+                                        "ORDER BY name")]
 
     def add_records(self, records, *, gold: bool = False, batch: str | None = None) -> tuple[int, int]:
         """Pairs from preference records (chosen as A). With `gold=True` the record's preference is

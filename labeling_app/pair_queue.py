@@ -20,7 +20,7 @@ __all__ = ["PairQueue", "LOAD", "OPEN_BATCH", "HELD", "LABEL_COLUMNS"]
 
 # A pair's load: its live labels and unexpired claims.
 LOAD = ("(SELECT COUNT(*) FROM assignments x WHERE x.pair_seq = p.seq AND "
-         "(x.status = 'done' OR (x.status = 'open' AND x.expires_at > :now)))")
+        "(x.status = 'done' OR (x.status = 'open' AND x.expires_at > :now)))")
 
 OPEN_BATCH = "NOT EXISTS (SELECT 1 FROM batches b WHERE b.name = p.batch AND b.closed_at IS NOT NULL)"
 
@@ -133,7 +133,7 @@ class PairQueue:
                  request_id, assignment_id)).fetchone()[0]
             conn.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
             self.mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
-                                                    (assignment_id,)).fetchone()[0])
+                                                   (assignment_id,)).fetchone()[0])
             return Label(label_id, pair_id, labeler, stored, strength, rationale, order,
                          now - claimed_at, now)
 
@@ -181,5 +181,5 @@ class PairQueue:
             conn.execute("UPDATE assignments SET status = 'expired' "
                          "WHERE labeler = ? AND status = 'open' AND id != ?", (labeler, row[1]))
             self.mark_completed(conn, conn.execute("SELECT pair_seq FROM assignments WHERE id = ?",
-                                                    (row[1],)).fetchone()[0])
+                                                   (row[1],)).fetchone()[0])
         return self.label(row[0])

@@ -23,7 +23,7 @@ class Reads:
 
     def label(self, label_id: int) -> Label:
         return Label(*self.read(LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?",
-                                 (label_id,))[0])
+                                (label_id,))[0])
 
     def labels(self, *, labeler: str | None = None, include_retracted: bool = False) -> list[Label]:
         sql = LABEL_COLUMNS.format(table="labels" if include_retracted else "live_labels")
@@ -53,15 +53,15 @@ class Reads:
     def label_counts(self, *, batch: str | None = None) -> dict[str, int]:
         """Live labels per non-gold pair."""
         rows = self.read("SELECT p.pair_id, (SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = p.seq) "
-                          "FROM pairs p WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch)",
-                          {"batch": batch})
+                         "FROM pairs p WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch)",
+                         {"batch": batch})
         return dict(rows)
 
     def _open_counts(self, batch: str | None) -> list[int]:
         """Live labels per non-gold pair (of `batch`) that the queue still serves (its batch is open)."""
         rows = self.read("SELECT (SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = p.seq) FROM pairs p "
-                          f"WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch) "
-                          f"AND {OPEN_BATCH}", {"batch": batch})
+                         f"WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch) "
+                         f"AND {OPEN_BATCH}", {"batch": batch})
         return [r[0] for r in rows]
 
     def progress(self, labeler: str, *, since: float | None = None) -> tuple[int, int]:
@@ -70,11 +70,11 @@ class Reads:
             t = time.localtime()
             since = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
         done = self.read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?",
-                          (labeler, since))[0][0]
+                         (labeler, since))[0][0]
         left = self.read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 "
-                          f"AND {OPEN_BATCH} AND NOT EXISTS (SELECT 1 FROM assignments y "
-                          f"WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
-                          f"AND {LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
+                         f"AND {OPEN_BATCH} AND NOT EXISTS (SELECT 1 FROM assignments y "
+                         f"WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
+                         f"AND {LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
         return done, left
 
     def remaining(self, *, batch: str | None = None) -> int:

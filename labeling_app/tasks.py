@@ -265,22 +265,22 @@ class TaskQueue:
 
     def answers(self, kind: str | None = None) -> list[Answer]:
         rows = self.store.read(self._ANSWER + " WHERE (:kind IS NULL OR t.kind = :kind) ORDER BY a.id",
-                                {"kind": kind})
+                               {"kind": kind})
         return [_as_answer(r) for r in rows]
 
     def tasks(self, kind: str) -> list[tuple[str, list[Message], list[list[Message]]]]:
         """(task_id, prompt, responses in stored order) of every task of `kind`."""
         rows = self.store.read("SELECT t.task_id, p.messages, t.responses FROM tasks t JOIN prompts p "
-                                "ON p.id = t.prompt_id WHERE t.kind = ? ORDER BY t.seq", (kind,))
+                               "ON p.id = t.prompt_id WHERE t.kind = ? ORDER BY t.seq", (kind,))
         texts = dict(self.store.read("SELECT id, messages FROM responses WHERE prompt_id IN "
-                                      "(SELECT prompt_id FROM tasks WHERE kind = ?)", (kind,)))
+                                     "(SELECT prompt_id FROM tasks WHERE kind = ?)", (kind,)))
         return [(task_id, json.loads(prompt), [json.loads(texts[i]) for i in json.loads(ids)])
                 for task_id, prompt, ids in rows]
 
     def counts(self, kind: str) -> dict[str, int]:
         """Answers per task of `kind`."""
         return dict(self.store.read("SELECT t.task_id, (SELECT COUNT(*) FROM task_answers a WHERE "
-                                     "a.task_seq = t.seq) FROM tasks t WHERE t.kind = ?", (kind,)))
+                                    "a.task_seq = t.seq) FROM tasks t WHERE t.kind = ?", (kind,)))
 
 
 def _as_answer(row) -> Answer:
