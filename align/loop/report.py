@@ -31,7 +31,7 @@ def describe_stage(stage: str, state: dict) -> str:
             f"{_with_interval(fresh['accuracy'], fresh['interval'])}" if fresh else ""
         return f"refit on {info['train_records']} records" + accuracy
     if stage == "evaluate":
-        kept = "" if state.get("kept", True) else " (worse: not kept)"
+        kept = _verdict(state, " (worse: not kept)", " (worse: kept anyway, keep_worse_rounds)")
         return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers']) if 'labelers' in v else ''}"
                          + (f", oracle judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}"
                             if "judge_win_rate" in v else "")
@@ -170,6 +170,13 @@ def _plot_labels(ax, xs: list[int], states: list[dict]) -> None:
     ax.set(title="labels", ylim=(-0.2, 1.05))
 
 
+def _verdict(state: dict, not_kept: str, kept_anyway: str) -> str:
+    """How a round the labelers found worse is marked: not kept, or kept anyway (`keep_worse_rounds`)."""
+    if state.get("kept", True):
+        return ""
+    return kept_anyway if state.get("kept_anyway") else not_kept
+
+
 def _row(r: int, s: dict) -> str:
     e, fresh = s["evaluation"], s.get("reward", {})
     initial, previous = e["initial"], e.get("previous")
@@ -179,7 +186,7 @@ def _row(r: int, s: dict) -> str:
         if previous and "labelers" in previous else "–"
     oracle = _with_interval(initial["judge_win_rate"], initial["judge_interval"]) \
         if "judge_win_rate" in initial else "–"
-    return (f"| {r}{'' if s.get('kept', True) else ' (not kept)'} | "
+    return (f"| {r}{_verdict(s, ' (not kept)', ' (worse, kept anyway)')} | "
             f"{_with_interval(lab['win_rate'], lab['interval']) if lab['win_rate'] is not None else '–'} | "
             f"{' / '.join(map(str, lab.get('wins_ties_losses', ['–'] * 3)))} ({lab.get('labels', '–')}) | "
             f"{versus_previous} | {oracle} | "
