@@ -16,7 +16,7 @@ TABLE_HEADER = (
     "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def describe_stage(stage: str, state: dict) -> str:
+def describe_stage(stage: str, state: dict, keep_worse: bool = False) -> str:
     """What a finished stage of a round did, in one line."""
     if stage == "select":
         s = state["select"]
@@ -31,7 +31,7 @@ def describe_stage(stage: str, state: dict) -> str:
             f"{_with_interval(fresh['accuracy'], fresh['interval'])}" if fresh else ""
         return f"refit on {info['train_records']} records" + accuracy
     if stage == "evaluate":
-        kept = _verdict(state, " (worse: not kept)", " (worse: kept anyway, keep_worse_rounds)")
+        kept = _verdict(state, keep_worse, " (worse: not kept)", " (worse: kept anyway, keep_worse_rounds)")
         return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers']) if 'labelers' in v else ''}"
                          + (f", oracle judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}"
                             if "judge_win_rate" in v else "")
@@ -170,14 +170,14 @@ def _plot_labels(ax, xs: list[int], states: list[dict]) -> None:
     ax.set(title="labels", ylim=(-0.2, 1.05))
 
 
-def _verdict(state: dict, not_kept: str, kept_anyway: str) -> str:
+def _verdict(state: dict, keep_worse: bool, not_kept: str, kept_anyway: str) -> str:
     """How a round the labelers found worse is marked: not kept, or kept anyway (`keep_worse_rounds`)."""
     if state.get("kept", True):
         return ""
-    return kept_anyway if state.get("kept_anyway") else not_kept
+    return kept_anyway if keep_worse else not_kept
 
 
-def _row(r: int, s: dict) -> str:
+def _row(r: int, s: dict, keep_worse: bool) -> str:
     e, fresh = s["evaluation"], s.get("reward", {})
     initial, previous = e["initial"], e.get("previous")
     accuracy = fresh.get("fresh_accuracy")
@@ -186,7 +186,7 @@ def _row(r: int, s: dict) -> str:
         if previous and "labelers" in previous else "–"
     oracle = _with_interval(initial["judge_win_rate"], initial["judge_interval"]) \
         if "judge_win_rate" in initial else "–"
-    return (f"| {r}{_verdict(s, ' (not kept)', ' (worse, kept anyway)')} | "
+    return (f"| {r}{_verdict(s, keep_worse, ' (not kept)', ' (worse, kept anyway)')} | "
             f"{_with_interval(lab['win_rate'], lab['interval']) if lab['win_rate'] is not None else '–'} | "
             f"{' / '.join(map(str, lab.get('wins_ties_losses', ['–'] * 3)))} ({lab.get('labels', '–')}) | "
             f"{versus_previous} | {oracle} | "
@@ -246,7 +246,7 @@ give their win rates beside it, with 95% Wilson intervals; KL(policy ‖ initial
 per-token KL over the vocabulary, summed), with a 95% interval.
 
 {TABLE_HEADER}
-{chr(10).join(_row(r, s) for r, s in rounds)}
+{chr(10).join(_row(r, s, cfg.get('keep_worse_rounds', False)) for r, s in rounds)}
 
 From round 2, a share `random_share` of the pairs is chosen at random and the rest by the previous
 reward model's uncertainty: the previous model's accuracy on the fresh labels of each slice shows

@@ -145,8 +145,9 @@ class Loop:
             state["done"].append(stage)
             state.setdefault("seconds", {})[stage] = round(time.perf_counter() - start, 1)
             self.state.save()
-            print(f"[round {r}/{self.config.rounds}] {i + 1}/{len(STAGES)} {stage}: "
-                  f"{describe_stage(stage, state)} ({state['seconds'][stage]:.0f} s)", flush=True)
+            line = describe_stage(stage, state, self.config.keep_worse_rounds)
+            print(f"[round {r}/{self.config.rounds}] {i + 1}/{len(STAGES)} {stage}: {line} "
+                  f"({state['seconds'][stage]:.0f} s)", flush=True)
 
 
 def summary_line(loop: Loop) -> str:

@@ -249,7 +249,6 @@ def evaluate(loop, r: int) -> None:
                                  f"(policy.lora: false)")
     compared = result.get("previous", result["initial"])
     state["kept"] = not made_worse(compared)
-    state["kept_anyway"] = not state["kept"] and loop.config.keep_worse_rounds
     if not state["kept"]:
         low, high = compared["labelers"]["interval"]
         then = ("; kept anyway (keep_worse_rounds)" if loop.config.keep_worse_rounds
