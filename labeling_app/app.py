@@ -59,7 +59,7 @@ document.addEventListener("keydown", (e) => {
   else if ("qwer".includes(e.key)) pick("strength", "qwer".indexOf(e.key));
   else if (e.key === "g" || e.key === "b") pick("rating", e.key === "g" ? 0 : 1);
   else if (e.key === "Enter") press("submit-btn", "rate-submit-btn", "rank-submit-btn");
-  else if (e.key === "u") press("undo-btn");
+  else if (e.key === "u") press("undo-btn", "rate-undo-btn", "rank-undo-btn");
   else if (e.key === "s") press("skip-btn", "rate-skip-btn", "rank-skip-btn");
 });
 </script>

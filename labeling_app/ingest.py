@@ -1,10 +1,11 @@
-"""Pairs into a `LabelStore`: from dicts, preference records or candidate sets, in named batches
-(training, or a blind evaluation's), and labels made in another tool. Each call is one transaction, all
-or nothing; a pair already stored (the same prompt and responses) is counted, not added again. A mixin
-over the store's transactions (`write`, `read`)."""
+"""Items into a `LabelStore` (`insert_item`, for every kind); pairs from dicts, preference records or
+candidate sets, in named batches (training, or a blind evaluation's), and labels made in another tool.
+Each call is one transaction, all or nothing; an item already stored (the same prompt and responses) is
+counted, not added again. A mixin over the store's transactions (`write`, `read`)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Iterable
 
@@ -24,18 +25,17 @@ class Ingest:
             raise LabelingError(f"{what} has {size:,} characters, more than the store's limit of "
                                 f"{self.max_text_chars:,}; shorten it or raise `max_text_chars`.")
 
-    def _insert_pair(self, conn, prompt: list[Message], a: list[Message],
-                     b: list[Message], *, provenance_a: dict, provenance_b: dict, gold_choice: str | None,
-                     batch: str | None, source: str | None, priority: float, now: float) -> bool:
-        key = pair_key(prompt, a, b)
-        if conn.execute("SELECT 1 FROM pairs WHERE pair_id = ?", (key,)).fetchone():
+    def insert_item(self, conn, kind: str, key: str, prompt: list[Message], responses: list[list[Message]],
+                    provenance: list[dict], *, gold: str | None, batch: str | None, source: str | None,
+                    priority: float, now: float) -> bool:
+        """One item of `kind` (its content hash `key`) unless it is stored already; whether it was added."""
+        if conn.execute("SELECT 1 FROM items WHERE item_id = ?", (key,)).fetchone():
             return False
         prompt_id = self.prompt_id(conn, prompt, now)
-        ids = [self.response_id(conn, prompt_id, side, prov, now)
-               for side, prov in ((a, provenance_a), (b, provenance_b))]
-        conn.execute("INSERT INTO pairs (pair_id, prompt_id, response_a, response_b, gold_choice, batch, "
-                     "source, priority, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     (key, prompt_id, ids[0], ids[1], gold_choice, batch, source, priority, now))
+        ids = [self.response_id(conn, prompt_id, r, p, now) for r, p in zip(responses, provenance)]
+        conn.execute("INSERT INTO items (item_id, kind, prompt_id, responses, gold, batch, source, priority, "
+                     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (key, kind, prompt_id, json.dumps(ids), gold, batch, source, priority, now))
         return True
 
     @staticmethod
@@ -77,19 +77,18 @@ class Ingest:
                                     f"got {item['gold_choice']!r}.")
         with self.write() as conn:
             if batch:
-                self._declare_batch(conn, batch, purpose, now)
+                self.declare_batch(conn, batch, purpose, now)
             for item in rows:
-                new = self._insert_pair(conn, item["prompt"], item["response_a"], item["response_b"],
-                                        provenance_a=item.get("provenance_a") or {},
-                                        provenance_b=item.get("provenance_b") or {},
-                                        gold_choice=item.get("gold_choice"), batch=batch,
-                                        source=item.get("source"), priority=float(item.get("priority", 0.0)),
-                                        now=now)
+                prompt, sides = item["prompt"], [item["response_a"], item["response_b"]]
+                new = self.insert_item(conn, "pair", pair_key(prompt, *sides), prompt, sides,
+                                       [item.get("provenance_a") or {}, item.get("provenance_b") or {}],
+                                       gold=item.get("gold_choice"), batch=batch, source=item.get("source"),
+                                       priority=float(item.get("priority", 0.0)), now=now)
                 added, present = added + new, present + (not new)
         return added, present
 
     @staticmethod
-    def _declare_batch(conn, batch: str, purpose: str, now: float) -> None:
+    def declare_batch(conn, batch: str, purpose: str, now: float) -> None:
         conn.execute("INSERT INTO batches (name, purpose, created_at) VALUES (?, ?, ?) "
                      "ON CONFLICT DO NOTHING", (batch, purpose, now))
         held = conn.execute("SELECT purpose FROM batches WHERE name = ?", (batch,)).fetchone()[0]
@@ -101,7 +100,7 @@ class Ingest:
         labels already given stay. Returns the labels the batch still lacked."""
         left = self.remaining(batch=batch)
         with self.write() as conn:
-            self._declare_batch(conn, batch, self.batch_purpose(batch), time.time())
+            self.declare_batch(conn, batch, self.batch_purpose(batch), time.time())
             conn.execute("UPDATE batches SET closed_at = ? WHERE name = ? AND closed_at IS NULL",
                          (time.time(), batch))
         return left
@@ -140,23 +139,23 @@ class Ingest:
         added = present = 0
         with self.write() as conn:
             for item in rows:
-                seq = conn.execute("SELECT seq FROM pairs WHERE pair_id = ?", (item["pair_id"],)).fetchone()
+                seq = conn.execute("SELECT seq FROM items WHERE item_id = ? AND kind = 'pair'",
+                                   (item["pair_id"],)).fetchone()
                 if seq is None:
                     raise LabelingError(f"no pair {item['pair_id']!r} in the store; add the pairs first.")
                 self.add_imported(conn, item["labeler"], now)
-                if conn.execute("SELECT 1 FROM assignments WHERE labeler = ? AND pair_seq = ?",
+                if conn.execute("SELECT 1 FROM claims WHERE labeler = ? AND item_seq = ?",
                                 (item["labeler"], seq[0])).fetchone():
                     present += 1
                     continue
                 created, seconds = item.get("created_at") or now, max(0.0, item.get("seconds") or 0.0)
-                assignment = conn.execute(
-                    "INSERT INTO assignments (pair_seq, labeler, shown_order, claimed_at, expires_at, "
-                    "status) VALUES (?, ?, 'AB', ?, ?, 'done') RETURNING id",
+                claim = conn.execute(
+                    "INSERT INTO claims (item_seq, labeler, shown_order, claimed_at, expires_at, status) "
+                    "VALUES (?, ?, '[0, 1]', ?, ?, 'done') RETURNING id",
                     (seq[0], item["labeler"], created - seconds, created)).fetchone()[0]
-                conn.execute("INSERT INTO labels (assignment_id, pair_seq, labeler, choice, strength, "
-                             "rationale, shown_order, seconds, created_at) "
-                             "VALUES (?, ?, ?, ?, ?, '', 'AB', ?, ?)",
-                             (assignment, seq[0], item["labeler"], item["choice"], item.get("strength", 3),
+                conn.execute("INSERT INTO answers (claim_id, item_seq, labeler, answer, strength, rationale, "
+                             "shown_order, seconds, created_at) VALUES (?, ?, ?, ?, ?, '', '[0, 1]', ?, ?)",
+                             (claim, seq[0], item["labeler"], item["choice"], item.get("strength", 3),
                               seconds, created))
                 self.mark_completed(conn, seq[0])
                 added += 1

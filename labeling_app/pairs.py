@@ -12,7 +12,8 @@ from foundation.records import Message
 from labeling_app.errors import LabelingError
 
 __all__ = ["CHOICES", "PURPOSES", "ROLES", "STRENGTHS", "SWAP", "Pair", "Assignment", "Label", "pair_key",
-           "canonical_json", "candidate_pairs", "check_answer_fields", "check_label_input"]
+           "canonical_json", "candidate_pairs", "check_answer_fields", "check_label_input",
+           "shown_order_name"]
 
 CHOICES = ("A", "B", "tie", "both_bad")
 ROLES = ("labeler", "admin")
@@ -65,6 +66,13 @@ class Label:
     def shown_choice(self) -> str:
         """The choice as the labeler saw it ("A" = the left response)."""
         return self.choice if self.shown_order == "AB" else SWAP[self.choice]
+
+
+def shown_order_name(order: str | list[int]) -> str:
+    """A pair's shown order as the queue stores it (a JSON list, screen position i showing stored response
+    [i]) in the pair's own words: "AB" (left is the stored A) or "BA"."""
+    order = json.loads(order) if isinstance(order, str) else order
+    return "AB" if list(order) == [0, 1] else "BA"
 
 
 def check_answer_fields(item_field: str, item_id, rationale, request_id) -> None:

@@ -98,9 +98,20 @@ class PostgresDatabase(Database):
                             "AND table_name = ?", (name,)).fetchone() is not None
 
     def run_script(self, conn, ddl: str) -> None:
+        """A migration step; rows it copied with their ids move each identity column's counter past them."""
         for statement in postgres_ddl(ddl).split(";\n"):
             if statement.strip():
                 conn.execute(statement)
+        self.resync_identities(conn)
+
+    @staticmethod
+    def resync_identities(conn) -> None:
+        """Move every identity column's counter past the largest id its table holds."""
+        identities = conn.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                  "WHERE table_schema = current_schema() AND is_identity = 'YES'").fetchall()
+        for table, column in identities:
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                         f"COALESCE(MAX({column}), 0) + 1, false) FROM {table}")
 
     def integrity_check(self) -> str:
         self.read("SELECT 1")

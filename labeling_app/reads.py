@@ -8,13 +8,17 @@ import time
 from typing import Callable, Sequence
 
 from labeling_app.errors import LabelingError
-from labeling_app.pair_queue import LABEL_COLUMNS, LOAD, OPEN_BATCH
+from labeling_app.pair_queue import LABEL_COLUMNS, as_label
 from labeling_app.pairs import Label, Pair
+from labeling_app.queue import LOAD, OPEN_BATCH
 
 __all__ = ["Reads"]
 
 # A pair of an evaluation batch (the loop's blind comparisons of policies).
-EVALUATION = "EXISTS (SELECT 1 FROM batches b WHERE b.name = p.batch AND b.purpose = 'evaluation')"
+EVALUATION = "EXISTS (SELECT 1 FROM batches b WHERE b.name = i.batch AND b.purpose = 'evaluation')"
+
+# The pairs among the queue's items (`i`), gold or not.
+PAIRS = "items i WHERE i.kind = 'pair'"
 
 
 class Reads:
@@ -22,45 +26,53 @@ class Reads:
 
 
     def label(self, label_id: int) -> Label:
-        return Label(*self.read(LABEL_COLUMNS.format(table="labels") + " WHERE l.id = ?",
-                                (label_id,))[0])
+        return as_label(self.read(LABEL_COLUMNS.format(table="answers") + " AND a.id = ?", (label_id,))[0])
 
     def labels(self, *, labeler: str | None = None, include_retracted: bool = False) -> list[Label]:
-        sql = LABEL_COLUMNS.format(table="labels" if include_retracted else "live_labels")
+        sql = LABEL_COLUMNS.format(table="answers" if include_retracted else "live_answers")
         args: tuple = ()
         if labeler is not None:
-            sql, args = sql + " WHERE l.labeler = ?", (labeler,)
-        return [Label(*r) for r in self.read(sql + " ORDER BY l.id", args)]
+            sql, args = sql + " AND a.labeler = ?", (labeler,)
+        return [as_label(r) for r in self.read(sql + " ORDER BY a.id", args)]
 
     def retracted_ids(self) -> set[int]:
-        return {r[0] for r in self.read("SELECT label_id FROM retractions")}
+        """The ids of the pairs' retracted labels."""
+        return {r[0] for r in self.read("SELECT r.answer_id FROM retractions r JOIN answers a ON "
+                                        "a.id = r.answer_id JOIN items i ON i.seq = a.item_seq "
+                                        "WHERE i.kind = 'pair'")}
 
 
     def pairs(self, *, batch: str | None = None, include_gold: bool = True,
               include_evaluation: bool = False) -> list[Pair]:
         """The pairs (of `batch`), in insertion order; evaluation batches' pairs only when asked for or when
         `batch` names one."""
-        rows = self.read(
-            "SELECT p.pair_id, pr.messages, ra.messages, rb.messages, p.gold_choice, p.priority, p.batch, "
-            "p.source, ra.provenance, rb.provenance FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
-            "JOIN responses ra ON ra.id = p.response_a JOIN responses rb ON rb.id = p.response_b "
-            "WHERE (:batch IS NULL OR p.batch = :batch) AND (:gold OR p.gold_choice IS NULL) "
-            f"AND (:evaluation OR :batch IS NOT NULL OR NOT {EVALUATION}) ORDER BY p.seq",
-            {"batch": batch, "gold": include_gold, "evaluation": include_evaluation})
-        return [Pair(r[0], json.loads(r[1]), json.loads(r[2]), json.loads(r[3]), r[4], r[5], r[6], r[7],
-                     json.loads(r[8]), json.loads(r[9])) for r in rows]
+        chosen = ("i.kind = 'pair' AND (:batch IS NULL OR i.batch = :batch) AND (:gold OR i.gold IS NULL) "
+                  f"AND (:evaluation OR :batch IS NOT NULL OR NOT {EVALUATION})")
+        args = {"batch": batch, "gold": include_gold, "evaluation": include_evaluation}
+        rows = self.read("SELECT i.item_id, pr.messages, i.responses, i.gold, i.priority, i.batch, i.source "
+                         f"FROM items i JOIN prompts pr ON pr.id = i.prompt_id WHERE {chosen} ORDER BY i.seq",
+                         args)
+        responses = {r[0]: (json.loads(r[1]), json.loads(r[2])) for r in self.read(
+            "SELECT r.id, r.messages, r.provenance FROM responses r WHERE r.prompt_id IN "
+            f"(SELECT i.prompt_id FROM items i WHERE {chosen})", args)}
+        pairs = []
+        for item_id, prompt, ids, gold, priority, batch_name, source in rows:
+            (a, provenance_a), (b, provenance_b) = (responses[i] for i in json.loads(ids))
+            pairs.append(Pair(item_id, json.loads(prompt), a, b, gold, priority, batch_name, source,
+                              provenance_a, provenance_b))
+        return pairs
 
     def label_counts(self, *, batch: str | None = None) -> dict[str, int]:
         """Live labels per non-gold pair."""
-        rows = self.read("SELECT p.pair_id, (SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = p.seq) "
-                         "FROM pairs p WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch)",
+        rows = self.read("SELECT i.item_id, (SELECT COUNT(*) FROM live_answers a WHERE a.item_seq = i.seq) "
+                         f"FROM {PAIRS} AND i.gold IS NULL AND (:batch IS NULL OR i.batch = :batch)",
                          {"batch": batch})
         return dict(rows)
 
     def _open_counts(self, batch: str | None) -> list[int]:
         """Live labels per non-gold pair (of `batch`) that the queue still serves (its batch is open)."""
-        rows = self.read("SELECT (SELECT COUNT(*) FROM live_labels l WHERE l.pair_seq = p.seq) FROM pairs p "
-                         f"WHERE p.gold_choice IS NULL AND (:batch IS NULL OR p.batch = :batch) "
+        rows = self.read("SELECT (SELECT COUNT(*) FROM live_answers a WHERE a.item_seq = i.seq) "
+                         f"FROM {PAIRS} AND i.gold IS NULL AND (:batch IS NULL OR i.batch = :batch) "
                          f"AND {OPEN_BATCH}", {"batch": batch})
         return [r[0] for r in rows]
 
@@ -69,11 +81,12 @@ class Reads:
         if since is None:
             t = time.localtime()
             since = time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
-        done = self.read("SELECT COUNT(*) FROM live_labels WHERE labeler = ? AND created_at >= ?",
+        done = self.read("SELECT COUNT(*) FROM live_answers a JOIN items i ON i.seq = a.item_seq "
+                         "WHERE i.kind = 'pair' AND a.labeler = ? AND a.created_at >= ?",
                          (labeler, since))[0][0]
-        left = self.read(f"SELECT COUNT(*) FROM pairs p WHERE p.gold_choice IS NULL AND p.completed = 0 "
-                         f"AND {OPEN_BATCH} AND NOT EXISTS (SELECT 1 FROM assignments y "
-                         f"WHERE y.pair_seq = p.seq AND y.labeler = :who AND y.status != 'open') "
+        left = self.read(f"SELECT COUNT(*) FROM {PAIRS} AND i.gold IS NULL AND i.completed = 0 "
+                         f"AND {OPEN_BATCH} AND NOT EXISTS (SELECT 1 FROM claims y "
+                         f"WHERE y.item_seq = i.seq AND y.labeler = :who AND y.status != 'open') "
                          f"AND {LOAD} < :k", {"who": labeler, "now": time.time(), "k": self.k})[0][0]
         return done, left
 
@@ -92,6 +105,6 @@ class Reads:
         if len(scores) != len(todo):
             raise LabelingError(f"the priority scorer returned {len(scores)} scores for {len(todo)} pairs.")
         with self.write() as conn:
-            conn.executemany("UPDATE pairs SET priority = ? WHERE pair_id = ?",
+            conn.executemany("UPDATE items SET priority = ? WHERE item_id = ?",
                              [(s, p.pair_id) for s, p in zip(scores, todo)])
         return len(todo)

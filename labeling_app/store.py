@@ -1,5 +1,5 @@
-"""`LabelStore`: prompts, candidate responses, pairs, assignments and labels, in SQLite (WAL) or on a
-PostgreSQL server (several app replicas on one database).
+"""`LabelStore`: prompts, candidate responses and the labeling queue's items (pairs, ratings, rankings),
+claims and answers, in SQLite (WAL) or on a PostgreSQL server (several app replicas on one database).
 
 Opened by URL (`sqlite:///labels.db`, `sqlite:////abs/path.db`, `postgresql://user:pw@host:5432/db`);
 the SQL below is written once for both (`labeling_app.database`). Every write is one transaction that
@@ -7,9 +7,9 @@ holds the store's write lock from its first statement, committed before the call
 UI acknowledged survives a `kill -9`. Labels are never updated in place; an undo writes a retraction.
 
 The class holds the store's settings (k, gold_rate, the loop's status) and its transactions; the rest
-comes in by concern: accounts and lockouts (`accounts.py`), adding pairs (`ingest.py`), the pairwise
-queue (`pair_queue.py`), reading back (`reads.py`); ratings and rankings are `store.tasks`
-(`tasks.py`).
+comes in by concern: accounts and lockouts (`accounts.py`), adding items (`ingest.py`), the one queue
+that every kind of task shares (`queue.py`), what pairs add to it (`pair_queue.py`), reading pairs and
+labels back (`reads.py`); ratings and rankings are `store.tasks` (`tasks.py`), on the same queue.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from labeling_app.pairs import (
     pair_key,
 )
 from labeling_app.postgres import PostgresDatabase
+from labeling_app.queue import Queue
 from labeling_app.reads import Reads
 from labeling_app.schema import migrate
 from labeling_app.tasks import TaskQueue
@@ -54,8 +55,7 @@ def open_database(url: str) -> Database:
     return PostgresDatabase(address) if address.kind == "postgresql" else SQLiteDatabase(address)
 
 
-
-class LabelStore(Accounts, Ingest, PairQueue, Reads):
+class LabelStore(Accounts, Ingest, Queue, PairQueue, Reads):
     """The label store. Thread-safe: each thread uses its own connection.
 
     >>> store = LabelStore("sqlite:///labels.db", k=3)
@@ -138,12 +138,6 @@ class LabelStore(Accounts, Ingest, PairQueue, Reads):
     def loop_status(self) -> dict | None:
         rows = self.read("SELECT value FROM meta WHERE key = 'loop'")
         return json.loads(rows[0][0]) if rows else None
-
-    def mark_completed(self, conn, pair_seq: int | None) -> None:
-        """Keep `pairs.completed` (k live labels) current for one pair, or all with None."""
-        conn.execute("UPDATE pairs SET completed = CASE WHEN (SELECT COUNT(*) FROM live_labels l "
-                     "WHERE l.pair_seq = pairs.seq) >= ? THEN 1 ELSE 0 END "
-                     "WHERE gold_choice IS NULL AND (? IS NULL OR seq = ?)", (self.k, pair_seq, pair_seq))
 
     # -- transactions ---------------------------------------------------------------------------
 

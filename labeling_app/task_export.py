@@ -9,7 +9,9 @@
                               one row per rated response, its majority rating (an even split is left out)
 
 Agreement: Krippendorff's alpha, nominal for ratings, ordinal for rankings (each response of a task a
-unit, its rank the value).
+unit, its rank the value). Gold tasks (a known answer) train nothing and measure each labeler: a rating's
+gold accuracy is the share of matching ratings; a ranking's, the share of the gold's strictly ordered
+response pairs that the labeler put in the same order.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 
 from foundation.records import PreferenceRecord, to_hf_dataset, write_json_lines, write_jsonl
 
-__all__ = ["export_tasks", "task_stats", "ranking_records"]
+__all__ = ["export_tasks", "task_stats", "ranking_records", "gold_agreement",
+           "format_task_stats"]
 
 
 def ranking_records(tasks: dict, answers) -> list[PreferenceRecord]:
@@ -90,9 +93,43 @@ def export_tasks(store, out_dir: str | Path) -> dict[str, int]:
     return counts
 
 
-def task_stats(store) -> dict[str, float | int | None]:
-    """Answers per kind and Krippendorff's alpha per kind (nominal ratings, ordinal ranks)."""
-    return _stats({kind: store.tasks.answers(kind) for kind in ("rating", "ranking")})
+def task_stats(store) -> dict:
+    """Answers per kind, Krippendorff's alpha per kind (nominal ratings, ordinal ranks) and each labeler's
+    gold accuracy per kind (where there are gold answers)."""
+    out = _stats({kind: store.tasks.answers(kind) for kind in ("rating", "ranking")})
+    for kind in ("rating", "ranking"):
+        hits: dict[str, list[float]] = defaultdict(list)
+        for a in store.tasks.answers(kind, gold=True):
+            if a.gold is not None:
+                hits[a.labeler].append(gold_agreement(a.answer, a.gold))
+        out[f"{kind}_gold_accuracy"] = {name: round(sum(h) / len(h), 4) for name, h in sorted(hits.items())}
+    return out
+
+
+def format_task_stats(stats: dict) -> str:
+    """The ratings' and rankings' figures as terminal lines (nothing for a kind without answers)."""
+    lines = []
+    for kind in ("rating", "ranking"):
+        gold = stats[f"{kind}_gold_accuracy"]
+        if stats[f"{kind}_answers"] or gold:
+            level = "ordinal" if kind == "ranking" else "nominal"
+            lines.append(f"{kind} answers {stats[f'{kind}_answers']}, Krippendorff's alpha ({level}) "
+                         f"{stats[f'{kind}_alpha']}")
+        if gold:
+            shares = ", ".join(f"{name} {acc}" for name, acc in gold.items())
+            lines.append(f"  {kind} gold accuracy: {shares}")
+    return "".join("\n" + line for line in lines)
+
+
+def gold_agreement(answer: str | list[int], gold: str | list[int]) -> float:
+    """1 or 0 for a rating; for ranks, the share of gold's strictly ordered pairs ordered the same way."""
+    if isinstance(gold, str):
+        return float(answer == gold)
+    strict = [(i, j) for i, j in combinations(range(len(gold)), 2) if gold[i] != gold[j]]
+    if not strict:
+        return float(answer == gold)
+    return sum((answer[i] < answer[j]) == (gold[i] < gold[j]) and answer[i] != answer[j]
+               for i, j in strict) / len(strict)
 
 
 def _stats(answers: dict) -> dict[str, float | int | None]:

@@ -1,8 +1,8 @@
 """The labeler's pages for ratings and rankings (beside the pairs page), tabs that a labeler sees when the
 store holds tasks of that kind (checked at each page load: tasks imported while the app runs show).
-Keyboard first, as the pairs page: ratings `g` good, `b` bad, `Enter`
-submits, `s` skips; rankings: type the ranks in the order shown (`2 1 3`, ties as equal numbers:
-`1 1 2`) and press `Enter`, or pick each response's rank with the mouse.
+Keyboard first, as the pairs page: ratings `g` good, `b` bad, `Enter` submits, `s` skips, `u` undoes the
+last rating; rankings: type the ranks in the order shown (`2 1 3`, ties as equal numbers: `1 1 2`) and
+press `Enter`, or pick each response's rank with the mouse; `s` and `u` as for ratings.
 
 The handlers are plain functions of (store, config, user, inputs) that tests call directly.
 """
@@ -22,8 +22,8 @@ from labeling_app.store import LabelStore
 from labeling_app.tasks import MAX_RANKED
 from labeling_app.ui import escape_markdown, guarded, text_of, turn, user_of
 
-__all__ = ["TaskView", "show_next_task", "record_rating", "record_ranking", "parse_ranks", "task_tabs",
-           "wire_task_events", "MAX_RESPONSES"]
+__all__ = ["TaskView", "show_next_task", "record_rating", "record_ranking", "parse_ranks", "skip_task",
+           "undo_task", "task_tabs", "wire_task_events", "MAX_RESPONSES"]
 
 MAX_RESPONSES = MAX_RANKED            # ranking slots on the page (A..I)
 LETTERS = "ABCDEFGHI"
@@ -85,8 +85,15 @@ def record_ranking(store: LabelStore, config: AppConfig, user: str, task_id: str
 
 def skip_task(store: LabelStore, config: AppConfig, user: str, kind: str, task_id: str | None) -> TaskView:
     if task_id:
-        store.tasks.skip(user, task_id)
+        store.tasks.skip(user, task_id, kind)
     return show_next_task(store, config, user, kind, note="Skipped")
+
+
+def undo_task(store: LabelStore, config: AppConfig, user: str, kind: str) -> TaskView:
+    """Retract the labeler's last answer of `kind`; its task comes back first."""
+    answer = store.tasks.undo(user, kind)
+    return show_next_task(store, config, user, kind, note="Undone: answer it again" if answer else
+                          "Nothing to undo")
 
 
 # -- layout -------------------------------------------------------------------------------------------
@@ -101,7 +108,7 @@ def rating_tab() -> SimpleNamespace:
     ui = SimpleNamespace()
     with gr.Tab("Rate", id="rate", elem_id="rate-tab", visible=False) as ui.tab:    # states inside it
         ui.task_id = gr.State(None)
-        gr.Markdown("**Keys:** `g` good · `b` bad · `Enter` submit · `s` skip")
+        gr.Markdown("**Keys:** `g` good · `b` bad · `Enter` submit · `u` undo · `s` skip")
         ui.status = gr.Markdown(elem_id="rate-status")
         ui.conversation = _conversation("rate-conversation")
         ui.response = gr.Markdown(elem_id="rate-response", sanitize_html=True, latex_delimiters=[])
@@ -110,6 +117,7 @@ def rating_tab() -> SimpleNamespace:
         ui.rationale = gr.Textbox(label="Rationale (optional)", lines=2, elem_id="rate-rationale")
         with gr.Row():
             ui.submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rate-submit-btn")
+            ui.undo = gr.Button("Undo last (u)", elem_id="rate-undo-btn")
             ui.skip = gr.Button("Skip (s)", elem_id="rate-skip-btn")
     ui.outputs = [ui.task_id, ui.conversation, ui.response, ui.status, ui.rating, ui.rationale]
     return ui
@@ -120,7 +128,7 @@ def ranking_tab() -> SimpleNamespace:
     with gr.Tab("Rank", id="rank", elem_id="rank-tab", visible=False) as ui.tab:
         ui.task_id, ui.k = gr.State(None), gr.State(0)
         gr.Markdown("**Keys:** type the ranks in the order shown (`2 1 3`; a tie: `1 1 2`) · `Enter` "
-                    "submit · `s` skip (outside the box)")
+                    "submit · `u` undo · `s` skip (outside the box)")
         ui.status = gr.Markdown(elem_id="rank-status")
         ui.conversation = _conversation("rank-conversation")
         for i in range(MAX_RESPONSES):
@@ -135,6 +143,7 @@ def ranking_tab() -> SimpleNamespace:
         ui.rationale = gr.Textbox(label="Rationale (optional)", lines=2, elem_id="rank-rationale")
         with gr.Row():
             ui.submit = gr.Button("Submit (Enter)", variant="primary", elem_id="rank-submit-btn")
+            ui.undo = gr.Button("Undo last (u)", elem_id="rank-undo-btn")
             ui.skip = gr.Button("Skip (s)", elem_id="rank-skip-btn")
     ui.outputs = [ui.task_id, ui.k, ui.conversation, ui.status, ui.ranks, ui.rationale,
                   *[c for c, _ in ui.slots], *[t for _, t in ui.slots], *ui.picks]
@@ -194,11 +203,19 @@ def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleName
         user = user_of(request)
         return _ranking_page(guarded(lambda: skip_task(store, config, user, "ranking", task_id)))
 
+    def on_rate_undo(request: gr.Request):
+        return _rating_page(guarded(lambda: undo_task(store, config, user_of(request), "rating")))
+
+    def on_rank_undo(request: gr.Request):
+        return _ranking_page(guarded(lambda: undo_task(store, config, user_of(request), "ranking")))
+
     app.load(loader("rating", _rating_page), None, [rate.tab, *rate.outputs], **quick)
     rate.submit.click(on_rate, [rate.task_id, rate.rating, rate.rationale], rate.outputs, **quick)
     rate.skip.click(on_rate_skip, [rate.task_id], rate.outputs, **quick)
+    rate.undo.click(on_rate_undo, None, rate.outputs, **quick)
     app.load(loader("ranking", _ranking_page), None, [rank.tab, *rank.outputs], **quick)
     rank_inputs = [rank.task_id, rank.k, rank.ranks, rank.rationale, *rank.picks]
     rank.submit.click(on_rank, rank_inputs, rank.outputs, **quick)
     rank.ranks.submit(on_rank, rank_inputs, rank.outputs, **quick)
     rank.skip.click(on_rank_skip, [rank.task_id], rank.outputs, **quick)
+    rank.undo.click(on_rank_undo, None, rank.outputs, **quick)

@@ -98,7 +98,7 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     summary = admin.locator("#admin-summary").inner_text()
     assert "**" not in summary and "5 labels (1 retracted) on 8 pairs" in summary
     assert admin.locator("#labeling").is_hidden()                  # the admin page: no labeling panel
-    assert not any(a.labeler == "boss" for a in _assignments(store))  # and no claim on any pair
+    assert not any(a.labeler == "boss" for a in _claims(store))  # and no claim on any pair
     assert "ann" in admin.locator("#admin-lockouts").inner_text()    # lockouts, and lifting one
     assert admin.locator("#admin-over-time").is_visible()            # labels over time, per labeler
     admin.locator("#admin-unlock-name input, #admin-unlock-name textarea").first.fill("ann")
@@ -110,10 +110,10 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     admin.screenshot(path=str(server.folder / "admin.png"), full_page=True)
 
 
-def _assignments(store):
+def _claims(store):
     from types import SimpleNamespace
 
-    rows = store.read("SELECT labeler, status FROM assignments")
+    rows = store.read("SELECT labeler, status FROM claims")
     return [SimpleNamespace(labeler=r[0], status=r[1]) for r in rows]
 
 
@@ -244,6 +244,16 @@ def test_rate_with_keys_and_rank_by_typing(label_server, browser):
         page.wait_for_function(f"() => /Ratings done: {i + 1}\\b/.test("
                                f"document.querySelector('#rate-status').innerText)")
     assert [a.answer for a in store.tasks.answers("rating")] == ["good", "bad"]
+    page.get_by_role("tab", name="Rate").first.focus()
+    page.keyboard.press("u")                                          # undo the "bad": its task is back
+    page.wait_for_function("() => /Undone.*Ratings done: 1\\b/.test("
+                           "document.querySelector('#rate-status').innerText)")
+    assert [a.answer for a in store.tasks.answers("rating")] == ["good"]
+    page.keyboard.press("g")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => /Ratings done: 2\\b/.test("
+                           "document.querySelector('#rate-status').innerText)")
+    assert [a.answer for a in store.tasks.answers("rating")] == ["good", "good"]
 
     open_tab(page, "Rank", "#rank-response-2")
     assert page.locator("#rank-response-3").is_hidden()               # three responses, three slots

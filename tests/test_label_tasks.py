@@ -1,5 +1,6 @@
-"""Ratings and K-way rankings in the store (labeling_app/tasks.py), on SQLite and PostgreSQL: the queue's
-rules as for pairs, answers mapped from the order shown to the order stored, strict inputs."""
+"""Ratings and K-way rankings in the store (labeling_app/tasks.py), on SQLite and PostgreSQL: k distinct
+labelers, answers mapped from the order shown to the order stored, strict inputs. Skip, undo, gold and
+expiry, the same for every kind, are in tests/test_label_queue.py."""
 
 import json
 import threading
@@ -45,7 +46,7 @@ def test_ratings_take_k_distinct_labelers_and_are_idempotent(store):
     assert t.responses == [[{"role": "assistant", "content": t.responses[0][0]["content"]}]]
     with pytest.raises(NotAssignedError, match="not assigned to 'ann'"):
         store.tasks.submit_rating("ann", "0000", "good")
-    with pytest.raises(NotAssignedError, match=r"cannot answer task .* \(done\)"):
+    with pytest.raises(NotAssignedError, match=r"'ann' has labeled rating task .* already"):
         store.tasks.submit_rating("ann", t.task_id, "bad")
     answers = store.tasks.answers("rating")
     assert len(answers) == 12 and {a.answer for a in answers} == {"good", "bad"}
@@ -94,10 +95,10 @@ def test_skip_gives_the_task_to_others_and_claims_are_exclusive(store):
     t = store.tasks.next("ann", "rating")
     assert store.tasks.next("ann", "rating").task_id == t.task_id      # the open claim comes back
     store.tasks.skip("ann", t.task_id)
-    assert store.tasks.next("ann", "rating") is None
     with pytest.raises(NotAssignedError, match="nothing to skip"):
         store.tasks.skip("ann", t.task_id)
     assert store.tasks.next("bob", "rating").task_id == t.task_id
+    assert store.tasks.next("ann", "rating").task_id == t.task_id      # nothing new left: it comes back
     assert store.tasks.next("bob", "ranking") is None                  # kinds do not mix
 
 

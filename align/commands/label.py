@@ -301,17 +301,14 @@ def export_label_studio(args) -> int:
 
 def stats(args) -> int:
     from labeling_app.quality import format_stats, label_stats
-    from labeling_app.task_export import task_stats
+    from labeling_app.task_export import format_task_stats, task_stats
 
     store = _store(args)
     figures = label_stats(store, batch=args.batch)
-    tasks = task_stats(store)                        # ratings and rankings: answers and alpha per kind
-    if any(tasks[f"{kind}_answers"] for kind in ("rating", "ranking")):
+    tasks = task_stats(store)                        # ratings and rankings: answers, alpha, gold accuracy
+    if any(tasks[f"{kind}_answers"] or tasks[f"{kind}_gold_accuracy"] for kind in ("rating", "ranking")):
         figures["tasks"] = tasks
-    text = format_stats(figures) + "".join(
-        f"\n{kind} answers {tasks[f'{kind}_answers']}, Krippendorff's alpha "
-        f"({'ordinal' if kind == 'ranking' else 'nominal'}) {tasks[f'{kind}_alpha']}"
-        for kind in ("rating", "ranking") if tasks[f"{kind}_answers"])
+    text = format_stats(figures) + format_task_stats(tasks)
     print(json.dumps(figures, indent=2) if args.json else text)
     return 0
 

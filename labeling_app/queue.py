@@ -1,0 +1,208 @@
+"""The one labeling queue: every kind of task (a pair, a rating, a ranking; a loop's blind evaluation
+comparisons are pairs of an evaluation batch) is claimed, answered, skipped and undone by the same rules.
+
+- Each non-gold item takes `k` answers from distinct labelers. A claim is written inside the transaction
+  that checked the item's load (live answers + unexpired claims), so concurrent labelers never push an
+  item past k; a labeler never gets the same item twice (a UNIQUE constraint).
+- Gold items, with a known answer, are mixed in at `gold_rate` and do not count toward k.
+- A claim expires after `claim_timeout` seconds, and an expired claim still holds while its item has room.
+- A skipped item comes back to its labeler once nothing new of its kind is left for them.
+- An undo retracts the labeler's last live answer of a kind (answers are never updated in place) and
+  gives them that item again, first.
+- A retried submit with the same request id gets the answer first stored for it.
+
+What differs per kind lives with the kind: the checks of an answer, how it is stored and how a claim is
+shown (`pair_queue.py` for pairs, `tasks.py` for ratings and rankings). A mixin over the store's
+transactions (`write`, `draw`) and settings (`k`, `gold_rate`, `claim_timeout`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable, TypeVar
+
+from foundation.records import Message
+from labeling_app.errors import LabelingError, NotAssignedError
+
+__all__ = ["Queue", "KINDS", "NOUNS", "LOAD", "OPEN_BATCH", "HELD"]
+
+T = TypeVar("T")
+
+KINDS = ("pair", "rating", "ranking")
+NOUNS = {"pair": "pair", "rating": "rating task", "ranking": "ranking task"}
+
+# An item's load: its live answers and unexpired claims.
+LOAD = ("(SELECT COUNT(*) FROM claims x WHERE x.item_seq = i.seq AND "
+        "(x.status = 'done' OR (x.status = 'open' AND x.expires_at > :now)))")
+
+OPEN_BATCH = "NOT EXISTS (SELECT 1 FROM batches b WHERE b.name = i.batch AND b.closed_at IS NOT NULL)"
+
+# A claim `c` on item `i` still holds if unexpired, or if the item still has room, or if gold.
+HELD = f"(c.expires_at > :now OR {LOAD} < :k OR i.gold IS NOT NULL)"
+
+# Items of :kind that :who has never claimed, of :batch (None: any), in a batch still open.
+FRESH = ("i.kind = :kind AND (:batch IS NULL OR i.batch = :batch) AND " + OPEN_BATCH + " AND NOT EXISTS "
+         "(SELECT 1 FROM claims y WHERE y.item_seq = i.seq AND y.labeler = :who)")
+
+
+class Queue:
+    """Claims, answers, skips and undo over the store's items, for every kind."""
+
+    def claim(self, labeler: str, kind: str, show: Callable[..., T], *, batch: str | None = None) -> T | None:
+        """The labeler's open claim on an item of `kind` if any, else a new claim on the next one (gold at
+        `gold_rate`, otherwise the highest priority, then the oldest, then the items they skipped);
+        `show(conn, claim_id)` of it, or None when nothing is left for them."""
+        self.role(labeler)
+        gold_rate = self.gold_rate
+        want_gold = gold_rate > 0 and self.draw(lambda rng: rng.random()) < gold_rate
+        now = time.time()
+        args = {"now": now, "k": self.k, "who": labeler, "kind": kind, "batch": batch}
+        with self.write() as conn:
+            open_row = conn.execute(
+                f"SELECT c.id, {HELD} FROM claims c JOIN items i ON i.seq = c.item_seq "
+                "WHERE c.labeler = :who AND c.status = 'open' AND i.kind = :kind ORDER BY c.id LIMIT 1",
+                args).fetchone()
+            if open_row:
+                if open_row[1]:
+                    conn.execute("UPDATE claims SET expires_at = ? WHERE id = ?",
+                                 (now + self.claim_timeout, open_row[0]))
+                    return show(conn, open_row[0])
+                conn.execute("UPDATE claims SET status = 'expired' WHERE id = ?", (open_row[0],))
+            row = None
+            if want_gold:
+                row = conn.execute(f"SELECT i.seq, i.responses FROM items i WHERE i.gold IS NOT NULL "
+                                   f"AND {FRESH} ORDER BY i.seq LIMIT 1", args).fetchone()
+            if row is None:
+                row = conn.execute(f"SELECT i.seq, i.responses FROM items i WHERE i.gold IS NULL "
+                                   f"AND i.completed = 0 AND {FRESH} AND {LOAD} < :k "
+                                   f"ORDER BY i.priority DESC, i.seq LIMIT 1", args).fetchone()
+            if row is None:
+                claim_id = self._reopen_skipped(conn, args)
+                return None if claim_id is None else show(conn, claim_id)
+            n = len(json.loads(row[1]))
+            order = self.draw(lambda rng: rng.sample(range(n), n))
+            claim_id = conn.execute(
+                "INSERT INTO claims (item_seq, labeler, shown_order, claimed_at, expires_at, status) "
+                "VALUES (?, ?, ?, ?, ?, 'open') RETURNING id",
+                (row[0], labeler, json.dumps(order), now, now + self.claim_timeout)).fetchone()[0]
+            return show(conn, claim_id)
+
+    def _reopen_skipped(self, conn, args: dict) -> int | None:
+        """When nothing new is left for a labeler, the items they skipped come back (oldest skip first)
+        while they still need answers: a skip puts an item at the end of that labeler's queue."""
+        row = conn.execute(f"SELECT c.id FROM claims c JOIN items i ON i.seq = c.item_seq "
+                           f"WHERE c.labeler = :who AND c.status = 'skipped' AND i.kind = :kind "
+                           f"AND i.completed = 0 AND (:batch IS NULL OR i.batch = :batch) AND {OPEN_BATCH} "
+                           f"AND {LOAD} < :k ORDER BY c.expires_at LIMIT 1", args).fetchone()
+        if row is None:
+            return None
+        now = args["now"]
+        conn.execute("UPDATE claims SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
+                     (now, now + self.claim_timeout, row[0]))
+        return row[0]
+
+    @staticmethod
+    def shown_item(conn, claim_id: int) -> tuple[str, str, list[Message], list[list[Message]], list[int],
+                                                 float]:
+        """(item id, kind, prompt, responses in the order this claim shows them, that order, claimed at)."""
+        item_id, kind, prompt, responses, order, claimed = conn.execute(
+            "SELECT i.item_id, i.kind, p.messages, i.responses, c.shown_order, c.claimed_at FROM claims c "
+            "JOIN items i ON i.seq = c.item_seq JOIN prompts p ON p.id = i.prompt_id WHERE c.id = ?",
+            (claim_id,)).fetchone()
+        ids, order = json.loads(responses), json.loads(order)
+        marks = ",".join("?" * len(ids))
+        texts = dict(conn.execute(f"SELECT id, messages FROM responses WHERE id IN ({marks})", ids))
+        return item_id, kind, json.loads(prompt), [json.loads(texts[ids[i]]) for i in order], order, claimed
+
+    def answer(self, labeler: str, item_id: str, kind: str, stored: Callable[[list[int]], str],
+               show: Callable[..., T], *, strength: int | None = None, rationale: str = "",
+               request_id: str | None = None) -> T:
+        """Store the labeler's answer on their open claim of `item_id`: `stored(shown order)` is the answer
+        as stored (in the item's own order); returns `show(conn, answer_id)` once it is committed. A
+        `request_id` (any string the client makes up per answer) makes the call idempotent: a retry after
+        a lost reply gets the answer first stored for it instead of an error."""
+        self.role(labeler)
+        noun = NOUNS[kind]
+        now = time.time()
+        with self.write() as conn:
+            if request_id is not None:
+                done = conn.execute("SELECT a.id, i.kind FROM answers a JOIN items i ON i.seq = a.item_seq "
+                                    "WHERE a.labeler = ? AND a.request_id = ?",
+                                    (labeler, request_id)).fetchone()
+                if done and done[1] != kind:
+                    raise LabelingError(f"request id {request_id!r} of {labeler!r} was used for a "
+                                        f"{NOUNS[done[1]]} already; make a new id for each answer.")
+                if done:
+                    return show(conn, done[0])
+            row = conn.execute(
+                f"SELECT c.id, c.status, c.shown_order, c.claimed_at, {HELD}, i.completed, i.seq "
+                "FROM claims c JOIN items i ON i.seq = c.item_seq "
+                "WHERE i.item_id = :item AND i.kind = :kind AND c.labeler = :who",
+                {"now": now, "k": self.k, "item": item_id, "kind": kind, "who": labeler}).fetchone()
+            if row is None:
+                raise NotAssignedError(f"{noun} {item_id!r} is not assigned to {labeler!r}; "
+                                       f"ask for the next {noun}.")
+            claim_id, status, order, claimed_at, still_yours, completed, seq = row
+            if status != "open" or not still_yours:
+                raise NotAssignedError(self._refusal(labeler, noun, item_id, status, completed))
+            answer_id = conn.execute(
+                "INSERT INTO answers (claim_id, item_seq, labeler, answer, strength, rationale, shown_order, "
+                "seconds, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (claim_id, seq, labeler, stored(json.loads(order)), strength, rationale or "", order,
+                 max(0.0, now - claimed_at), now, request_id)).fetchone()[0]
+            conn.execute("UPDATE claims SET status = 'done' WHERE id = ?", (claim_id,))
+            self.mark_completed(conn, seq)
+            return show(conn, answer_id)
+
+    def _refusal(self, labeler: str, noun: str, item_id: str, status: str, completed: bool) -> str:
+        """Why an answer on a claim that is not open any more is refused, as it is."""
+        if status == "done":
+            return f"{labeler!r} has labeled {noun} {item_id!r} already; undo it to change it."
+        if status == "skipped":
+            return f"{labeler!r} skipped {noun} {item_id!r}; nothing was stored; go on with the next {noun}."
+        if completed:
+            return (f"the claim of {labeler!r} on {noun} {item_id!r} expired (after {self.claim_timeout:g} "
+                    f"s) and it has its {self.k} labels from others; nothing was stored; go on with the "
+                    f"next {noun}.")
+        return (f"the claim of {labeler!r} on {noun} {item_id!r} expired (after {self.claim_timeout:g} s); "
+                f"nothing was stored; ask for the next {noun} (it may be this one again).")
+
+    def skip_item(self, labeler: str, item_id: str, kind: str) -> None:
+        """Give the item back: others may answer it, and this labeler sees it again once nothing new of
+        its kind is left for them (the end of their queue)."""
+        with self.write() as conn:
+            # expires_at records when it was skipped: the order in which skipped items come back
+            n = conn.execute("UPDATE claims SET status = 'skipped', expires_at = ? "
+                             "WHERE labeler = ? AND status = 'open' AND "
+                             "item_seq = (SELECT seq FROM items WHERE item_id = ? AND kind = ?)",
+                             (time.time(), labeler, item_id, kind)).rowcount
+        if not n:
+            raise NotAssignedError(f"{NOUNS[kind]} {item_id!r} is not open for {labeler!r}; nothing to skip.")
+
+    def retract_last(self, labeler: str, kind: str) -> int | None:
+        """Retract the labeler's last live answer of `kind` and give them its item again, first; the
+        retracted answer's id, or None if there is none."""
+        now = time.time()
+        with self.write() as conn:
+            row = conn.execute("SELECT a.id, a.claim_id, a.item_seq FROM live_answers a JOIN items i "
+                               "ON i.seq = a.item_seq WHERE a.labeler = ? AND i.kind = ? "
+                               "ORDER BY a.id DESC LIMIT 1", (labeler, kind)).fetchone()
+            if row is None:
+                return None
+            answer_id, claim_id, seq = row
+            conn.execute("INSERT INTO retractions (answer_id, labeler, created_at) VALUES (?, ?, ?)",
+                         (answer_id, labeler, now))
+            conn.execute("UPDATE claims SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
+                         (now, now + self.claim_timeout, claim_id))
+            conn.execute("UPDATE claims SET status = 'expired' WHERE labeler = ? AND status = 'open' "
+                         "AND id != ? AND item_seq IN (SELECT seq FROM items WHERE kind = ?)",
+                         (labeler, claim_id, kind))
+            self.mark_completed(conn, seq)
+        return answer_id
+
+    def mark_completed(self, conn, seq: int | None) -> None:
+        """Keep `items.completed` (k live answers) current for one item, or all with None."""
+        conn.execute("UPDATE items SET completed = CASE WHEN (SELECT COUNT(*) FROM live_answers a "
+                     "WHERE a.item_seq = items.seq) >= ? THEN 1 ELSE 0 END "
+                     "WHERE gold IS NULL AND (? IS NULL OR seq = ?)", (self.k, seq, seq))
