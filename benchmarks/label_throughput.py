@@ -48,7 +48,7 @@ def make_store(folder: Path, accounts, pairs: int, k: int, url: str | None = Non
                for i, r in zip(range(pairs), (base[j % len(base)] for j in range(pairs)))]
     store.add_records(records)
     for name, password in accounts:
-        store.add_labeler(name, password)
+        store.accounts.add_labeler(name, password)
     return url
 
 

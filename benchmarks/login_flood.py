@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="login-flood-"))
     url = f"sqlite:///{folder}/labels.db"
     store = LabelStore(url, k=1)
-    store.add_labeler("ann", "ann-password")
-    store.add_labeler("bob", "bob-password")
+    store.accounts.add_labeler("ann", "ann-password")
+    store.accounts.add_labeler("bob", "bob-password")
     store.add_records([record(i) for i in range(10)])
     (folder / "app.yaml").write_text("login_failures: 1000000\nclient_login_failures: 1000000\n")
     import socket

@@ -180,7 +180,7 @@ def admin_view(store: LabelStore, user: str) -> tuple:
     labeler for the plot); admins only."""
     from labeling_app.quality import agreement_text, label_stats
 
-    store.require_admin(user)
+    store.accounts.require_admin(user)
     s = label_stats(store)
     summary = (loop_summary(store.loop_status()) +
                f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
@@ -193,7 +193,7 @@ def admin_view(store: LabelStore, user: str) -> tuple:
             for name, e in s["per_labeler"].items()]
     hours = [[h, n] for h, n in s["per_hour"].items()]
     locked = [[name, time.strftime("%Y-%m-%d %H:%M", time.localtime(until)), reason]
-              for name, _, until, reason in store.lockouts()]
+              for name, _, until, reason in store.accounts.lockouts()]
     return summary, rows, hours, locked or [["(none)", "", ""]], labels_over_time(store)
 
 
@@ -216,11 +216,11 @@ def labels_over_time(store: LabelStore):
 
 def unlock_account(store: LabelStore, user: str, name: str) -> str:
     """Lift a lockout from the admin page; admins only."""
-    store.require_admin(user)
+    store.accounts.require_admin(user)
     name = (name or "").strip()
     if not name:
         raise LabelingError("type the name of the account to unlock.")
-    if store.unlock(name):
+    if store.accounts.unlock(name):
         return f"Unlocked **{html.escape(name)}**."
     return f"{html.escape(name)} was not locked."
 
@@ -238,7 +238,7 @@ def export_zip(store: LabelStore, user: str, min_labels: int = 1) -> str:
 
     from labeling_app.export import export_dataset
 
-    store.require_admin(user)
+    store.accounts.require_admin(user)
     out = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX))           # mode 0700
     export_dataset(store, out / "export", min_labels=min_labels)
     name = out / f"{EXPORT_PREFIX}labels-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -333,7 +333,7 @@ def wire_events(app, store: LabelStore, config: AppConfig, page: SimpleNamespace
     def on_load(request: gr.Request):
         """A labeler gets the next pair; an admin gets the admin page only (no claim on any pair)."""
         user = user_of(request)
-        is_admin = store.role(user) == "admin"
+        is_admin = store.accounts.role(user) == "admin"
         if is_admin:
             view, stats = PairView(None, [], "", "", "Admin view: labels, agreement, lockouts and the export "
                                                      "are below."), admin_view(store, user)

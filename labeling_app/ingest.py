@@ -143,7 +143,7 @@ class Ingest:
                                    (item["pair_id"],)).fetchone()
                 if seq is None:
                     raise LabelingError(f"no pair {item['pair_id']!r} in the store; add the pairs first.")
-                self.add_imported(conn, item["labeler"], now)
+                self.accounts.add_imported(conn, item["labeler"], now)
                 if conn.execute("SELECT 1 FROM claims WHERE labeler = ? AND item_seq = ?",
                                 (item["labeler"], seq[0])).fetchone():
                     present += 1

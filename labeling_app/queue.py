@@ -13,7 +13,7 @@ comparisons are pairs of an evaluation batch) is claimed, answered, skipped and 
 
 What differs per kind lives with the kind: the checks of an answer, how it is stored and how a claim is
 shown (`pair_queue.py` for pairs, `tasks.py` for ratings and rankings). A mixin over the store's
-transactions (`write`, `draw`) and settings (`k`, `gold_rate`, `claim_timeout`).
+transactions (`write`, `draw`), settings (`k`, `gold_rate`, `claim_timeout`) and `accounts`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Queue:
         """The labeler's open claim on an item of `kind` if any, else a new claim on the next one (gold at
         `gold_rate`, otherwise the highest priority, then the oldest, then the items they skipped);
         `show(conn, claim_id)` of it, or None when nothing is left for them."""
-        self.role(labeler)
+        self.accounts.role(labeler)
         gold_rate = self.gold_rate
         want_gold = gold_rate > 0 and self.draw(lambda rng: rng.random()) < gold_rate
         now = time.time()
@@ -122,7 +122,7 @@ class Queue:
         as stored (in the item's own order); returns `show(conn, answer_id)` once it is committed. A
         `request_id` (any string the client makes up per answer) makes the call idempotent: a retry after
         a lost reply gets the answer first stored for it instead of an error."""
-        self.role(labeler)
+        self.accounts.role(labeler)
         noun = NOUNS[kind]
         now = time.time()
         with self.write() as conn:

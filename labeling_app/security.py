@@ -10,7 +10,7 @@ Content-Security-Policy under which no page loads anything from another host.
   moves on, whatever names they try.
 - The scrypt check runs in a worker thread (`asyncio.to_thread`): Gradio awaits an async auth
   function, so labelers' requests keep flowing during a login flood. Unknown names are checked
-  against a dummy hash (`LabelStore.authenticate`), so timing does not tell which accounts exist.
+  against a dummy hash (`Accounts.authenticate`), so timing does not tell which accounts exist.
 
 The counting uses the `limits` library's moving windows (in memory, per replica); the lockouts
 themselves live in the store.
@@ -50,14 +50,14 @@ class LoginGuard:
 
     async def authenticate(self, username: str, password: str) -> bool:
         """The app's `auth` function: True only for the right password of an account that is not locked."""
-        ok = await asyncio.to_thread(self.store.authenticate, username, password)
+        ok = await asyncio.to_thread(self.store.accounts.authenticate, username, password)
         if ok:
             self._limiter.clear(self._account, "account", username)
             return True
         self._limiter.hit(self._account, "account", username)
         if not self._limiter.test(self._account, "account", username):     # the n-th failure in the window
             reason = f"{self._account.amount} wrong passwords within {self._account.get_expiry()} s"
-            await asyncio.to_thread(self.store.lock, username, self.lockout, reason)
+            await asyncio.to_thread(self.store.accounts.lock, username, self.lockout, reason)
         return False
 
     def client_blocked(self, client: str) -> bool:
@@ -150,7 +150,7 @@ class AdminFiles:
             is_admin = False
             if user:
                 try:
-                    is_admin = self.store.role(user) == "admin"
+                    is_admin = self.store.accounts.role(user) == "admin"
                 except AuthError:                       # an account removed since it signed in
                     is_admin = False
             if not is_admin:

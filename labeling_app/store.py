@@ -7,9 +7,10 @@ holds the store's write lock from its first statement, committed before the call
 UI acknowledged survives a `kill -9`. Labels are never updated in place; an undo writes a retraction.
 
 The class holds the store's settings (k, gold_rate, the loop's status) and its transactions; the rest
-comes in by concern: accounts and lockouts (`accounts.py`), adding items (`ingest.py`), the one queue
-that every kind of task shares (`queue.py`), what pairs add to it (`pair_queue.py`), reading pairs and
-labels back (`reads.py`); ratings and rankings are `store.tasks` (`tasks.py`), on the same queue.
+comes in by concern: adding items (`ingest.py`), the one queue that every kind of task shares
+(`queue.py`), what pairs add to it (`pair_queue.py`), reading pairs and labels back (`reads.py`).
+Ratings and rankings are `store.tasks` (`tasks.py`), on the same queue; accounts and lockouts are
+`store.accounts` (`accounts.py`).
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ def open_database(url: str) -> Database:
     return PostgresDatabase(address) if address.kind == "postgresql" else SQLiteDatabase(address)
 
 
-class LabelStore(Accounts, Ingest, Queue, PairQueue, Reads):
+class LabelStore(Ingest, Queue, PairQueue, Reads):
     """The label store. Thread-safe: each thread uses its own connection.
 
     >>> store = LabelStore("sqlite:///labels.db", k=3)
-    >>> store.add_labeler("ann", "secret")
+    >>> store.accounts.add_labeler("ann", "secret")
     >>> store.add_records(records)                    # or add_candidates(candidate_sets)
     >>> a = store.next_assignment("ann")              # None when the queue is empty for ann
     >>> store.submit("ann", a.pair_id, "A", strength=3)   # "A" as shown, i.e. the left response
@@ -72,6 +73,7 @@ class LabelStore(Accounts, Ingest, Queue, PairQueue, Reads):
         takes the stored values (3 and 0 for a new store); a value that differs from the stored one is
         refused unless `change_settings=True` (`align label settings`), and then holds for every replica."""
         self.db = open_database(url)
+        self.accounts = Accounts(self.db)                # accounts and lockouts (labeling_app/accounts.py)
         options = self.db.options
         self.url = url
         if k is not None and k < 1:

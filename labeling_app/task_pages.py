@@ -180,7 +180,7 @@ def wire_task_events(app, store: LabelStore, config: AppConfig, rate: SimpleName
             """The tab shows for a labeler when the store holds tasks of its kind, with the next one; an
             admin sees no tab and claims nothing."""
             user = user_of(request)
-            if store.role(user) == "admin" or not store.tasks.counts(kind):
+            if store.accounts.role(user) == "admin" or not store.tasks.counts(kind):
                 return gr.update(visible=False), *page(TaskView(kind, None, [], [], ""))
             return gr.update(visible=True), *page(guarded(lambda: show_next_task(store, config, user, kind)))
         return on_load

@@ -34,11 +34,13 @@ from labeling_app.pairs import canonical_json, check_answer_fields
 if TYPE_CHECKING:
     from labeling_app.store import LabelStore
 
-__all__ = ["KINDS", "RATINGS", "Task", "Answer", "TaskQueue", "task_key"]
+__all__ = ["TASK_KINDS", "RATINGS", "Task", "Answer", "TaskQueue", "task_key"]
 
-KINDS = ("rating", "ranking")
+TASK_KINDS = ("rating", "ranking")      # beside pairs, on the one queue (queue.KINDS)
 MAX_RANKED = 9                  # responses per ranking task (the page's slots, A..I)
 RATINGS = ("good", "bad")
+ANSWER_COLUMNS = ("SELECT a.id, i.item_id, i.kind, a.labeler, a.answer, a.rationale, a.seconds, "
+                  "a.created_at, i.gold FROM {table} a JOIN items i ON i.seq = a.item_seq")
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,8 @@ class TaskQueue:
         `provenance` (one dict per response), `gold` (the known answer: "good" / "bad", or ranks in the
         given order), `source`, `priority`, `where` (for errors). All or nothing; returns (added, already
         present)."""
-        if kind not in KINDS:
-            raise LabelingError(f"task kind must be one of {', '.join(KINDS)}, got {kind!r}.")
+        if kind not in TASK_KINDS:
+            raise LabelingError(f"task kind must be one of {', '.join(TASK_KINDS)}, got {kind!r}.")
         rows = list(items)
         gold = [self._check(kind, item) for item in rows]
         added = present = 0
@@ -199,7 +201,8 @@ class TaskQueue:
         answer_id = self.store.retract_last(labeler, kind)
         if answer_id is None:
             return None
-        return _as_answer(self.store.read(_ANSWER + " WHERE a.id = ?", (answer_id,))[0])
+        return _as_answer(self.store.read(ANSWER_COLUMNS.format(table="answers") + " WHERE a.id = ?",
+                                          (answer_id,))[0])
 
     def _kind(self, task_id: str) -> str:
         rows = self.store.read("SELECT kind FROM items WHERE item_id = ? AND kind IN ('rating', 'ranking')",
@@ -209,12 +212,13 @@ class TaskQueue:
     # -- reading ----------------------------------------------------------------------------------
 
     def _answer(self, conn, answer_id: int) -> Answer:
-        return _as_answer(conn.execute(_ANSWER + " WHERE a.id = ?", (answer_id,)).fetchone())
+        return _as_answer(conn.execute(ANSWER_COLUMNS.format(table="answers") + " WHERE a.id = ?",
+                                       (answer_id,)).fetchone())
 
     def answers(self, kind: str | None = None, *, gold: bool = False) -> list[Answer]:
         """Live answers (of `kind`), oldest first; those on gold tasks only with `gold=True` (they measure
         labelers and never train anything)."""
-        rows = self.store.read(_ANSWER.replace("answers a", "live_answers a") +
+        rows = self.store.read(ANSWER_COLUMNS.format(table="live_answers") +
                                " WHERE i.kind IN ('rating', 'ranking') AND (:kind IS NULL OR i.kind = :kind) "
                                "AND (:gold OR i.gold IS NULL) ORDER BY a.id", {"kind": kind, "gold": gold})
         return [_as_answer(r) for r in rows]
@@ -233,10 +237,6 @@ class TaskQueue:
         """Live answers per task of `kind` (gold tasks included)."""
         return dict(self.store.read("SELECT i.item_id, (SELECT COUNT(*) FROM live_answers a WHERE "
                                     "a.item_seq = i.seq) FROM items i WHERE i.kind = ?", (kind,)))
-
-
-_ANSWER = ("SELECT a.id, i.item_id, i.kind, a.labeler, a.answer, a.rationale, a.seconds, a.created_at, "
-           "i.gold FROM answers a JOIN items i ON i.seq = a.item_seq")
 
 
 def _rating(rating) -> str:

@@ -52,8 +52,8 @@ def wait_saved(page, n):
 def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser):
     server = label_server(k=1)
     store = LabelStore(server.store_url, k=1, seed=0)
-    store.add_labeler("ann", "pw-ann")
-    store.add_labeler("boss", "pw-boss", role="admin")
+    store.accounts.add_labeler("ann", "pw-ann")
+    store.accounts.add_labeler("boss", "pw-boss", role="admin")
     hostile = record(0, chosen=HOSTILE)
     store.add_records([hostile, *[record(i) for i in range(1, 8)]])
     server.start()
@@ -92,7 +92,7 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     assert len(store.labels(include_retracted=True)) == 6 and len(store.retracted_ids()) == 1
     assert all(lab.labeler == "ann" for lab in labels)
 
-    store.lock("ann", 900, "5 wrong passwords within 900 s")
+    store.accounts.lock("ann", 900, "5 wrong passwords within 900 s")
     admin = login(browser, server.url, "boss", "pw-boss")
     admin.wait_for_selector("#admin", state="visible")
     summary = admin.locator("#admin-summary").inner_text()
@@ -104,7 +104,7 @@ def test_label_with_mouse_and_keyboard_undo_and_no_script(label_server, browser)
     admin.locator("#admin-unlock-name input, #admin-unlock-name textarea").first.fill("ann")
     admin.locator("#admin-unlock").click()
     admin.wait_for_selector("text=Unlocked ann")
-    assert not store.is_locked("ann")
+    assert not store.accounts.is_locked("ann")
     admin.locator("#admin-export").click()                           # the export: a zip to download
     admin.wait_for_selector("#admin-export-file a[href*='.zip'], #admin-export-file >> text=.zip")
     admin.screenshot(path=str(server.folder / "admin.png"), full_page=True)
@@ -120,7 +120,7 @@ def _claims(store):
 def test_strength_is_off_for_tie_and_both_bad(label_server, browser):
     server = label_server(k=1)
     store = LabelStore(server.store_url, k=1, seed=0)
-    store.add_labeler("ann", "pw-ann")
+    store.accounts.add_labeler("ann", "pw-ann")
     store.add_records([record(i) for i in range(3)])
     server.start()
     page = login(browser, server.url, "ann", "pw-ann")
@@ -168,7 +168,7 @@ def test_pair_text_loads_nothing_from_the_network(label_server, browser):
             f"[p]: {host}/reference.png")
     server = label_server(k=1)
     store = LabelStore(server.store_url, k=1, seed=0)
-    store.add_labeler("ann", "pw-ann")
+    store.accounts.add_labeler("ann", "pw-ann")
     store.add_records([record(0, chosen=text)])
     store.add_pairs([{"prompt": [{"role": "user", "content": text}],
                       "response_a": [{"role": "assistant", "content": "a"}],
@@ -188,7 +188,7 @@ def test_pair_text_loads_nothing_from_the_network(label_server, browser):
 def test_a_long_conversation_shows_from_its_start_with_no_clear_button(label_server, browser):
     server = label_server(k=1)
     store = LabelStore(server.store_url, k=1, seed=0)
-    store.add_labeler("ann", "pw-ann")
+    store.accounts.add_labeler("ann", "pw-ann")
     turns = [{"role": "system", "content": "You are a careful shop assistant."},
              {"role": "user", "content": "OPENING QUESTION: which kettle should I buy?"}]
     for i in range(15):
@@ -230,7 +230,7 @@ def test_rate_with_keys_and_rank_by_typing(label_server, browser):
 
     server = label_server(k=1)
     store = LabelStore(server.store_url, k=1, seed=0)
-    store.add_labeler("ann", "pw-ann")
+    store.accounts.add_labeler("ann", "pw-ann")
     server.start()
     store.tasks.add_ratings(sets(1, 2))                               # imported while the app runs
     store.tasks.add_rankings(sets(1, 3))

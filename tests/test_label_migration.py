@@ -58,16 +58,16 @@ def test_a_schema_4_store_opens_with_every_label_and_account(store_url):
     assert min(a.id for a in answers) > max(label[0] for label in EXPECTED["labels"])
     assert [p.pair_id for p in store.pairs(include_evaluation=True)] == EXPECTED["pairs"]
     assert store.evaluation_batches() == EXPECTED["evaluation_batches"]
-    assert [list(x) for x in store.labelers()] == EXPECTED["labelers"]
-    assert [name for name, *_ in store.lockouts()] == EXPECTED["lockouts"]
+    assert [list(x) for x in store.accounts.labelers()] == EXPECTED["labelers"]
+    assert [name for name, *_ in store.accounts.lockouts()] == EXPECTED["lockouts"]
     assert [store.k, store.gold_rate] == EXPECTED["settings"]
     assert store.loop_status()["round"] == EXPECTED["loop_round"]
     assert [t[0] for t in store.tasks.tasks("ranking")] == EXPECTED["rankings"]
     assert [t[0] for t in store.tasks.tasks("rating")] == EXPECTED["ratings"]
     assert store.remaining() == EXPECTED["remaining"]
-    assert store.authenticate("ann", "pw-ann-1") and not store.authenticate("ann", "wrong")
-    assert store.role("ada") == "admin"
-    assert store.is_locked("cyd")
+    assert store.accounts.authenticate("ann", "pw-ann-1") and not store.accounts.authenticate("ann", "wrong")
+    assert store.accounts.role("ada") == "admin"
+    assert store.accounts.is_locked("cyd")
 
 
 def test_the_queue_goes_on_where_the_old_store_stopped(store_url):

@@ -111,7 +111,7 @@ def kind(request):
 def make_store(store_url, **settings):
     store = LabelStore(store_url(), seed=0, **settings)
     for name in ("ann", "bob"):
-        store.add_labeler(name, "pass-" + name)
+        store.accounts.add_labeler(name, "pass-" + name)
     return store
 
 

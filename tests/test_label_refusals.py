@@ -20,7 +20,7 @@ def record(i: int) -> PreferenceRecord:
 def store(store_url):
     s = LabelStore(store_url(), k=2, seed=0)
     for name in ("ann", "bob", "cat"):
-        s.add_labeler(name, "pass-" + name)
+        s.accounts.add_labeler(name, "pass-" + name)
     s.add_records([record(i) for i in range(4)])
     return s
 
@@ -68,7 +68,7 @@ def test_an_expired_claim_says_whether_the_pair_is_complete(store_url):
 
     store = LabelStore(store_url("l", "claim_timeout=1"), k=1, seed=0)
     for name in ("ann", "bob"):
-        store.add_labeler(name, "pw-long")
+        store.accounts.add_labeler(name, "pw-long")
     store.add_records([record(0)])
     pair = store.next_assignment("ann")
     time.sleep(1.1)                              # ann's claim expires; bob may then claim the pair
@@ -94,7 +94,7 @@ def test_a_version_1_store_migrates_and_keeps_its_labels(tmp_path):
     conn.close()
     store = LabelStore(f"sqlite:///{path}", k=1)
     assert store.migrated_from == 1
-    store.add_labeler("ann", "pw-long")
+    store.accounts.add_labeler("ann", "pw-long")
     store.add_records([record(0)])
     pair = store.next_assignment("ann")
     assert store.submit("ann", pair.pair_id, "A", 3, request_id="r").id == 1
@@ -170,17 +170,17 @@ def test_a_full_disk_refuses_with_one_message_logs_once_and_recovers(store, capl
 def test_the_admin_view_shows_lockouts_and_labels_over_time_and_unlocks(store):
     from labeling_app.app import admin_view, unlock_account
 
-    store.add_labeler("boss", "boss-password", role="admin")
+    store.accounts.add_labeler("boss", "boss-password", role="admin")
     pair = store.next_assignment("ann")
     store.submit("ann", pair.pair_id, "A", 3)
-    store.lock("bob", 900, "5 wrong passwords within 900 s")
+    store.accounts.lock("bob", 900, "5 wrong passwords within 900 s")
     summary, per_labeler, per_hour, locked, over_time = admin_view(store, "boss")
     assert locked[0][0] == "bob" and "wrong passwords" in locked[0][2]
     # one hour of labels still draws a line: from 0 in the hour before
     assert list(over_time["labeler"]) == ["ann", "ann"] and list(over_time["labels"]) == [0, 1]
     assert (over_time["hour"][1] - over_time["hour"][0]).total_seconds() == 3600
     assert "agreement not measured yet: no pair has two labels" in summary and "None" not in summary
-    assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.is_locked("bob")
+    assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.accounts.is_locked("bob")
     with pytest.raises(LabelingError, match="needs an admin account"):
         unlock_account(store, "ann", "bob")
 
@@ -191,7 +191,7 @@ def test_while_a_loop_trains_the_page_says_the_next_batch_is_coming_and_the_admi
     the round, the stage, the labels still wanted and each round's labelers' win rate."""
     from labeling_app.app import AppConfig, admin_view, show_next
 
-    store.add_labeler("boss", "boss-password", role="admin")
+    store.accounts.add_labeler("boss", "boss-password", role="admin")
     while (pair := store.next_assignment("ann")) is not None:
         store.submit("ann", pair.pair_id, "A", 3)
     assert "Nothing left to label" in show_next(store, AppConfig(), "ann").status     # no loop: the end

@@ -84,7 +84,7 @@ def started(label_server, pairs: int, labelers: int, store_url: str | None = Non
     store.add_records([record(i) for i in range(pairs)])
     accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(labelers)]
     for name, pw in accounts:
-        store.add_labeler(name, pw)
+        store.accounts.add_labeler(name, pw)
     server.start()
     return server, store, accounts
 
@@ -117,7 +117,7 @@ def test_labelers_in_turn_give_the_same_labels_for_the_same_seed(tmp_path):
         store.add_records([record(j) for j in range(12)])
         accounts = [(f"sim-{j:02d}", f"pw-sim-{j:02d}") for j in range(4)]
         for name, pw in accounts:
-            store.add_labeler(name, pw)
+            store.accounts.add_labeler(name, pw)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -167,7 +167,7 @@ def test_two_replicas_on_one_postgresql_database(label_server, postgres_server):
     store.add_records([record(i) for i in range(150)])
     accounts = [(f"sim-{i:02d}", f"pw-sim-{i:02d}") for i in range(10)]
     for name, pw in accounts:
-        store.add_labeler(name, pw)
+        store.accounts.add_labeler(name, pw)
     one.start()
     two.start()
     box = {}

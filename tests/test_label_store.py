@@ -30,8 +30,8 @@ def record(i: int, chosen="good", rejected="bad") -> PreferenceRecord:
 def store(store_url):
     s = LabelStore(store_url(), k=2, seed=0)
     for name in ("ann", "bob", "cat"):
-        s.add_labeler(name, "pass-" + name)
-    s.add_labeler("boss", "pass-boss", role="admin")
+        s.accounts.add_labeler(name, "pass-" + name)
+    s.accounts.add_labeler("boss", "pass-boss", role="admin")
     s.add_records([record(i) for i in range(4)])
     return s
 
@@ -123,10 +123,10 @@ def test_submit_checks(store):
     with pytest.raises(NotAssignedError, match="labeled pair .* already"):
         store.submit("ann", a.pair_id, "A", 3)
     assert store.labels()[0].rationale == "clearer"
-    assert not store.authenticate("ann", "wrong") and store.authenticate("ann", "pass-ann")
+    assert not store.accounts.authenticate("ann", "wrong") and store.accounts.authenticate("ann", "pass-ann")
     with pytest.raises(AuthError):
-        store.require_admin("ann")
-    store.require_admin("boss")
+        store.accounts.require_admin("ann")
+    store.accounts.require_admin("boss")
 
 
 def test_undo_writes_a_retraction_and_reopens_the_pair(store):
@@ -148,7 +148,7 @@ def test_undo_writes_a_retraction_and_reopens_the_pair(store):
 def test_skip_and_claim_expiry(store_url):
     s = LabelStore(store_url("e", "claim_timeout=0.2"), k=1)
     for name in ("ann", "bob"):
-        s.add_labeler(name, "pw-" + name)
+        s.accounts.add_labeler(name, "pw-" + name)
     s.add_records([record(0), record(1)])
     a = s.next_assignment("ann")
     assert s.next_assignment("ann").pair_id == a.pair_id        # an open claim is returned again
@@ -169,7 +169,7 @@ def test_skip_and_claim_expiry(store_url):
 
 def test_gold_pairs_and_accuracy(store_url):
     s = LabelStore(store_url("g"), k=1, gold_rate=0.5, seed=1)
-    s.add_labeler("ann", "pw-ann")
+    s.accounts.add_labeler("ann", "pw-ann")
     s.add_records([record(i) for i in range(6)])
     s.add_records([record(100 + i) for i in range(4)], gold=True)
     seen_gold = 0
@@ -220,7 +220,7 @@ def test_quality_figures_hand_computed(store):
 def test_export_aggregates_majority_margin_and_ties(tmp_path, store_url):
     s = LabelStore(store_url("x"), k=3, seed=0)
     for name in ("ann", "bob", "cat"):
-        s.add_labeler(name, "pw-" + name)
+        s.accounts.add_labeler(name, "pw-" + name)
     s.add_records([record(i) for i in range(3)])
     pairs = [p.pair_id for p in s.pairs()]
     plan = {"ann": [("B", 4), ("tie", 1), ("A", 1)], "bob": [("B", 2), ("tie", 1), ("B", 1)],
@@ -276,7 +276,7 @@ def test_concurrent_claims_never_exceed_k(store_url):
     s = LabelStore(store_url("c"), k=3, seed=0)
     names = [f"l{i:02d}" for i in range(12)]
     for n in names:
-        s.add_labeler(n, "pw-" + n)
+        s.accounts.add_labeler(n, "pw-" + n)
     s.add_records([record(i) for i in range(10)])
     errors = []
 
@@ -321,7 +321,7 @@ def test_export_trains_unchanged_in_trl(tmp_path, tiny_llama, store_url):
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     s = LabelStore(store_url("t"), k=1, seed=0)
-    s.add_labeler("ann", "pw-ann")
+    s.accounts.add_labeler("ann", "pw-ann")
     s.add_records([record(i) for i in range(6)])
     label_all(s, "ann", choice="A", strength=4)
     export_dataset(s, tmp_path / "out")
@@ -352,7 +352,7 @@ def test_a_lost_postgresql_server_refuses_with_one_message_and_recovers(caplog):
         pytest.skip("PostgreSQL is not installed here")
     with PostgresServer() as server:
         s = LabelStore(server.new_database("lost"), k=1, seed=0)
-        s.add_labeler("ann", "pw-ann")
+        s.accounts.add_labeler("ann", "pw-ann")
         s.add_records([record(i) for i in range(3)])
         first = s.next_assignment("ann")
         s.submit("ann", first.pair_id, "A", 3)

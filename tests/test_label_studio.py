@@ -68,7 +68,7 @@ def test_our_tasks_come_back_from_a_label_studio_export_with_their_labels(tmp_pa
     assert len(store.labels()) == 4
     assert main(["label", "import", str(export), "--format", "label-studio", "--store", url]) == 0
     assert len(store.labels()) == 4                                    # importing again adds nothing
-    assert not store.authenticate("ls-ann-example.com", "")           # an imported account cannot log in
+    assert not store.accounts.authenticate("ls-ann-example.com", "")   # an imported account cannot log in
 
 
 def test_a_file_that_is_not_a_label_studio_export_is_refused_by_name(tmp_path):

@@ -22,7 +22,7 @@ def sets(n: int = 3, k: int = 4) -> list[CandidateSet]:
 def store(store_url):
     s = LabelStore(store_url(), k=2, seed=0)
     for name in ("ann", "bob", "cat"):
-        s.add_labeler(name, "pass-" + name)
+        s.accounts.add_labeler(name, "pass-" + name)
     return s
 
 
@@ -106,7 +106,7 @@ def test_concurrent_raters_never_exceed_k(store_url):
     s = LabelStore(store_url("c"), k=3, seed=0)
     names = [f"r{i:02d}" for i in range(8)]
     for n in names:
-        s.add_labeler(n, "pw-" + n)
+        s.accounts.add_labeler(n, "pw-" + n)
     s.tasks.add_ratings(sets(5, 2))
     errors = []
 

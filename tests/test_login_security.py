@@ -20,8 +20,8 @@ def _login(url: str, user: str, password: str) -> httpx.Response:
 def server(label_server):
     server = label_server(k=1, config="k: 1\nlogin_failures: 3\nclient_login_failures: 8\n")
     store = LabelStore(server.store_url)
-    store.add_labeler("ann", "right-password")
-    store.add_labeler("boss", "boss-password", role="admin")
+    store.accounts.add_labeler("ann", "right-password")
+    store.accounts.add_labeler("boss", "boss-password", role="admin")
     return server.start()
 
 
@@ -64,12 +64,12 @@ def test_the_password_check_runs_off_the_event_loop(tmp_path):
     from labeling_app.app import launch_options
 
     store = LabelStore(f"sqlite:///{tmp_path}/l.db")
-    store.add_labeler("ann", "right-password")
+    store.accounts.add_labeler("ann", "right-password")
     auth = launch_options(store)["auth"]
     assert inspect.iscoroutinefunction(auth)                   # Gradio awaits it instead of blocking
     threads = []
-    original = store.authenticate
-    store.authenticate = lambda *a: threads.append(threading.current_thread().name) or original(*a)
+    original = store.accounts.authenticate
+    store.accounts.authenticate = lambda *a: threads.append(threading.current_thread().name) or original(*a)
     loop_thread = []
 
     async def main():

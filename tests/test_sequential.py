@@ -83,7 +83,7 @@ def test_an_evaluation_batch_stops_as_soon_as_it_is_decided_and_trains_nothing(t
     from labeling_app.store import LabelStore
 
     store = LabelStore(f"sqlite:///{tmp_path}/labels.db", k=1, seed=0)
-    store.add_labeler("ann", "a long password 1")
+    store.accounts.add_labeler("ann", "a long password 1")
     prompts = [[{"role": "user", "content": f"Review thing {i}"}] for i in range(60)]
     new = [[f"new answer {j} to {i}" for i in range(60)] for j in range(2)]
     old = [[f"old answer {j} to {i}" for i in range(60)] for j in range(2)]

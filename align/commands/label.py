@@ -115,7 +115,7 @@ def serve(args) -> int:
     config = load_config(AppConfig, args.config)
     store = _store(args, k=config.k, gold_rate=config.gold_rate, claim_timeout=config.claim_timeout,
                    max_text_chars=config.max_text_chars)
-    if not store.labelers():
+    if not store.accounts.labelers():
         print(f"align label serve: warning: {args.store} has no accounts yet; add one with "
               f"`align label add-user NAME --role admin --store {args.store}`.", file=sys.stderr)
     app = build_app(store, config)
@@ -137,12 +137,12 @@ def unlock(args) -> int:
 
     store = _store(args)
     if args.name is None:
-        locked = store.lockouts()
+        locked = store.accounts.lockouts()
         for name, _, until, reason in locked:
             print(f"{name}: locked for {max(0, until - time.time()) / 60:.0f} more minutes ({reason})")
         print(f"{len(locked)} account(s) locked in {args.store}")
         return 0
-    if store.unlock(args.name):
+    if store.accounts.unlock(args.name):
         print(f"unlocked {args.name!r} in {args.store}")
         return 0
     print(f"align label unlock: {args.name!r} is not locked in {args.store}.", file=sys.stderr)
@@ -157,7 +157,7 @@ def add_user(args) -> int:
             return 1
     else:
         password = sys.stdin.readline().rstrip("\n")
-    _store(args).add_labeler(args.name, password, args.role)
+    _store(args).accounts.add_labeler(args.name, password, args.role)
     print(f"added {args.role} {args.name!r} to {args.store}")
     return 0
 
@@ -323,10 +323,10 @@ def simulate(args) -> int:
     rater = load_rater(args.judge, threshold=args.threshold) if args.kind == "rating" else None
     names = simulated_accounts(args.labelers)
     store = _store(args)
-    existing = {name for name, _ in store.labelers()}
+    existing = {name for name, _ in store.accounts.labelers()}
     for name in names:
         if name not in existing:
-            store.add_labeler(name, args.password)
+            store.accounts.add_labeler(name, args.password)
     from tqdm import tqdm
 
     with tqdm(desc="labels", unit="label", total=args.max_labels) as bar:

@@ -117,10 +117,10 @@ class LabelingDesk:
 
         cfg = self.config
         accounts = [(f"sim-{i + 1:02d}", f"simulated-{i + 1:02d}") for i in range(cfg.labelers)]
-        known = {name for name, _ in self.store.labelers()}
+        known = {name for name, _ in self.store.accounts.labelers()}
         for name, password in accounts:
             if name not in known:
-                self.store.add_labeler(name, password)
+                self.store.accounts.add_labeler(name, password)
         labelers = load_judge(cfg.judge, temperature=cfg.judge_temperature)   # noisy, unlike the oracle
         result = simulate(self.url, accounts, labelers, seed=seed, in_turn=True, progress=progress)
         if self._remaining(batches):
