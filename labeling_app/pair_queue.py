@@ -8,17 +8,18 @@ over the store's queue (`claim`, `answer`, `skip_item`, `retract_last`).
 from __future__ import annotations
 
 from labeling_app.pairs import SWAP, Assignment, Label, check_label_input, shown_order_name
+from labeling_app.queue import ANSWER_COLUMNS
 
 __all__ = ["PairQueue", "LABEL_COLUMNS", "as_label"]
 
-LABEL_COLUMNS = ("SELECT a.id, i.item_id, a.labeler, a.answer, a.strength, a.rationale, a.shown_order, "
-                 "a.seconds, a.created_at FROM {table} a JOIN items i ON i.seq = a.item_seq "
-                 "WHERE i.kind = 'pair'")
+LABEL_COLUMNS = ANSWER_COLUMNS + " WHERE i.kind = 'pair'"
 
 
 def as_label(row) -> Label:
-    """A `Label` from a row of `LABEL_COLUMNS`."""
-    return Label(*row[:6], shown_order_name(row[6]), *row[7:])
+    """A `Label` from an answer's row (`labeling_app.queue.ANSWER_COLUMNS`)."""
+    answer_id, pair_id, _, labeler, choice, strength, rationale, order, seconds, created_at, _ = row
+    return Label(answer_id, pair_id, labeler, choice, strength, rationale, shown_order_name(order), seconds,
+                 created_at)
 
 
 class PairQueue:
@@ -43,12 +44,8 @@ class PairQueue:
         def stored(order: list[int]) -> str:
             return choice if order == [0, 1] else SWAP[choice]
 
-        return self.answer(labeler, pair_id, "pair", stored, self._label_in, strength=strength,
-                           rationale=rationale or "", request_id=request_id)
-
-    def _label_in(self, conn, label_id: int) -> Label:
-        return as_label(conn.execute(LABEL_COLUMNS.format(table="answers") + " AND a.id = ?",
-                                     (label_id,)).fetchone())
+        return as_label(self.answer(labeler, pair_id, "pair", stored, strength=strength,
+                                    rationale=rationale or "", request_id=request_id))
 
     def skip(self, labeler: str, pair_id: str) -> None:
         """Give the pair back: others may label it, and this labeler sees it again once nothing new is

@@ -25,7 +25,7 @@ from typing import Callable, TypeVar
 from foundation.records import Message
 from labeling_app.errors import LabelingError, NotAssignedError
 
-__all__ = ["Queue", "KINDS", "NOUNS", "LOAD", "OPEN_BATCH", "HELD"]
+__all__ = ["Queue", "KINDS", "NOUNS", "LOAD", "OPEN_BATCH", "HELD", "ANSWER_COLUMNS"]
 
 T = TypeVar("T")
 
@@ -40,6 +40,12 @@ OPEN_BATCH = "NOT EXISTS (SELECT 1 FROM batches b WHERE b.name = i.batch AND b.c
 
 # A claim `c` on item `i` still holds if unexpired, or if the item still has room, or if gold.
 HELD = f"(c.expires_at > :now OR {LOAD} < :k OR i.gold IS NOT NULL)"
+
+# An answer as every kind reads it back: (id, item id, kind, labeler, answer as stored, strength,
+# rationale, shown order, seconds, created at, the item's gold answer), from `answers` or `live_answers`.
+ANSWER_COLUMNS = ("SELECT a.id, i.item_id, i.kind, a.labeler, a.answer, a.strength, a.rationale, "
+                  "a.shown_order, a.seconds, a.created_at, i.gold FROM {table} a JOIN items i "
+                  "ON i.seq = a.item_seq")
 
 # Items of :kind that :who has never claimed, of :batch (None: any), in a batch still open.
 FRESH = ("i.kind = :kind AND (:batch IS NULL OR i.batch = :batch) AND " + OPEN_BATCH + " AND NOT EXISTS "
@@ -115,11 +121,10 @@ class Queue:
         texts = dict(conn.execute(f"SELECT id, messages FROM responses WHERE id IN ({marks})", ids))
         return item_id, kind, json.loads(prompt), [json.loads(texts[ids[i]]) for i in order], order, claimed
 
-    def answer(self, labeler: str, item_id: str, kind: str, stored: Callable[[list[int]], str],
-               show: Callable[..., T], *, strength: int | None = None, rationale: str = "",
-               request_id: str | None = None) -> T:
+    def answer(self, labeler: str, item_id: str, kind: str, stored: Callable[[list[int]], str], *,
+               strength: int | None = None, rationale: str = "", request_id: str | None = None) -> tuple:
         """Store the labeler's answer on their open claim of `item_id`: `stored(shown order)` is the answer
-        as stored (in the item's own order); returns `show(conn, answer_id)` once it is committed. A
+        as stored (in the item's own order); returns its row (`ANSWER_COLUMNS`) once it is committed. A
         `request_id` (any string the client makes up per answer) makes the call idempotent: a retry after
         a lost reply gets the answer first stored for it instead of an error."""
         self.accounts.role(labeler)
@@ -134,26 +139,28 @@ class Queue:
                     raise LabelingError(f"request id {request_id!r} of {labeler!r} was used for a "
                                         f"{NOUNS[done[1]]} already; make a new id for each answer.")
                 if done:
-                    return show(conn, done[0])
+                    return conn.execute(ANSWER_COLUMNS.format(table="answers") + " WHERE a.id = ?",
+                                        (done[0],)).fetchone()
             row = conn.execute(
-                f"SELECT c.id, c.status, c.shown_order, c.claimed_at, {HELD}, i.completed, i.seq "
+                f"SELECT c.id, c.status, c.shown_order, c.claimed_at, {HELD}, i.completed, i.seq, i.gold "
                 "FROM claims c JOIN items i ON i.seq = c.item_seq "
                 "WHERE i.item_id = :item AND i.kind = :kind AND c.labeler = :who",
                 {"now": now, "k": self.k, "item": item_id, "kind": kind, "who": labeler}).fetchone()
             if row is None:
                 raise NotAssignedError(f"{noun} {item_id!r} is not assigned to {labeler!r}; "
                                        f"ask for the next {noun}.")
-            claim_id, status, order, claimed_at, still_yours, completed, seq = row
+            claim_id, status, order, claimed_at, still_yours, completed, seq, gold = row
             if status != "open" or not still_yours:
                 raise NotAssignedError(self._refusal(labeler, noun, item_id, status, completed))
+            value, seconds = stored(json.loads(order)), max(0.0, now - claimed_at)
             answer_id = conn.execute(
                 "INSERT INTO answers (claim_id, item_seq, labeler, answer, strength, rationale, shown_order, "
                 "seconds, created_at, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (claim_id, seq, labeler, stored(json.loads(order)), strength, rationale or "", order,
-                 max(0.0, now - claimed_at), now, request_id)).fetchone()[0]
+                (claim_id, seq, labeler, value, strength, rationale, order, seconds, now,
+                 request_id)).fetchone()[0]
             conn.execute("UPDATE claims SET status = 'done' WHERE id = ?", (claim_id,))
             self.mark_completed(conn, seq)
-            return show(conn, answer_id)
+        return answer_id, item_id, kind, labeler, value, strength, rationale, order, seconds, now, gold
 
     def _refusal(self, labeler: str, noun: str, item_id: str, status: str, completed: bool) -> str:
         """Why an answer on a claim that is not open any more is refused, as it is."""
@@ -203,6 +210,9 @@ class Queue:
 
     def mark_completed(self, conn, seq: int | None) -> None:
         """Keep `items.completed` (k live answers) current for one item, or all with None."""
-        conn.execute("UPDATE items SET completed = CASE WHEN (SELECT COUNT(*) FROM live_answers a "
-                     "WHERE a.item_seq = items.seq) >= ? THEN 1 ELSE 0 END "
-                     "WHERE gold IS NULL AND (? IS NULL OR seq = ?)", (self.k, seq, seq))
+        count = ("UPDATE items SET completed = CASE WHEN (SELECT COUNT(*) FROM live_answers a "
+                 "WHERE a.item_seq = items.seq) >= ? THEN 1 ELSE 0 END WHERE gold IS NULL")
+        if seq is None:
+            conn.execute(count, (self.k,))
+        else:
+            conn.execute(count + " AND seq = ?", (self.k, seq))

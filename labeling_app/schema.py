@@ -183,6 +183,7 @@ MIGRATIONS: list[str] = [
         UNIQUE (labeler, item_seq)                     -- a labeler never gets an item twice
     );
     CREATE INDEX claims_load ON claims (item_seq, status, expires_at);
+    CREATE INDEX claims_open ON claims (labeler, item_seq) WHERE status = 'open';
     CREATE TABLE answers (
         id INTEGER PRIMARY KEY,
         claim_id INTEGER NOT NULL REFERENCES claims(id),

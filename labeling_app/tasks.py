@@ -30,6 +30,7 @@ from foundation.records import Message
 from foundation.stats import dense_ranks
 from labeling_app.errors import LabelingError
 from labeling_app.pairs import canonical_json, check_answer_fields
+from labeling_app.queue import ANSWER_COLUMNS
 
 if TYPE_CHECKING:
     from labeling_app.store import LabelStore
@@ -39,8 +40,6 @@ __all__ = ["TASK_KINDS", "RATINGS", "Task", "Answer", "TaskQueue", "task_key"]
 TASK_KINDS = ("rating", "ranking")      # beside pairs, on the one queue (queue.KINDS)
 MAX_RANKED = 9                  # responses per ranking task (the page's slots, A..I)
 RATINGS = ("good", "bad")
-ANSWER_COLUMNS = ("SELECT a.id, i.item_id, i.kind, a.labeler, a.answer, a.rationale, a.seconds, "
-                  "a.created_at, i.gold FROM {table} a JOIN items i ON i.seq = a.item_seq")
 
 
 @dataclass(frozen=True)
@@ -186,8 +185,8 @@ class TaskQueue:
 
     def _submit(self, labeler, task_id, kind, stored, rationale, request_id) -> Answer:
         check_answer_fields("task_id", task_id, rationale, request_id)
-        return self.store.answer(labeler, task_id, kind, stored, self._answer, rationale=rationale or "",
-                                 request_id=request_id)
+        return _as_answer(self.store.answer(labeler, task_id, kind, stored, rationale=rationale or "",
+                                            request_id=request_id))
 
     def skip(self, labeler: str, task_id: str, kind: str | None = None) -> None:
         """Give the task back: others may answer it, and this labeler gets it again once nothing new of
@@ -210,10 +209,6 @@ class TaskQueue:
         return rows[0][0] if rows else "rating"
 
     # -- reading ----------------------------------------------------------------------------------
-
-    def _answer(self, conn, answer_id: int) -> Answer:
-        return _as_answer(conn.execute(ANSWER_COLUMNS.format(table="answers") + " WHERE a.id = ?",
-                                       (answer_id,)).fetchone())
 
     def answers(self, kind: str | None = None, *, gold: bool = False) -> list[Answer]:
         """Live answers (of `kind`), oldest first; those on gold tasks only with `gold=True` (they measure
@@ -246,9 +241,12 @@ def _rating(rating) -> str:
 
 
 def _as_answer(row) -> Answer:
+    """An `Answer` from an answer's row (`labeling_app.queue.ANSWER_COLUMNS`)."""
+    answer_id, task_id, kind, labeler, answer, _, rationale, _, seconds, created_at, gold = row
+
     def read(stored):
-        return stored if row[2] == "rating" or stored is None else json.loads(stored)
-    return Answer(row[0], row[1], row[2], row[3], read(row[4]), row[5], row[6], row[7], read(row[8]))
+        return stored if kind == "rating" or stored is None else json.loads(stored)
+    return Answer(answer_id, task_id, kind, labeler, read(answer), rationale, seconds, created_at, read(gold))
 
 
 def _assistant(text: str) -> Message:
