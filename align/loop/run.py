@@ -29,7 +29,7 @@ from align.distributed import Processes
 from align.evaluate import sample_once
 from align.judges import load_judge
 from align.loop.config import LoopConfig
-from align.loop.labeling import LabelingDesk, LabelingStopped, open_store
+from align.loop.labeling import labeling_desk, open_store
 from align.loop.prompts import split_prompts
 from align.loop.report import describe_stage, write_report
 from align.loop.stages import STAGES, TRAINING_STAGES
@@ -38,7 +38,7 @@ from align.loop.trackers import RoundTracker, round_metrics
 from align.policy import Generation, Policy
 from reward.ensemble import load_scorer
 
-__all__ = ["Loop", "run_loop", "summary_line", "LabelingStopped"]
+__all__ = ["Loop", "run_loop", "summary_line"]
 
 
 class Loop:
@@ -52,7 +52,7 @@ class Loop:
         self.out.mkdir(parents=True, exist_ok=True)
         self.url = config.store or f"sqlite:///{self.out.resolve()}/labels.db"
         self.store = open_store(config, self.url) if self.processes.is_main else None
-        self.desk = LabelingDesk(config, self.store)
+        self.desk = labeling_desk(config, self.store) if self.processes.is_main else None
         self.judge = None if config.judge == "none" else load_judge(config.judge)
         self.train_prompts, self.heldout = split_prompts(config.prompts, config.heldout_prompts,
                                                          first_turn=config.prompt_turns == "first",
@@ -123,7 +123,8 @@ class Loop:
                 print(f"align loop: report in {self.out / 'report.md'} "
                       f"({time.perf_counter() - t0:.0f} s this run)")
         finally:
-            self.desk.close()
+            if self.desk is not None:
+                self.desk.close()
             tracker.close()
         final = self.state.kept(self.config.rounds)
         return self.state.round(final).get("evaluation", {}) if final else {}

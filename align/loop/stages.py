@@ -101,7 +101,7 @@ def select(loop, r: int) -> None:
 
 def label(loop, r: int) -> None:
     """Simulated labelers (or people) label at the app until every pair of the round has k labels."""
-    loop.desk.label(r, (f"round-{r}/active", f"round-{r}/random"))
+    loop.desk.label((f"round-{r}/active", f"round-{r}/random"), what=f"align loop: round {r}", seed=r)
     stats = label_stats(loop.store)
     loop.state.round(r)["labels"] = {key: stats[key]
                                      for key in ("labels", "krippendorff_alpha", "pairwise_agreement")}
@@ -281,7 +281,8 @@ def _labelers_compare(loop, r: int, new, references: dict[str, tuple]) -> dict:
             k, reference = references[name]
             w.sides.update(_comparison(loop, r, name, answer, loop.heldout_samples(r, new, answer),
                                        loop.heldout_samples(k, reference, answer)))
-        loop.desk.judge(r, undecided, publish=lambda: loop.publish(r, "evaluate", watches))
+        loop.desk.compare(undecided, what=f"align loop: round {r}", most=loop.config.eval_labels,
+                          seed=1000 + r, publish=lambda: loop.publish(r, "evaluate", watches))
     for w in watches.values():
         w.finish()
     return {name: w.result() for name, w in watches.items()}
