@@ -8,7 +8,7 @@ over the store's queue (`claim`, `answer`, `skip_item`, `retract_last`).
 from __future__ import annotations
 
 from labeling_app.pairs import SWAP, Assignment, Label, check_label_input, shown_order_name
-from labeling_app.queue import ANSWER_COLUMNS
+from labeling_app.queue import ANSWER_COLUMNS, Shown
 
 __all__ = ["PairQueue", "LABEL_COLUMNS", "as_label"]
 
@@ -30,9 +30,11 @@ class PairQueue:
         `gold_rate`, otherwise the highest priority, then the oldest); None when nothing is left."""
         return self.claim(labeler, "pair", self._assignment, batch=batch)
 
-    def _assignment(self, conn, claim_id: int) -> Assignment:
-        pair_id, _, prompt, (left, right), order, claimed = self.shown_item(conn, claim_id)
-        return Assignment(pair_id, prompt, left, right, shown_order_name(order), claimed)
+    @staticmethod
+    def _assignment(shown: Shown) -> Assignment:
+        left, right = shown.responses
+        return Assignment(shown.item_id, shown.prompt, left, right, shown_order_name(shown.order),
+                          shown.claimed_at)
 
     def submit(self, labeler: str, pair_id: str, choice: str, strength: int = 3,
                rationale: str = "", request_id: str | None = None) -> Label:

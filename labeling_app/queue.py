@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from foundation.records import Message
 from labeling_app.errors import LabelingError, NotAssignedError
 
-__all__ = ["Queue", "KINDS", "NOUNS", "LOAD", "OPEN_BATCH", "HELD", "ANSWER_COLUMNS"]
+__all__ = ["Queue", "Shown", "KINDS", "NOUNS", "LOAD", "OPEN_BATCH", "HELD", "ANSWER_COLUMNS"]
 
 T = TypeVar("T")
 
@@ -47,18 +48,34 @@ ANSWER_COLUMNS = ("SELECT a.id, i.item_id, i.kind, a.labeler, a.answer, a.streng
                   "a.shown_order, a.seconds, a.created_at, i.gold FROM {table} a JOIN items i "
                   "ON i.seq = a.item_seq")
 
+# A claim `c` on item `i` as the queue shows it (`Queue._shown`).
+CLAIMED = "i.item_id, i.kind, i.prompt_id, i.responses, c.shown_order, c.claimed_at"
+
 # Items of :kind that :who has never claimed, of :batch (None: any), in a batch still open.
 FRESH = ("i.kind = :kind AND (:batch IS NULL OR i.batch = :batch) AND " + OPEN_BATCH + " AND NOT EXISTS "
          "(SELECT 1 FROM claims y WHERE y.item_seq = i.seq AND y.labeler = :who)")
 
 
+@dataclass(frozen=True)
+class Shown:
+    """An item as one labeler's claim shows it: the responses in the order drawn for them."""
+
+    item_id: str
+    kind: str
+    prompt: list[Message]
+    responses: list[list[Message]]
+    order: list[int]              # screen position i shows the item's stored response order[i]
+    claimed_at: float
+
+
 class Queue:
     """Claims, answers, skips and undo over the store's items, for every kind."""
 
-    def claim(self, labeler: str, kind: str, show: Callable[..., T], *, batch: str | None = None) -> T | None:
+    def claim(self, labeler: str, kind: str, show: Callable[[Shown], T], *,
+              batch: str | None = None) -> T | None:
         """The labeler's open claim on an item of `kind` if any, else a new claim on the next one (gold at
         `gold_rate`, otherwise the highest priority, then the oldest, then the items they skipped);
-        `show(conn, claim_id)` of it, or None when nothing is left for them."""
+        `show(Shown)` of it, or None when nothing is left for them."""
         self.accounts.role(labeler)
         gold_rate = self.gold_rate
         want_gold = gold_rate > 0 and self.draw(lambda rng: rng.random()) < gold_rate
@@ -66,38 +83,40 @@ class Queue:
         args = {"now": now, "k": self.k, "who": labeler, "kind": kind, "batch": batch}
         with self.write() as conn:
             open_row = conn.execute(
-                f"SELECT c.id, {HELD} FROM claims c JOIN items i ON i.seq = c.item_seq "
+                f"SELECT c.id, {HELD}, {CLAIMED} FROM claims c JOIN items i ON i.seq = c.item_seq "
                 "WHERE c.labeler = :who AND c.status = 'open' AND i.kind = :kind ORDER BY c.id LIMIT 1",
                 args).fetchone()
             if open_row:
                 if open_row[1]:
                     conn.execute("UPDATE claims SET expires_at = ? WHERE id = ?",
                                  (now + self.claim_timeout, open_row[0]))
-                    return show(conn, open_row[0])
+                    return show(self._shown(conn, *open_row[2:]))
                 conn.execute("UPDATE claims SET status = 'expired' WHERE id = ?", (open_row[0],))
             row = None
+            item = "i.seq, i.item_id, i.kind, i.prompt_id, i.responses"
             if want_gold:
-                row = conn.execute(f"SELECT i.seq, i.responses FROM items i WHERE i.gold IS NOT NULL "
+                row = conn.execute(f"SELECT {item} FROM items i WHERE i.gold IS NOT NULL "
                                    f"AND {FRESH} ORDER BY i.seq LIMIT 1", args).fetchone()
             if row is None:
-                row = conn.execute(f"SELECT i.seq, i.responses FROM items i WHERE i.gold IS NULL "
+                row = conn.execute(f"SELECT {item} FROM items i WHERE i.gold IS NULL "
                                    f"AND i.completed = 0 AND {FRESH} AND {LOAD} < :k "
                                    f"ORDER BY i.priority DESC, i.seq LIMIT 1", args).fetchone()
             if row is None:
-                claim_id = self._reopen_skipped(conn, args)
-                return None if claim_id is None else show(conn, claim_id)
-            n = len(json.loads(row[1]))
-            order = self.draw(lambda rng: rng.sample(range(n), n))
-            claim_id = conn.execute(
-                "INSERT INTO claims (item_seq, labeler, shown_order, claimed_at, expires_at, status) "
-                "VALUES (?, ?, ?, ?, ?, 'open') RETURNING id",
-                (row[0], labeler, json.dumps(order), now, now + self.claim_timeout)).fetchone()[0]
-            return show(conn, claim_id)
+                skipped = self._reopen_skipped(conn, args)
+                return None if skipped is None else show(self._shown(conn, *skipped))
+            seq, item_id, kind, prompt_id, responses = row
+            n = len(json.loads(responses))
+            order = json.dumps(self.draw(lambda rng: rng.sample(range(n), n)))
+            conn.execute("INSERT INTO claims (item_seq, labeler, shown_order, claimed_at, expires_at, "
+                         "status) VALUES (?, ?, ?, ?, ?, 'open')",
+                         (seq, labeler, order, now, now + self.claim_timeout))
+            return show(self._shown(conn, item_id, kind, prompt_id, responses, order, now))
 
-    def _reopen_skipped(self, conn, args: dict) -> int | None:
+    def _reopen_skipped(self, conn, args: dict) -> tuple | None:
         """When nothing new is left for a labeler, the items they skipped come back (oldest skip first)
-        while they still need answers: a skip puts an item at the end of that labeler's queue."""
-        row = conn.execute(f"SELECT c.id FROM claims c JOIN items i ON i.seq = c.item_seq "
+        while they still need answers: a skip puts an item at the end of that labeler's queue. The claim
+        reopened (`CLAIMED`), or None."""
+        row = conn.execute(f"SELECT c.id, {CLAIMED} FROM claims c JOIN items i ON i.seq = c.item_seq "
                            f"WHERE c.labeler = :who AND c.status = 'skipped' AND i.kind = :kind "
                            f"AND i.completed = 0 AND (:batch IS NULL OR i.batch = :batch) AND {OPEN_BATCH} "
                            f"AND {LOAD} < :k ORDER BY c.expires_at LIMIT 1", args).fetchone()
@@ -106,20 +125,19 @@ class Queue:
         now = args["now"]
         conn.execute("UPDATE claims SET status = 'open', claimed_at = ?, expires_at = ? WHERE id = ?",
                      (now, now + self.claim_timeout, row[0]))
-        return row[0]
+        return (*row[1:-1], now)
 
     @staticmethod
-    def shown_item(conn, claim_id: int) -> tuple[str, str, list[Message], list[list[Message]], list[int],
-                                                 float]:
-        """(item id, kind, prompt, responses in the order this claim shows them, that order, claimed at)."""
-        item_id, kind, prompt, responses, order, claimed = conn.execute(
-            "SELECT i.item_id, i.kind, p.messages, i.responses, c.shown_order, c.claimed_at FROM claims c "
-            "JOIN items i ON i.seq = c.item_seq JOIN prompts p ON p.id = i.prompt_id WHERE c.id = ?",
-            (claim_id,)).fetchone()
+    def _shown(conn, item_id: str, kind: str, prompt_id: int, responses: str, order: str,
+               claimed_at: float) -> Shown:
+        """The claimed item's texts, read in one statement (a round trip counts on a database server)."""
         ids, order = json.loads(responses), json.loads(order)
         marks = ",".join("?" * len(ids))
-        texts = dict(conn.execute(f"SELECT id, messages FROM responses WHERE id IN ({marks})", ids))
-        return item_id, kind, json.loads(prompt), [json.loads(texts[ids[i]]) for i in order], order, claimed
+        texts = dict(conn.execute(f"SELECT -1, messages FROM prompts WHERE id = ? UNION ALL "
+                                  f"SELECT id, messages FROM responses WHERE id IN ({marks})",
+                                  (prompt_id, *ids)).fetchall())
+        return Shown(item_id, kind, json.loads(texts[-1]), [json.loads(texts[ids[i]]) for i in order], order,
+                     claimed_at)
 
     def answer(self, labeler: str, item_id: str, kind: str, stored: Callable[[list[int]], str], *,
                strength: int | None = None, rationale: str = "", request_id: str | None = None) -> tuple:

@@ -30,7 +30,7 @@ from foundation.records import Message
 from foundation.stats import dense_ranks
 from labeling_app.errors import LabelingError
 from labeling_app.pairs import canonical_json, check_answer_fields
-from labeling_app.queue import ANSWER_COLUMNS
+from labeling_app.queue import ANSWER_COLUMNS, Shown
 
 if TYPE_CHECKING:
     from labeling_app.store import LabelStore
@@ -162,9 +162,9 @@ class TaskQueue:
         skipped), its responses in an order drawn for them; None when nothing is left for them."""
         return self.store.claim(labeler, kind, self._task, batch=batch)
 
-    def _task(self, conn, claim_id: int) -> Task:
-        task_id, kind, prompt, shown, order, claimed = self.store.shown_item(conn, claim_id)
-        return Task(task_id, kind, prompt, shown, order, claimed)
+    @staticmethod
+    def _task(shown: Shown) -> Task:
+        return Task(shown.item_id, shown.kind, shown.prompt, shown.responses, shown.order, shown.claimed_at)
 
     def submit_rating(self, labeler: str, task_id: str, rating: str, rationale: str = "",
                       request_id: str | None = None) -> Answer:
