@@ -20,17 +20,20 @@ from foundation.stats import mean_interval, wilson_interval
 from reward.model import prompt_response_ids, right_pad
 
 __all__ = ["sequence_logprobs", "token_kl", "evaluate_policy", "sample_once", "judge_scores",
-           "win_rate_from_judge", "plot_report"]
+           "win_rate_from_judge", "plot_report", "chat_prompt_ids", "response_logits"]
 
 
-def _prompt_ids(policy: Policy, prompts: Sequence[Sequence[Message]], max_prompt_tokens: int | None) -> list:
+def chat_prompt_ids(policy: Policy, prompts: Sequence[Sequence[Message]],
+                    max_prompt_tokens: int | None = None) -> list:
+    """Each prompt as the policy's chat template gives it, with the generation prompt (the last
+    `max_prompt_tokens` tokens where given)."""
     tok = policy.tokenizer
     ids = [tok(tok.apply_chat_template(list(p), tokenize=False, add_generation_prompt=True),
                add_special_tokens=False)["input_ids"] for p in prompts]
     return [p[-max_prompt_tokens:] for p in ids] if max_prompt_tokens else ids
 
 
-def _response_logits(policy: Policy, prompt_ids: list, responses: Sequence[list[int]], batch_size: int):
+def response_logits(policy: Policy, prompt_ids: list, responses: Sequence[list[int]], batch_size: int):
     """Yield (row index, logits (T, V) that predict response row's T tokens, its token ids (T,)),
     teacher-forced, in batches with right padding (positions stay those of the unpadded row)."""
     import torch
@@ -58,7 +61,7 @@ def sequence_logprobs(policy: Policy, prompts: Sequence[Sequence[Message]], resp
     """Σ_t log π(y_t | x, y_<t) for each response given as token ids, teacher-forced (temperature 1).
     `max_prompt_tokens` keeps only the end of long prompts (the turns nearest the response)."""
     out = []
-    for _, logits, tokens in _response_logits(policy, _prompt_ids(policy, prompts, max_prompt_tokens),
+    for _, logits, tokens in response_logits(policy, chat_prompt_ids(policy, prompts, max_prompt_tokens),
                                               responses, batch_size):
         out.append(logits.log_softmax(-1).gather(-1, tokens[:, None].to(logits.device)).sum().item())
     return out
@@ -70,11 +73,11 @@ def token_kl(policy: Policy, reference: Policy, prompts: Sequence[Sequence[Messa
     policy's own sampled tokens y: the exact per-token KL over the whole vocabulary, summed over the
     response. Each term is a KL, so the sum is never negative (the sample estimate log π(y) − log π_ref(y)
     can be, on few prompts), and its variance is far lower. Both models must share a vocabulary."""
-    prompt_ids = _prompt_ids(policy, prompts, None)
+    prompt_ids = chat_prompt_ids(policy, prompts, None)
     out = []
     # The two passes advance together, a batch at a time: never more than one batch of (T, V) logits each.
-    for (_, logits, _), (_, ref, _) in zip(_response_logits(policy, prompt_ids, responses, batch_size),
-                                           _response_logits(reference, prompt_ids, responses, batch_size)):
+    for (_, logits, _), (_, ref, _) in zip(response_logits(policy, prompt_ids, responses, batch_size),
+                                           response_logits(reference, prompt_ids, responses, batch_size)):
         logp, ref_logp = logits.log_softmax(-1), ref.to(logits.device).log_softmax(-1)
         out.append(float((logp.exp() * (logp - ref_logp)).sum().clamp(min=0.0)))
     return out

@@ -24,10 +24,11 @@ from pathlib import Path
 
 from foundation.stats import intervals_overlap, mean_interval
 
-__all__ = ["hold_to_kl_budget", "held_upper", "proxy_gold_disagreement", "made_worse"]
+__all__ = ["hold_to_kl_budget", "held_upper", "proxy_gold_disagreement", "made_worse", "lora_b_matrices"]
 
 
-def _lora_b(model) -> dict[str, "object"]:
+def lora_b_matrices(model) -> dict[str, "object"]:
+    """The LoRA `B` matrices of `model` by name: scaling them scales the adapter's update."""
     return {name: p for name, p in model.named_parameters() if "lora_B" in name}
 
 
@@ -77,7 +78,7 @@ def hold_to_kl_budget(policy, initial, prompts, *, budget: float, sampling: dict
     kl_trained, upper_trained = _measure(policy, initial, prompts, sampling)
     info = {"kl_trained": kl_trained, "kl_trained_upper": upper_trained, "scale": 1.0, "kl": kl_trained,
             "kl_upper": upper_trained, "budget": budget, "path": None}
-    lora_b = _lora_b(policy.model)
+    lora_b = lora_b_matrices(policy.model)
     over = upper_trained > budget
     # nothing to scale down, or up (an adapter that has not moved the policy has no direction)
     if not lora_b or (not over and (max_scale <= 1.0 or not 0 < upper_trained < CLOSE * budget)):
