@@ -43,15 +43,17 @@ RATINGS = ("good", "bad")
 
 
 @dataclass(frozen=True)
-class Task:
-    """A task as one labeler is shown it: `responses` in the order shown."""
+class Task(Shown):
+    """A task as one labeler is shown it: `responses` in the order shown (`labeling_app.queue.Shown`)."""
 
-    task_id: str
-    kind: str
-    prompt: list[Message]
-    responses: list[list[Message]]
-    shown_order: list[int]       # shown position i holds the task's stored response shown_order[i]
-    claimed_at: float
+    @property
+    def task_id(self) -> str:
+        return self.item_id
+
+    @property
+    def shown_order(self) -> list[int]:
+        """Shown position i holds the task's stored response shown_order[i]."""
+        return self.order
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ class TaskQueue:
 
     @staticmethod
     def _task(shown: Shown) -> Task:
-        return Task(shown.item_id, shown.kind, shown.prompt, shown.responses, shown.order, shown.claimed_at)
+        return Task(**vars(shown))
 
     def submit_rating(self, labeler: str, task_id: str, rating: str, rationale: str = "",
                       request_id: str | None = None) -> Answer:
