@@ -179,16 +179,19 @@ def admin_view(store: LabelStore, user: str) -> tuple:
     """(summary markdown, per-labeler rows, labels-per-hour rows, locked accounts, labels over time per
     labeler for the plot); admins only."""
     from labeling_app.quality import agreement_text, label_stats
+    from labeling_app.task_export import format_task_stats, task_stats
 
     store.accounts.require_admin(user)
     s = label_stats(store)
+    tasks = format_task_stats(task_stats(store)).strip()      # ratings and rankings, when there are some
     summary = (loop_summary(store.loop_status()) +
                f"**{s['labels']}** labels ({s['retractions']} retracted) on **{s['pairs']}** pairs "
                f"(+{s['gold_pairs']} gold); **{s['pairs_completed']}** completed at k = {s['k']}; "
                f"{s['labels_needed']} labels still needed.\n\n"
                f"{agreement_text(s, bold='**')} "
                f"· left-pick share **{s['position_bias_left']}** (0.5 = no position bias)\n\n"
-               "Labels per day: " + (", ".join(f"{d}: {n}" for d, n in s["per_day"].items()) or "none yet"))
+               "Labels per day: " + (", ".join(f"{d}: {n}" for d, n in s["per_day"].items()) or "none yet") +
+               "".join(f"\n\n{line.strip()}" for line in tasks.splitlines()))
     rows = [[name, e["labels"], e["seconds_median"], e["agreement_with_majority"], e["gold_accuracy"]]
             for name, e in s["per_labeler"].items()]
     hours = [[h, n] for h, n in s["per_hour"].items()]

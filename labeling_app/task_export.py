@@ -113,8 +113,9 @@ def format_task_stats(stats: dict) -> str:
         gold = stats[f"{kind}_gold_accuracy"]
         if stats[f"{kind}_answers"] or gold:
             level = "ordinal" if kind == "ranking" else "nominal"
+            alpha = stats[f"{kind}_alpha"]
             lines.append(f"{kind} answers {stats[f'{kind}_answers']}, Krippendorff's alpha ({level}) "
-                         f"{stats[f'{kind}_alpha']}")
+                         f"{'n/a' if alpha is None else alpha}")
         if gold:
             shares = ", ".join(f"{name} {acc}" for name, acc in gold.items())
             lines.append(f"  {kind} gold accuracy: {shares}")

@@ -180,6 +180,16 @@ def test_the_admin_view_shows_lockouts_and_labels_over_time_and_unlocks(store):
     assert list(over_time["labeler"]) == ["ann", "ann"] and list(over_time["labels"]) == [0, 1]
     assert (over_time["hour"][1] - over_time["hour"][0]).total_seconds() == 3600
     assert "agreement not measured yet: no pair has two labels" in summary and "None" not in summary
+    assert "rating" not in summary                                   # no ratings: no line for them
+    store.tasks.add("rating", [{"prompt": [{"role": "user", "content": "Rate me"}],
+                                "responses": [[{"role": "assistant", "content": "Gold answer."}]],
+                                "gold": "good"}])
+    with_gold = LabelStore(store.url, gold_rate=0.99, change_settings=True)
+    task = with_gold.tasks.next("ann", "rating")
+    with_gold.tasks.submit_rating("ann", task.task_id, "bad")
+    summary = admin_view(store, "boss")[0]
+    assert "rating answers 0, Krippendorff's alpha (nominal) n/a" in summary   # gold answers train nothing
+    assert "rating gold accuracy: ann 0.0" in summary
     assert unlock_account(store, "boss", "bob") == "Unlocked **bob**." and not store.accounts.is_locked("bob")
     with pytest.raises(LabelingError, match="needs an admin account"):
         unlock_account(store, "ann", "bob")
