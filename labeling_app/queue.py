@@ -147,7 +147,7 @@ class Queue:
         a lost reply gets the answer first stored for it instead of an error."""
         self.accounts.role(labeler)
         noun = NOUNS[kind]
-        now = time.time()
+        now, k = time.time(), self.k                 # read before the write lock, as a claim does
         with self.write() as conn:
             if request_id is not None:
                 done = conn.execute("SELECT a.id, i.kind FROM answers a JOIN items i ON i.seq = a.item_seq "
@@ -163,7 +163,7 @@ class Queue:
                 f"SELECT c.id, c.status, c.shown_order, c.claimed_at, {HELD}, i.completed, i.seq, i.gold "
                 "FROM claims c JOIN items i ON i.seq = c.item_seq "
                 "WHERE i.item_id = :item AND i.kind = :kind AND c.labeler = :who",
-                {"now": now, "k": self.k, "item": item_id, "kind": kind, "who": labeler}).fetchone()
+                {"now": now, "k": k, "item": item_id, "kind": kind, "who": labeler}).fetchone()
             if row is None:
                 raise NotAssignedError(f"{noun} {item_id!r} is not assigned to {labeler!r}; "
                                        f"ask for the next {noun}.")
@@ -226,11 +226,14 @@ class Queue:
             self.mark_completed(conn, seq)
         return answer_id
 
-    def mark_completed(self, conn, seq: int | None) -> None:
-        """Keep `items.completed` (k live answers) current for one item, or all with None."""
+    @staticmethod
+    def mark_completed(conn, seq: int | None) -> None:
+        """Keep `items.completed` (k live answers) current for one item, or all with None; k as the
+        transaction sees it (no round trip of its own under the write lock)."""
         count = ("UPDATE items SET completed = CASE WHEN (SELECT COUNT(*) FROM live_answers a "
-                 "WHERE a.item_seq = items.seq) >= ? THEN 1 ELSE 0 END WHERE gold IS NULL")
+                 "WHERE a.item_seq = items.seq) >= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'k') "
+                 "THEN 1 ELSE 0 END WHERE gold IS NULL")
         if seq is None:
-            conn.execute(count, (self.k,))
+            conn.execute(count)
         else:
-            conn.execute(count + " AND seq = ?", (self.k, seq))
+            conn.execute(count + " AND seq = ?", (seq,))

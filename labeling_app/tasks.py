@@ -30,14 +30,14 @@ from foundation.records import Message
 from foundation.stats import dense_ranks
 from labeling_app.errors import LabelingError
 from labeling_app.pairs import canonical_json, check_answer_fields
-from labeling_app.queue import ANSWER_COLUMNS, Shown
+from labeling_app.queue import ANSWER_COLUMNS, KINDS, Shown
 
 if TYPE_CHECKING:
     from labeling_app.store import LabelStore
 
 __all__ = ["TASK_KINDS", "RATINGS", "Task", "Answer", "TaskQueue", "task_key"]
 
-TASK_KINDS = ("rating", "ranking")      # beside pairs, on the one queue (queue.KINDS)
+TASK_KINDS = tuple(kind for kind in KINDS if kind != "pair")      # ratings and rankings
 MAX_RANKED = 9                  # responses per ranking task (the page's slots, A..I)
 RATINGS = ("good", "bad")
 
