@@ -111,7 +111,7 @@ def test_ppo_two_processes_match_one(tiny_llama, tmp_path):
     command = ["ppo", "--model", tiny_llama, "--prompts", str(prompts), "--reward_model",
                "tests.test_ppo:letters_share", "--max_steps", "3", "--seed", "1", "--learning_rate", "1e-2",
                "--max_new_tokens", "8", "--ppo_epochs", "2", "--save_steps", "100",
-               "--generation_batch_size", "2"]
+               "--generation_batch_size", "2", "--mixed_precision", "no"]
     one = launch(tmp_path / "one", 1, command,
                  ["--per_device_train_batch_size", "4", "--mini_batch_size", "2"])
     two = launch(tmp_path / "two", 2, command,

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from align.ppo.config import PPOConfig
+from align.ppo.precision import base_dtype
 from align.ppo.trainer import PPOTrainer, TrainingStopped
 from foundation.errors import ConfigError
 
@@ -45,7 +46,7 @@ def prompts_file(tmp_path_factory) -> str:
 def config(model, prompts, out, **kw) -> PPOConfig:
     base = dict(model=model, prompts=prompts, output_dir=str(out), per_device_train_batch_size=16,
                 mini_batch_size=8, learning_rate=3e-3, max_new_tokens=12, kl_coef=0.01, lora_r=8,
-                lora_alpha=16, save_steps=100)
+                lora_alpha=16, save_steps=100, mixed_precision="no")     # fp32: exact comparisons
     return PPOConfig(**{**base, **kw})
 
 
@@ -87,7 +88,7 @@ def test_resume_after_kill_matches_a_straight_run(ppo_model, prompts_file, tmp_p
                                  "--max_steps", "6", "--save_steps", "2",
                                  "--per_device_train_batch_size", "8", "--mini_batch_size", "4",
                                  "--max_new_tokens", "8", "--learning_rate", "3e-3",
-                                 *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                 "--mixed_precision", "no", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     straight = run(tmp_path / "a")
     assert straight.wait(300) == 0, straight.stdout.read()
@@ -334,3 +335,18 @@ def test_micro_batches_accumulate_to_the_minibatch_step(ppo_model, prompts_file,
     assert sum(g.abs().sum() > 0 for g in grads[0]) > 2
     for a, b in zip(*grads):        # fp32: 3 micro-batches' gradients summed against one forward's, ~1e-7
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-4), (a - b).abs().max()
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_default_precision_follows_the_hardware(ppo_model, prompts_file, tmp_path, monkeypatch, native):
+    """The defaults (`mixed_precision: auto`, `dtype: auto`): where the CPU multiplies bf16 natively the
+    frozen base loads in bf16 under bf16 autocast (autocast would cast each weight on every forward), the
+    adapter and value head in fp32; elsewhere everything is fp32. An explicit dtype wins."""
+    monkeypatch.setenv("ALIGN_NATIVE_BF16", native)
+    trainer = PPOTrainer(config(ppo_model, prompts_file, tmp_path / "out", max_steps=1,
+                                mixed_precision="auto"), reward_fn=letters_share)
+    frozen = {p.dtype for p in trainer.policy.model.parameters() if not p.requires_grad}
+    assert frozen == ({torch.bfloat16} if native == "1" else {torch.float32})
+    assert {p.dtype for p in trainer.trainable} == {torch.float32}
+    explicit = config(ppo_model, prompts_file, tmp_path / "o2", mixed_precision="auto", dtype="float32")
+    assert base_dtype(explicit, torch.device("cpu")) == "float32"

@@ -1,11 +1,13 @@
 """How PPO's forwards compute: the autocast dtype `mixed_precision` asks for on the device (bf16 only
-where the hardware multiplies it natively, `foundation.precision`), the model made ready for it, and,
-with `torch_compile`, the compiler's checks and its activation memory budget."""
+where the hardware multiplies it natively, `foundation.precision`), the frozen base's dtype under it,
+the model made ready for it, and, with `torch_compile`, the compiler's checks and its activation memory
+budget."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from contextlib import ExitStack
 
 import torch
@@ -13,7 +15,7 @@ import torch
 from foundation.errors import ConfigError
 from foundation.precision import autocast_dtype
 
-__all__ = ["forward_context", "prepare_for_autocast", "check_compiler"]
+__all__ = ["forward_context", "base_dtype", "prepare_for_autocast", "check_compiler"]
 
 
 def forward_context(config, device: torch.device) -> ExitStack:
@@ -29,6 +31,20 @@ def forward_context(config, device: torch.device) -> ExitStack:
 
         stack.enter_context(functorch_config.patch(activation_memory_budget=config.activation_memory_budget))
     return stack
+
+
+def base_dtype(config, device: torch.device) -> str:
+    """The dtype the base loads in. `dtype: auto` under bf16 autocast is bf16 for an unquantized base: its
+    weights are frozen and autocast would cast each one to bf16 on every forward (the adapter and the
+    value head stay fp32). Measured on a 2-core EPYC with AVX512-BF16, a loop-sized update (16 rollouts,
+    96 new tokens): fp32 56 s, bf16 autocast over fp32 weights 35 s, over bf16 weights 30.6 s."""
+    if config.dtype != "auto" or config.quantization != "none":
+        return config.dtype
+    if autocast_dtype(config.mixed_precision, device.type) != torch.bfloat16:
+        return config.dtype
+    print("training precision: the frozen base in bf16 (dtype: auto under bf16 autocast; --dtype float32 "
+          "keeps it in fp32)", file=sys.stderr, flush=True)
+    return "bfloat16"
 
 
 def prepare_for_autocast(model, config, device: torch.device) -> None:

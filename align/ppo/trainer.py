@@ -32,7 +32,7 @@ from align.ppo.loss import (
 )
 from align.ppo.metrics import MetricsSink, plot_history
 from align.ppo.model import PolicyWithValue, compile_layers
-from align.ppo.precision import check_compiler, forward_context, prepare_for_autocast
+from align.ppo.precision import base_dtype, check_compiler, forward_context, prepare_for_autocast
 from align.rollout import make_sampler
 from foundation.candidates import read_prompts
 from foundation.errors import AlignError, ConfigError
@@ -56,11 +56,12 @@ class PPOTrainer:
         self.config = config
         self.processes = Processes()
         set_seed(config.seed)                           # before the adapter and the value head are made
-        model, self.tokenizer = load_policy(config, padding_side="left")
+        loading = replace(config, dtype=base_dtype(config, self.processes.device))
+        model, self.tokenizer = load_policy(loading, padding_side="left")
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         # a separate value model gets a fresh adapter of its own, never the policy's (`adapter`)
-        value_backbone = load_policy(replace(config, adapter=None))[0] if config.value_model == "separate" \
+        value_backbone = load_policy(replace(loading, adapter=None))[0] if config.value_model == "separate" \
             else None
         if config.torch_compile:
             check_compiler(config, self.processes.device)
