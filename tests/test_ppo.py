@@ -88,7 +88,8 @@ def test_resume_after_kill_matches_a_straight_run(ppo_model, prompts_file, tmp_p
                                  "--max_steps", "6", "--save_steps", "2",
                                  "--per_device_train_batch_size", "8", "--mini_batch_size", "4",
                                  "--max_new_tokens", "8", "--learning_rate", "3e-3",
-                                 "--mixed_precision", "no", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                 "--mixed_precision", "no", *extra],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     straight = run(tmp_path / "a")
     assert straight.wait(300) == 0, straight.stdout.read()
