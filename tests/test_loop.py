@@ -44,8 +44,10 @@ def resumed_run(tiny_llama, tiny_bert, tmp_path_factory):
     prompts = tmp / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     out = tmp / "loop"
+    # the reward model's pairs are read below: 4 labels a round are never found learnable, so no check
     args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack",
-                     "--dpo.learning_rate", "0.02", "--report_to", "tensorboard")
+                     "--dpo.learning_rate", "0.02", "--report_to", "tensorboard",
+                     "--learnability_check", "false")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
@@ -448,5 +450,13 @@ def test_people_label_and_judge_each_round_through_the_documented_api(tiny_llama
     store = LabelStore(url)
     assert store.k == 1 and len(training_labels(store)) == 4 and len(store.labels()) == 4 + lab["labels"]
     assert {x.labeler for x in store.labels()} == {"ann"} and len(given) >= 4 + lab["labels"]
+    # the learnability check on a person's 4 labels: two reward models on 2 prompts each, not above chance,
+    # so DPO trains on the person's labels alone and the guard does not scale up
+    check = state["rounds"]["1"]["reward"]["learnability"]
+    assert check["n"] == 4 and not check["above_chance"]
+    assert not (tmp_path / "loop" / "round-1" / "dpo-data.jsonl").exists()      # the labels file alone
+    assert state["rounds"]["1"]["kl_guard"]["scale"] <= 1.0
+    assert any(line.startswith("[round 1/1] 4/6 reward:") and "labels NOT learnable yet (two-fold accuracy"
+               in line for line in lines)
     status = store.loop_status()                       # what the app's pages showed, at the end
     assert status["stage"] == "finished" and status["evaluations"]["1"]["initial"]["labels"] == lab["labels"]

@@ -29,7 +29,8 @@ def describe_stage(stage: str, state: dict, keep_worse: bool = False) -> str:
         fresh = info.get("fresh_accuracy")
         accuracy = f"; previous RM on this round's {fresh['n']} fresh labels: accuracy " \
             f"{_with_interval(fresh['accuracy'], fresh['interval'])}" if fresh else ""
-        return f"refit on {info['train_records']} records" + accuracy
+        learnable = _learnability(info.get("learnability"))
+        return f"refit on {info['train_records']} records" + accuracy + learnable
     if stage == "evaluate":
         kept = _verdict(state, keep_worse, " (worse: not kept)", " (worse: kept anyway, keep_worse_rounds)")
         return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers']) if 'labelers' in v else ''}"
@@ -59,6 +60,18 @@ def describe_stage(stage: str, state: dict, keep_worse: bool = False) -> str:
                 held = f"; {measured} within the budget {guard['budget']:g}"
         return state["policy"] + _start(state) + held
     return "done"
+
+
+def _learnability(check: dict | None) -> str:
+    """"; labels learnable: two-fold accuracy A [lo, hi] over N" and, when not above chance, what the
+    round does without them."""
+    if not check:
+        return ""
+    figure = f"two-fold accuracy {_with_interval(check['accuracy'], check['interval'])} over {check['n']}"
+    if check["above_chance"]:
+        return f"; labels learnable ({figure})"
+    return (f"; labels NOT learnable yet ({figure}, not above chance): no reward-model pairs and no "
+            "scaling up this round")
 
 
 def _start(state: dict) -> str:

@@ -38,11 +38,11 @@ from foundation.candidates import Candidate, CandidateSet, read_candidates, writ
 from foundation.cards import Lineage, write_card
 from foundation.readers import read_preferences
 from foundation.records import write_jsonl
-from foundation.stats import wilson_interval
 from labeling_app.export import aggregate
 from labeling_app.quality import label_stats
 from labeling_app.store import candidate_pairs
 from reward.evaluate import evaluate_records
+from reward.learnability import cross_fit_accuracy, pooled_accuracy
 from reward.pairs import best_vs_worst
 from reward.trainer import train_reward
 from reward.uncertainty import pair_uncertainty
@@ -126,6 +126,8 @@ def reward(loop, r: int) -> None:
         write_jsonl(labels, data)
         info["train_records"] = len(labels)
     loop.processes.barrier()                    # the data is written before anyone trains on it
+    if loop.config.learnability_check:
+        info["learnability"] = _learnability(loop, r, labels if loop.processes.is_main else [])
     config = loop.config.reward_config(data=str(data), output_dir=str(loop.state.dir(r) / "reward"))
     info["reward_model"] = loop.state.round(r)["reward_model"] = train_reward(config)
     loop.state.round(r)["reward"] = info
@@ -141,11 +143,22 @@ def _fresh_accuracy(loop, r: int) -> dict:
             info[f"fresh_accuracy_{slice_name}"] = evaluate_records(rm, recs)["accuracy"]
             fresh += [(info[f"fresh_accuracy_{slice_name}"], len(recs))]
     if fresh:
-        n = sum(k for _, k in fresh)
-        accuracy = sum(a * k for a, k in fresh) / n
-        info["fresh_accuracy"] = {"accuracy": accuracy, "n": n,
-                                  "interval": list(wilson_interval(accuracy, n))}
+        info["fresh_accuracy"] = pooled_accuracy(fresh)
     return info
+
+
+def _learnability(loop, r: int, labels: list) -> dict:
+    """Whether the labels so far can be learnt: two reward models, each fit on half the prompts' labels
+    (the reward section's settings), scored on the other half (`reward.learnability`)."""
+    return cross_fit_accuracy(labels, lambda data, out: loop.config.reward_config(data=data, output_dir=out),
+                              loop.state.dir(r) / "learnability", seed=loop.config.seed + r,
+                              processes=loop.processes)
+
+
+def learnable(loop, r: int) -> bool:
+    """Whether round r may use what extrapolates from its labels (the reward model's pairs, the guard's
+    scaling up): its labels were found learnable, or no check ran."""
+    return loop.state.round(r).get("reward", {}).get("learnability", {}).get("above_chance", True)
 
 
 def policy(loop, r: int) -> None:
@@ -184,13 +197,14 @@ def _dpo_data(loop, r: int, new_only: bool) -> Path:
     """The round's DPO data: every human label so far (or, `new_only`, this round's), plus (`rm_pairs`) the
     reward model's best-vs-worst pair of every prompt's candidates (rounds 1 to r, or r alone)."""
     labels = loop.state.dir(r) / "preferences.jsonl"
-    if not (loop.config.rm_pairs or new_only):
+    use_rm_pairs = loop.config.rm_pairs and learnable(loop, r)
+    if not (use_rm_pairs or new_only):
         return labels
     data = loop.state.dir(r) / "dpo-data.jsonl"
     if loop.processes.is_main:
         human = ([x for s in ("active", "random") for x in records(loop, r, s)] if new_only
                  else read_preferences(labels).records)
-        extra = reward_model_pairs(loop, r, first=r if new_only else 1) if loop.config.rm_pairs else []
+        extra = reward_model_pairs(loop, r, first=r if new_only else 1) if use_rm_pairs else []
         write_jsonl(human + extra, data)
         if loop.config.rm_pairs:
             loop.state.round(r).setdefault("reward", {})["rm_pairs"] = len(extra)
@@ -213,7 +227,8 @@ def _hold_to_kl_budget(loop, r: int, anchor: int = 0, keep: str | None = None) -
     info = hold_to_kl_budget(loop.load_policy(r), loop.load_policy(anchor),
                              loop.train_prompts[: cfg.kl_prompts], budget=cfg.kl_budget,
                              sampling=loop.eval_sampling(), out=state.dir(r) / "policy",
-                             max_scale=cfg.max_adapter_scale, keep_rank=adapter_rank(keep) if keep else 0)
+                             max_scale=cfg.max_adapter_scale if learnable(loop, r) else 1.0,
+                             keep_rank=adapter_rank(keep) if keep else 0)
     if info["path"]:
         state.round(r)["policy"] = info.pop("path")
     state.round(r)["kl_guard"] = {**{k: v for k, v in info.items() if k != "path"}, "against": anchor}

@@ -32,6 +32,9 @@ def round_metrics(state: dict) -> dict[str, float]:
     fresh = state.get("reward", {}).get("fresh_accuracy")
     if fresh:
         out["reward_model/previous_accuracy_on_fresh_labels"] = fresh["accuracy"]
+    check = state.get("reward", {}).get("learnability")
+    if check:
+        out["reward_model/two_fold_accuracy"] = check["accuracy"]
     guard = state.get("kl_guard")
     if guard:
         out["policy/guard_scale"] = guard["scale"]
