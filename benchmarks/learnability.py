@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import tempfile
+import typing
 from pathlib import Path
 
 
@@ -25,8 +26,7 @@ def rows_of(folder: Path, rounds: list[int] | None) -> list[dict]:
     from reward.learnability import cross_fit_accuracy
 
     state = json.loads((folder / "loop_state.json").read_text())
-    known = {f.name for f in dataclasses.fields(LoopConfig)}
-    stored = {k: v for k, v in state["config"].items() if k in known}
+    stored = _known(LoopConfig, state["config"])
     config = load_config(LoopConfig, overrides={**stored, "output_dir": str(folder)})
     store = LabelStore(f"sqlite:///{folder}/labels.db")
     rows = []
@@ -43,6 +43,15 @@ def rows_of(folder: Path, rounds: list[int] | None) -> list[dict]:
         rows.append({"run": str(folder), "round": r, "judge": config.judge,
                      "judge_temperature": config.judge_temperature, **check})
     return rows
+
+
+def _known(cls: type, stored: dict) -> dict:
+    """The keys of a run's stored config that `cls` still has (a run made by an older version may hold
+    fields since removed), sections alike."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    return {k: _known(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v
+            for k, v in stored.items() if k in fields}
 
 
 def table(rows: list[dict]) -> str:
