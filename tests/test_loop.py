@@ -44,10 +44,8 @@ def resumed_run(tiny_llama, tiny_bert, tmp_path_factory):
     prompts = tmp / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     out = tmp / "loop"
-    # the reward model's pairs are read below: 4 labels a round are never found learnable, so no check
     args = loop_args(tiny_llama, tiny_bert, prompts, out, "--round_start", "stack",
-                     "--dpo.learning_rate", "0.02", "--report_to", "tensorboard",
-                     "--learnability_check", "false")
+                     "--dpo.learning_rate", "0.02", "--report_to", "tensorboard")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state_file = out / "loop_state.json"
     deadline = time.time() + 300
@@ -414,7 +412,7 @@ def test_people_label_and_judge_each_round_through_the_documented_api(tiny_llama
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
     args = loop_args(tiny_llama, tiny_bert, prompts, tmp_path / "loop", "--labelers", "0", "--judge", "none",
-                     "--rounds", "1", "--store", url, "--port", str(port))
+                     "--rounds", "1", "--store", url, "--port", str(port), "--learnability_check", "true")
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     given = []
 

@@ -152,12 +152,12 @@ class LoopConfig:
                 "candidates (its best vs its worst), beside the human labels (online DPO, as in RLHFlow's "
                 "iterative DPO): measured across judges in docs/benchmarks.md, \"The loop with the reward "
                 "model's pairs\"."})
-    learnability_check: bool = field(default=True, metadata={
+    learnability_check: bool = field(default=False, metadata={
         "help": "Each round, two reward models fit on half of the labels so far each (split by prompt) "
                 "predict the other half; unless their accuracy is above chance (one-sided 5%), the round "
-                "trains on the human labels alone (no rm_pairs) and the KL guard does not scale up: labels "
-                "too weak or noisy to learn would have both amplify noise (docs/loop.md). Costs about one "
-                "more reward-model fit a round."})
+                "trains on the human labels alone (no rm_pairs) and the KL guard does not scale up. Off by "
+                "default: at 120 labels it also held back a judge whose round the extras lift (measured in "
+                "docs/benchmarks.md, \"Noisy labelers\"); it costs about one more reward-model fit a round."})
     rm_pair_confidence: float = field(default=0.5, metadata={
         "help": "With rm_pairs: the least P(best ≻ worst) under the reward model for a pair to be used "
                 "(0.5: every prompt's, rank-based; at 35 labels a threshold of 0.7 let no pair through)."})

@@ -99,7 +99,7 @@ class PPOConfig(ModelOptions, TrainOptions):
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(default="auto", metadata={
         "help": "Autocast: auto is bf16 where the CPU or GPU multiplies it natively (with `dtype: auto`, the "
                 "frozen base then loads in bf16), fp32 elsewhere; the choice is printed. A loop-sized update "
-                "took 30.6 s against fp32's 56 s on a 2-core EPYC with AVX512-BF16. `no`: fp32, for a "
+                "took 31.1 s against fp32's 56.3 s on a 2-core EPYC with AVX512-BF16. `no`: fp32, for a "
                 "resume or a run over several processes that matches a straight run bit for bit."})
 
     def __post_init__(self):
