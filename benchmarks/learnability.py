@@ -29,15 +29,16 @@ def rows_of(folder: Path, rounds: list[int] | None) -> list[dict]:
     stored = _known(LoopConfig, state["config"])
     config = load_config(LoopConfig, overrides={**stored, "output_dir": str(folder)})
     store = LabelStore(f"sqlite:///{folder}/labels.db")
+
+    def config_for(data: str, out: str):
+        return config.reward_config(data=data, output_dir=out)
+
     rows = []
     for r in rounds or sorted(int(k) for k in state["rounds"]):
         labels = [x for k in range(1, r + 1) for s in ("active", "random")
                   for x in aggregate(store, batch=f"round-{k}/{s}")[0]]
         if not labels:
             continue
-        def config_for(data: str, out: str):
-            return config.reward_config(data=data, output_dir=out)
-
         with tempfile.TemporaryDirectory() as tmp:
             check = cross_fit_accuracy(labels, config_for, tmp, seed=config.seed + r)
         rows.append({"run": str(folder), "round": r, "judge": config.judge,
@@ -48,7 +49,7 @@ def rows_of(folder: Path, rounds: list[int] | None) -> list[dict]:
 def _known(cls: type, stored: dict) -> dict:
     """The keys of a run's stored config that `cls` still has (a run made by an older version may hold
     fields since removed), sections alike."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     return {k: _known(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v
             for k, v in stored.items() if k in fields}

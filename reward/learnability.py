@@ -5,7 +5,8 @@ folds but one is scored on the one it did not see, and the accuracies pool into 
 interval. Labels from labelers whose preference is weak or noisy (people's often is) leave a reward model
 near chance on labels it has not seen even when it fits its own: then the model's own pairs and an
 extrapolation of the policy along the labels' direction amplify noise, which the loop's learnability
-check (`learnability_check`) guards against. Ties are trained on and left out of the accuracy.
+check (`learnability_check`, off by default: at 120 labels it has little power) guards against. Ties are
+trained on and left out of the accuracy.
 """
 
 from __future__ import annotations
