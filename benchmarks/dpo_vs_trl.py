@@ -7,6 +7,11 @@ the first `--pairs` shared HH-RLHF pairs, one epoch, max_length 256 for both (TR
 the same cap keeps the work identical). Each side runs in its own process: peak RSS is its own.
 Reported: seconds per step from building the trainer (tokenization, any reference pass) to the end
 of `train()`, model loading excluded on both sides; peak RSS; the loss curves; the ratios ours / TRL.
+
+And how much of the machine each side uses: the floating-point operations a side executes (counted by
+torch's FlopCounterMode in one more run of each side: matmuls and attention, forward, backward, the
+reference pass and any recomputation) per second of its timed runs, as a fraction of this machine's own
+matmul peak (a 2048 x 2048 GEMM, best of 5, in bf16 and in fp32, on the same threads).
 """
 
 from __future__ import annotations
@@ -22,8 +27,30 @@ HH = (Path(__file__).resolve().parents[1].parent
 MODEL = "builtin:smollm2-135m-instruct"
 
 
-def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dict | None = None) -> dict:
+def matmul_peak(dtype, n: int = 2048, repeat: int = 5) -> float:
+    """FLOP/s of this machine's best n x n GEMM in `dtype` (best of `repeat`, after a warm-up)."""
     import time
+
+    import torch
+
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dict | None = None,
+             count_flops: bool = False) -> dict:
+    import time
+    from contextlib import nullcontext
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False) if count_flops else None
 
     from foundation.readers import read_preferences
     from foundation.records import write_jsonl
@@ -38,8 +65,9 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dic
                            per_device_train_batch_size=batch, max_length=256, learning_rate=5e-5,
                            logging_steps=1, save_steps=10**6, lora_r=16, lora_alpha=32, **(ours or {}))
         start = time.perf_counter()
-        trainer, _ = build_dpo_trainer(config)   # tokenization (and any reference pass) counts too
-        trainer.train()
+        with counter or nullcontext():
+            trainer, _ = build_dpo_trainer(config)   # tokenization (and any reference pass) counts too
+            trainer.train()
         seconds = time.perf_counter() - start
         state_file = out / "ours_state.json"
         trainer.state.save_to_json(str(state_file))
@@ -63,15 +91,17 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dic
                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
                                           "gate_proj", "up_proj", "down_proj"])
         start = time.perf_counter()
-        trainer = trl.DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                 processing_class=tok, peft_config=peft)
-        trainer.train()
+        with counter or nullcontext():
+            trainer = trl.DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                     processing_class=tok, peft_config=peft)
+            trainer.train()
         seconds = time.perf_counter() - start
         state_file = out / "trl_state.json"
         trainer.state.save_to_json(str(state_file))
     state = json.loads(state_file.read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
-    return {"impl": impl, "seconds_per_step": seconds / steps, "losses": losses}
+    flops = {"flops": counter.get_total_flops()} if counter else {}
+    return {"impl": impl, "seconds_per_step": seconds / steps, "losses": losses, **flops}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,33 +113,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", default="outputs/bench-dpo-vs-trl")
+    parser.add_argument("--count_flops", action="store_true", help="with --impl: count the side's FLOPs "
+                        "(FlopCounterMode slows it: not a timed run)")
     parser.add_argument("--ours", default="{}", help="JSON of DPOConfig fields for our side, e.g. "
                         "'{\"prefix_sharing\": false}' or '{\"gradient_checkpointing\": true}'")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.impl:
-        print(json.dumps(run_side(args.impl, args.pairs, args.steps, args.batch, out, json.loads(args.ours))))
+        print(json.dumps(run_side(args.impl, args.pairs, args.steps, args.batch, out, json.loads(args.ours),
+                                  args.count_flops)))
         return 0
     import statistics
 
-    from benchmarks.runner import alternate_sides
+    import torch
+
+    from benchmarks.runner import alternate_sides, run_once
+    from foundation.precision import cpu_kind
 
     side = (f"{shlex.quote(sys.executable)} -m benchmarks.dpo_vs_trl "
             f"--pairs {args.pairs} --steps {args.steps} "
             f"--batch {args.batch} --out {shlex.quote(str(out))} --ours {shlex.quote(args.ours)} --impl")
+    peak = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("seconds_per_step",),
                                    env={"HF_HUB_OFFLINE": "1"})
+    print(f"CPU: {cpu_kind()}, {torch.get_num_threads()} threads; matmul peak "
+          f"bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s, fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s")
+    for k in ("trl", "ours"):
+        counted = json.loads(run_once(f"{side} {k} --count_flops", env={"HF_HUB_OFFLINE": "1"})
+                             .stdout.strip().splitlines()[-1])
+        rate = counted["flops"] / (med[k]["seconds_per_step"] * args.steps)
+        med[k].update(flops=counted["flops"], flops_per_second=rate,
+                      peak_fraction={d: rate / p for d, p in peak.items()})
     for k, m in med.items():
         losses = results[k][0]["losses"]
         print(f"{k:>4}: {m['seconds_per_step']:.2f} s/step, peak RSS {m['peak_rss_mb']:.0f} MB, "
               f"loss first/last {losses[0]:.4f}/{losses[-1]:.4f}, "
-              f"mean of last 4 {statistics.fmean(losses[-4:]):.4f}")
+              f"mean of last 4 {statistics.fmean(losses[-4:]):.4f}; {m['flops'] / 1e12:.2f} TFLOP executed, "
+              f"{m['flops_per_second'] / 1e9:.0f} GFLOP/s = {m['peak_fraction']['bf16']:.0%} of the bf16 "
+              f"matmul peak ({m['peak_fraction']['fp32']:.0%} of fp32's)")
     print(f"ratios ours/TRL: "
           f"time per step {med['ours']['seconds_per_step'] / med['trl']['seconds_per_step']:.2f}, "
           f"peak memory {med['ours']['peak_rss_mb'] / med['trl']['peak_rss_mb']:.2f} "
           f"(medians of {args.repeat}; {args.steps} steps of batch {args.batch} over {args.pairs} pairs)")
-    (out / "result.json").write_text(json.dumps({"runs": results, "median": med}, indent=2))
+    (out / "result.json").write_text(json.dumps({"runs": results, "median": med, "matmul_peak": peak,
+                                                 "cpu": cpu_kind()}, indent=2))
     return 0
 
 

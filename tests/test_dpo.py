@@ -1,6 +1,7 @@
 """`align dpo` on a tiny Llama: every loss variant runs, QLoRA on this CPU, resume after a kill."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,31 @@ def test_each_loss_variant_trains_the_adapter(loss_type, tiny_llama, tmp_path):
     assert any("lora_B" in n and t.abs().sum() > 0 for n, t in adapter.items())
     meta = json.loads((out / "adapter_config.json").read_text())
     assert meta["base_model_name_or_path"] == tiny_llama
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_the_frozen_base_follows_the_hardware(native, tiny_llama, tmp_path, monkeypatch):
+    """With the defaults, where the CPU multiplies bf16 natively the frozen base loads in bf16 (autocast
+    would cast each weight to bf16 on every forward), the adapter in fp32; elsewhere all in fp32. A step
+    under bf16 autocast over the bf16 base trains the adapter; an explicit dtype wins."""
+    import torch
+
+    from align.dpo.trainer import build_dpo_trainer
+
+    monkeypatch.setenv("ALIGN_NATIVE_BF16", native)
+    config = DPOConfig(model=tiny_llama, data=str(_prefs(tmp_path)), output_dir=str(tmp_path / "dpo"),
+                       max_steps=1, per_device_train_batch_size=4, lora_r=4, learning_rate=1e-2)
+    trainer, _ = build_dpo_trainer(config)
+    params = dict(trainer.model.named_parameters())
+    base = {p.dtype for n, p in params.items() if "lora_" not in n}
+    assert base == ({torch.bfloat16} if native == "1" else {torch.float32})
+    # the adapter, and TRL's frozen copy of it that serves as the reference ("ref"), stay fp32
+    assert {p.dtype for n, p in params.items() if "lora_" in n} == {torch.float32}
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and result.training_loss > 0
+    assert any(p.abs().sum() > 0 for n, p in trainer.model.named_parameters() if "lora_B" in n)
+    explicit, _ = build_dpo_trainer(DPOConfig(**{**config.__dict__, "dtype": "float32"}))
+    assert {p.dtype for p in explicit.model.parameters()} == {torch.float32}
 
 
 def test_sft_weight_adds_the_nll_of_the_chosen_responses(tiny_llama, tmp_path):

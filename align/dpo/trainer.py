@@ -5,16 +5,19 @@
   instead of one extra reference forward per step.
 - Pairs of similar length are batched together (length-grouped sampling), so little compute goes to padding.
 - The prompt of a pair is forwarded once for both responses (prefix sharing, `align.dpo.prefix_sharing`).
+- Under bf16 autocast the frozen base loads in bf16 (`foundation.precision.frozen_base_dtype`).
 - Ties are dropped (or kept) and pairs below `min_margin` filtered, as configured.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from align.dpo.config import LOSS_TYPES, DPOConfig
 from align.policy import load_policy
 from foundation.errors import DataError
+from foundation.precision import frozen_base_dtype
 from foundation.readers import read_preferences
 from foundation.training import (
     last_checkpoint,
@@ -76,6 +79,7 @@ def _grouped_dpo_trainer():
 
 def build_dpo_trainer(config: DPOConfig):
     """The DPO trainer for `config`, ready to `train()` (reference log-probs already computed if chosen)."""
+    import torch
     import trl
     from datasets import Dataset
     from transformers import set_seed
@@ -85,7 +89,9 @@ def build_dpo_trainer(config: DPOConfig):
     print(f"dpo data: {len(rows)} pairs; left out: {counts}; reference log-probs "
           f"{'precomputed once' if precompute else 'computed per step'}")
     set_seed(config.seed)  # before the adapter is initialised: the same run twice gives the same weights
-    model, tokenizer = load_policy(config)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, tokenizer = load_policy(replace(config, dtype=frozen_base_dtype(config, config.mixed_precision,
+                                                                          device)))
     args = trl.DPOConfig(
         **trainer_arguments(config), beta=config.beta, **_losses(config),
         label_smoothing=config.label_smoothing, max_length=config.max_length,

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from contextlib import ExitStack
 
 import torch
 
 from foundation.errors import ConfigError
-from foundation.precision import autocast_dtype
+from foundation.precision import autocast_dtype, frozen_base_dtype
 
 __all__ = ["forward_context", "base_dtype", "prepare_for_autocast", "check_compiler"]
 
@@ -34,18 +33,9 @@ def forward_context(config, device: torch.device) -> ExitStack:
 
 
 def base_dtype(config, device: torch.device) -> str:
-    """The dtype the base loads in. `dtype: auto` under bf16 autocast is bf16 for an unquantized base: its
-    weights are frozen and autocast would cast each one to bf16 on every forward (the adapter and the
-    value head stay fp32). Measured on a 2-core EPYC with AVX512-BF16, a loop-sized update (16 rollouts,
-    96 new tokens; medians): fp32 56.3 s, bf16 autocast over fp32 weights 34.7 s, over bf16 weights
-    31.1 s."""
-    if config.dtype != "auto" or config.quantization != "none":
-        return config.dtype
-    if autocast_dtype(config.mixed_precision, device.type) != torch.bfloat16:
-        return config.dtype
-    print("training precision: the frozen base in bf16 (dtype: auto under bf16 autocast; --dtype float32 "
-          "keeps it in fp32)", file=sys.stderr, flush=True)
-    return "bfloat16"
+    """The dtype the base loads in: bf16 under bf16 autocast (`foundation.precision.frozen_base_dtype`;
+    the adapter and the value head stay fp32)."""
+    return frozen_base_dtype(config, config.mixed_precision, device.type)
 
 
 def prepare_for_autocast(model, config, device: torch.device) -> None:
