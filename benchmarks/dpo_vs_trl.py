@@ -8,8 +8,8 @@ the same cap keeps the work identical). Each side runs in its own process: peak 
 Reported: seconds per step from building the trainer (tokenization, any reference pass) to the end
 of `train()`, model loading excluded on both sides; peak RSS; the loss curves; the ratios ours / TRL.
 
-And how much of the machine each side uses: the floating-point operations a side executes (counted by
-torch's FlopCounterMode in one more run of each side: matmuls and attention, forward, backward, the
+And how much of the machine each side uses: the floating-point operations a side executes (counted in
+one more run of each side with torch's FLOP formulas for matmuls and attention: forward, backward, the
 reference pass and any recomputation) per second of its timed runs, as a fraction of this machine's own
 matmul peak (a 2048 x 2048 GEMM, best of 5, in bf16 and in fp32, on the same threads).
 """
@@ -43,14 +43,33 @@ def matmul_peak(dtype, n: int = 2048, repeat: int = 5) -> float:
     return 2 * n ** 3 / best
 
 
+def _flop_counter():
+    """A dispatch mode that adds up the FLOPs of every matmul and attention call (torch's own formulas,
+    `torch.utils.flop_counter`), without FlopCounterMode's per-module bookkeeping, which grew past this
+    machine's memory over a whole TRL run."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Flops(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **kwargs, out_val=out)
+            return out
+
+    return Flops()
+
+
 def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dict | None = None,
              count_flops: bool = False) -> dict:
     import time
     from contextlib import nullcontext
 
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False) if count_flops else None
+    counter = _flop_counter() if count_flops else None
 
     from foundation.readers import read_preferences
     from foundation.records import write_jsonl
@@ -100,7 +119,7 @@ def run_side(impl: str, pairs: int, steps: int, batch: int, out: Path, ours: dic
         trainer.state.save_to_json(str(state_file))
     state = json.loads(state_file.read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
-    flops = {"flops": counter.get_total_flops()} if counter else {}
+    flops = {"flops": counter.total} if counter else {}
     return {"impl": impl, "seconds_per_step": seconds / steps, "losses": losses, **flops}
 
 
@@ -137,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     results, med = alternate_sides(side, ("trl", "ours"), args.repeat, ("seconds_per_step",),
                                    env={"HF_HUB_OFFLINE": "1"})
+    (out / "result.json").write_text(json.dumps({"runs": results, "median": med}, indent=2))
     print(f"CPU: {cpu_kind()}, {torch.get_num_threads()} threads; matmul peak "
           f"bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s, fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s")
     for k in ("trl", "ours"):
