@@ -48,9 +48,22 @@ def trainer_arguments(config) -> dict:
 
 
 def last_checkpoint(output_dir: str) -> str | None:
-    """The newest `checkpoint-N` folder in `output_dir`, or None."""
-    ckpts = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return str(max(ckpts, key=lambda p: int(p.name.split("-")[-1]))) if ckpts else None
+    """The newest complete `checkpoint-N` folder in `output_dir`, or None. A checkpoint whose
+    `trainer_state.json` is missing or unreadable (the run was killed while writing it) is passed over,
+    with a notice: the run resumes from the one before it."""
+    import json
+    import sys
+
+    ckpts = sorted((p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for ckpt in ckpts:
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return str(ckpt)
+        except (OSError, ValueError):
+            print(f"resume: {ckpt} is incomplete (killed while it was written); passing over it",
+                  file=sys.stderr, flush=True)
+    return None
 
 
 def record_base_model(output_dir: str, model_name: str) -> None:

@@ -60,3 +60,19 @@ def test_kill_then_resume_equals_straight_run(command, model, extra, request, tm
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_passes_over_a_checkpoint_killed_while_it_was_written(tmp_path, capsys):
+    """A kill while the Trainer writes `checkpoint-4` leaves its trainer_state.json empty (or absent): the
+    run resumes from checkpoint-2 rather than failing on the half-written one."""
+    from foundation.training import last_checkpoint
+
+    for step, state in ((2, json.dumps({"global_step": 2})), (4, ""), (6, None)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-2")
+    assert "checkpoint-4 is incomplete" in capsys.readouterr().err
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{")
+    assert last_checkpoint(str(tmp_path)) is None
