@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", default="outputs/bench-dpo-vs-trl")
     parser.add_argument("--count_flops", action="store_true", help="with --impl: count the side's FLOPs "
-                        "(FlopCounterMode slows it: not a timed run)")
+                        "(counting slows it: not a timed run)")
     parser.add_argument("--ours", default="{}", help="JSON of DPOConfig fields for our side, e.g. "
                         "'{\"prefix_sharing\": false}' or '{\"gradient_checkpointing\": true}'")
     args = parser.parse_args(argv)
