@@ -454,8 +454,10 @@ def test_people_label_and_judge_each_round_through_the_documented_api(tiny_llama
     assert check["n"] == 4
     verdict = "labels learnable (two-fold" if check["above_chance"] else "labels NOT learnable yet (two-fold"
     assert any(line.startswith("[round 1/1] 4/6 reward:") and verdict in line for line in lines)
-    if not check["above_chance"]:
-        assert not (tmp_path / "loop" / "round-1" / "dpo-data.jsonl").exists()  # the labels file alone
-        assert state["rounds"]["1"]["kl_guard"]["scale"] <= 1.0
+    dpo_data = tmp_path / "loop" / "round-1" / "dpo-data.jsonl"
+    if check["above_chance"]:                        # the labels and the reward model's pairs
+        assert dpo_data.exists() and state["rounds"]["1"]["reward"]["rm_pairs"] > 0
+    else:                                            # the labels file alone, the guard only shrinking
+        assert not dpo_data.exists() and state["rounds"]["1"]["kl_guard"]["scale"] <= 1.0
     status = store.loop_status()                       # what the app's pages showed, at the end
     assert status["stage"] == "finished" and status["evaluations"]["1"]["initial"]["labels"] == lab["labels"]
