@@ -143,17 +143,30 @@ def test_implicit_reward_accuracy_rises_after_dpo(tiny_llama, tmp_path):
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-def test_prefix_sharing_gives_the_two_row_log_probs_and_gradients(attention, tiny_llama):
-    """One packed row per pair (prompt · chosen · x · rejected, 4-D mask) against TRL's two rows: the same
+def test_prefix_sharing_gives_the_two_row_log_probs_and_gradients(attention, tiny_llama, monkeypatch):
+    """One packed row per pair (prompt · chosen · x · rejected, 4-D mask), projected to the vocabulary only
+    where a response token is predicted, against TRL's two rows, every position projected: the same
     per-token log-probs in TRL's layout, the same gradients, with and without truncation."""
     import torch
+    import trl.trainer.utils as trl_utils
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     from trl.trainer.dpo_trainer import DataCollatorForPreference
     from trl.trainer.utils import add_fused_lm_head
 
     from align.dpo.prefix_sharing import PrefixSharingCollator, share_prefixes
+    from align.labelled_positions import score_labelled_positions_only
 
+    scored = []                         # how many positions each call sends through the output layer
+    head = trl_utils._ChunkedLogProbFunction
+
+    class CountingHead(head):
+        @staticmethod
+        def forward(ctx, hidden, *args):
+            scored.append(hidden.shape[0])
+            return head.forward(ctx, hidden, *args)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", CountingHead)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama, attn_implementation=attention)
     add_fused_lm_head(model)
@@ -167,7 +180,7 @@ def test_prefix_sharing_gives_the_two_row_log_probs_and_gradients(attention, tin
                 for p, c, r in [(7, 5, 3), (12, 2, 9), (3, 10, 10), (30, 1, 4)]]
 
     def run(batch, shared):
-        handles = share_prefixes(model) if shared else []
+        handles = [*share_prefixes(model), *score_labelled_positions_only(model)] if shared else []
         model.zero_grad()
         kwargs = {k: v for k, v in batch.items() if k != "completion_mask"}
         labels = batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)
@@ -181,9 +194,15 @@ def test_prefix_sharing_gives_the_two_row_log_probs_and_gradients(attention, tin
         two_rows = DataCollatorForPreference(pad_token_id=0, max_length=max_length)(examples)
         packed = PrefixSharingCollator(pad_token_id=0, max_length=max_length)(examples)
         assert packed["packed_input_ids"].shape[0] == 4 and two_rows["input_ids"].shape[0] == 8
+        scored.clear()
         lp_a, grads_a = run(two_rows, shared=False)
+        assert scored == [two_rows["input_ids"][:, 1:].numel()]           # TRL on a CPU: every position
+        scored.clear()
         lp_b, grads_b = run(packed, shared=True)
         assert lp_a.shape == lp_b.shape and (lp_a != 0).sum() == (lp_b != 0).sum() > 20
+        responses = int((packed["packed_shift_labels"] != -100).sum())
+        assert scored == [responses] and responses < packed["packed_input_ids"].numel() / 2
+        assert not trl_utils._use_triton(torch.device("cpu"))     # TRL's own calls: as TRL decides
         # fp32: the packed rows' attention runs over other key lengths (other summation orders): <1e-6 here
         assert torch.allclose(lp_a, lp_b, atol=1e-5), (lp_a - lp_b).abs().max()
         for a, b in zip(grads_a, grads_b):
@@ -213,4 +232,5 @@ def test_dpo_with_and_without_prefix_sharing_trains_the_same_adapter(tiny_llama,
                                              lora_r=4))
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     assert batch["packed_input_ids"].shape[0] == 4 and batch["input_ids"].shape[0] == 8
-    assert len(trainer.model._forward_pre_hooks) == 1
+    hooks = {h.__qualname__.split(".")[0] for h in trainer.model._forward_pre_hooks.values()}
+    assert hooks == {"share_prefixes", "score_labelled_positions_only"}

@@ -5,6 +5,8 @@
   instead of one extra reference forward per step.
 - Pairs of similar length are batched together (length-grouped sampling), so little compute goes to padding.
 - The prompt of a pair is forwarded once for both responses (prefix sharing, `align.dpo.prefix_sharing`).
+- The output layer projects only the positions that predict a response token
+  (`align.labelled_positions`; TRL does so on Triton devices only).
 - Under bf16 autocast the frozen base loads in bf16 (`foundation.precision.frozen_base_dtype`).
 - Ties are dropped (or kept) and pairs below `min_margin` filtered, as configured.
 """
@@ -15,6 +17,7 @@ import math
 from dataclasses import replace
 
 from align.dpo.config import LOSS_TYPES, DPOConfig
+from align.labelled_positions import score_labelled_positions_only
 from align.policy import load_policy
 from foundation.errors import DataError
 from foundation.precision import frozen_base_dtype
@@ -113,6 +116,7 @@ def build_dpo_trainer(config: DPOConfig):
                                                       max_length=collator.max_length,
                                                       pad_to_multiple_of=collator.pad_to_multiple_of)
         share_prefixes(trainer.model)
+    score_labelled_positions_only(trainer.model)
     return trainer, tokenizer
 
 

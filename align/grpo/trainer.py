@@ -4,6 +4,7 @@ with our reward (a reward model scored at text level, `vader`, or a function) as
 from __future__ import annotations
 
 from align.grpo.config import GRPOConfig
+from align.labelled_positions import score_labelled_positions_only
 from align.policy import load_policy
 from foundation.records import as_chat
 from foundation.training import last_checkpoint, save_trained, trainer_arguments
@@ -42,5 +43,6 @@ def train_grpo(config: GRPOConfig) -> str:
     reward = load_reward_function(config.reward_model, device=args.device)   # the process's device
     trainer = trainer_cls(model=model, reward_funcs=as_trl_reward(reward), args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    score_labelled_positions_only(trainer.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_trained(trainer, tokenizer, config)

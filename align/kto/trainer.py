@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from align.kto.config import KTOConfig
+from align.labelled_positions import score_labelled_positions_only
 from align.policy import load_policy
 from foundation.errors import DataError
 from foundation.training import last_checkpoint, save_trained, trainer_arguments
@@ -88,5 +89,6 @@ def train_kto(config: KTOConfig) -> str:
                          undesirable_weight=config.undesirable_weight)
     trainer = trl.KTOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer)
+    score_labelled_positions_only(trainer.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_trained(trainer, tokenizer, config)

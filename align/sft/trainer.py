@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from align.labelled_positions import score_labelled_positions_only
 from align.policy import load_policy
 from align.sft.config import SFTConfig
 from align.sft.data import read_sft_examples
@@ -27,5 +28,6 @@ def train_sft(config: SFTConfig) -> str:
                          completion_only_loss=True)
     trainer = trl.SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer)
+    score_labelled_positions_only(trainer.model)
     trainer.train(resume_from_checkpoint=last_checkpoint(config.output_dir) if config.resume else None)
     return save_trained(trainer, tokenizer, config)
