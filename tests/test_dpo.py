@@ -155,7 +155,7 @@ def test_prefix_sharing_gives_the_two_row_log_probs_and_gradients(attention, tin
     from trl.trainer.utils import add_fused_lm_head
 
     from align.dpo.prefix_sharing import PrefixSharingCollator, share_prefixes
-    from align.labelled_positions import score_labelled_positions_only
+    from align.fused_head import score_labelled_positions_only
 
     scored = []                         # how many positions each call sends through the output layer
     head = trl_utils._ChunkedLogProbFunction
@@ -234,3 +234,4 @@ def test_dpo_with_and_without_prefix_sharing_trains_the_same_adapter(tiny_llama,
     assert batch["packed_input_ids"].shape[0] == 4 and batch["input_ids"].shape[0] == 8
     hooks = {h.__qualname__.split(".")[0] for h in trainer.model._forward_pre_hooks.values()}
     assert hooks == {"share_prefixes", "score_labelled_positions_only"}
+

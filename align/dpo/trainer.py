@@ -6,7 +6,7 @@
 - Pairs of similar length are batched together (length-grouped sampling), so little compute goes to padding.
 - The prompt of a pair is forwarded once for both responses (prefix sharing, `align.dpo.prefix_sharing`).
 - The output layer projects only the positions that predict a response token
-  (`align.labelled_positions`; TRL does so on Triton devices only).
+  (`align.fused_head`; TRL does so on Triton devices only).
 - Under bf16 autocast the frozen base loads in bf16 (`foundation.precision.frozen_base_dtype`).
 - Ties are dropped (or kept) and pairs below `min_margin` filtered, as configured.
 """
@@ -17,7 +17,7 @@ import math
 from dataclasses import replace
 
 from align.dpo.config import LOSS_TYPES, DPOConfig
-from align.labelled_positions import score_labelled_positions_only
+from align.fused_head import score_labelled_positions_only
 from align.policy import load_policy
 from foundation.errors import DataError
 from foundation.precision import frozen_base_dtype

@@ -3,8 +3,8 @@ with our reward (a reward model scored at text level, `vader`, or a function) as
 
 from __future__ import annotations
 
+from align.fused_head import score_labelled_positions_only
 from align.grpo.config import GRPOConfig
-from align.labelled_positions import score_labelled_positions_only
 from align.policy import load_policy
 from foundation.records import as_chat
 from foundation.training import last_checkpoint, save_trained, trainer_arguments

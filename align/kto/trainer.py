@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from align.fused_head import score_labelled_positions_only
 from align.kto.config import KTOConfig
-from align.labelled_positions import score_labelled_positions_only
 from align.policy import load_policy
 from foundation.errors import DataError
 from foundation.training import last_checkpoint, save_trained, trainer_arguments

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from align.labelled_positions import score_labelled_positions_only
+from align.fused_head import score_labelled_positions_only
 from align.policy import load_policy
 from align.sft.config import SFTConfig
 from align.sft.data import read_sft_examples

@@ -1,12 +1,14 @@
-"""The output layer only where a log-prob is needed: the positions that predict a labelled token.
+"""TRL's fused LM head on a CPU: the output layer only where a log-prob is needed.
 
 TRL's trainers (SFT, DPO, KTO, GRPO/RLOO) score tokens through a fused LM head
-(`trl.trainer.utils.add_fused_lm_head`), which projects only the labelled positions on Triton devices;
-elsewhere it projects every position, prompt and padding included (so that a compiled kernel keeps one
-tile shape), and masks the result. On a CPU that was about half of a DPO step: on HH pairs 28% of the
-positions of a packed row predict a response token, and the vocabulary is 49,152 wide against a hidden
-size of 576 (SmolLM2-135M). Hooks on the model make TRL take its labelled-only path for every call its
-trainer makes, on any device; the values are the same, position for position.
+(`trl.trainer.utils.add_fused_lm_head`): the hidden states are projected to the vocabulary a tile at a
+time and folded into running log-sum-exp statistics, the `[positions, vocabulary]` logits never whole.
+On Triton devices it projects only the labelled positions; elsewhere it projects every position, prompt
+and padding included (so that a compiled kernel keeps one tile shape), and masks the result. On a CPU
+that was about half of a DPO step: on HH pairs 28% of a packed row's positions predict a response token,
+and the vocabulary is 49,152 wide against a hidden size of 576 (SmolLM2-135M). Hooks on the model make
+TRL take its labelled-only path for every call its trainer makes, on any device; the values are the
+same, position for position.
 """
 
 from __future__ import annotations
