@@ -8,6 +8,7 @@ response (exact per-token KL over the vocabulary, never negative) with its inter
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 from pathlib import Path
@@ -150,8 +151,13 @@ def evaluate_policy(policy: Policy, reference: Policy, prompts: Sequence[Sequenc
     if reward_model is not None:
         rp = reward_model.score(list(prompts), p_text)
         rr = reward_model.score(list(prompts), r_text)
+        # The share of labels the reward model's Bradley-Terry odds predict for the policy: what it expects
+        # of labelers as noisy as those it learnt from (its win rate counts every margin as sure).
+        odds = [0.5 * (1 + math.tanh((a - b) / 2)) for a, b in zip(rp, rr)]    # σ(a − b), never overflows
         report["reward"] = {"policy_mean": statistics.fmean(rp), "reference_mean": statistics.fmean(rr),
-                            **_win_rate([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(rp, rr)])}
+                            **_win_rate([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(rp, rr)]),
+                            "expected": {"win_rate": statistics.fmean(odds),
+                                         "interval": list(mean_interval(odds))}}
     if judge is not None:
         report["judge"] = win_rate_from_judge(judge, prompts, p_text, r_text, seed=seed)
     report["examples"] = [{"prompt": list(p)[-1]["content"], "policy": a, "reference": b}

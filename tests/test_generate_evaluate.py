@@ -95,6 +95,25 @@ def test_policy_against_itself_has_zero_kl_and_even_odds(policy):
     assert report["length"]["policy_tokens"] == report["length"]["reference_tokens"]
 
 
+def test_the_reward_models_win_rate_and_the_share_of_labels_its_odds_predict(policy):
+    """Outright, a reward margin of ln 3 is a win and 0 a tie (0.75); its Bradley-Terry odds predict
+    labelers would prefer the policy on 0.75 and 0.5 of the labels (0.625)."""
+    import math
+
+    class Margins:                       # the policy's answers first, then the reference's
+        calls = iter([[math.log(3), 0.0], [0.0, 0.0]])
+
+        def score(self, prompts, texts):
+            return next(self.calls)
+
+    report = evaluate_policy(policy, policy, [SHORT, LONG], reward_model=Margins(), max_new_tokens=3,
+                             kl=False)
+    assert report["reward"]["win_rate"] == 0.75
+    assert report["reward"]["expected"]["win_rate"] == pytest.approx(0.625)
+    low, high = report["reward"]["expected"]["interval"]
+    assert low < 0.625 < high
+
+
 def test_evaluate_command_with_a_plugged_judge(tiny_llama, tmp_path, monkeypatch, capsys):
     (tmp_path / "my_judge.py").write_text(
         "def longer(prompt, a, b):\n"

@@ -124,21 +124,26 @@ def held_upper(guard: dict) -> float:
 
 
 def proxy_gold_disagreement(evaluation: dict) -> str | None:
-    """A warning when the reward model's win rate (the proxy) and the labelers' (the gold standard; the
-    oracle judge's where no labeler compared), both over the initial policy on the same held-out prompts,
-    disagree beyond their 95% intervals; else None."""
-    gold = evaluation.get("labelers") or ({"win_rate": evaluation["judge_win_rate"],
-                                            "interval": evaluation["judge_interval"]}
-                                           if evaluation.get("judge_interval") else None)
+    """A warning when the reward model (the proxy) and the labelers (the gold standard; the oracle
+    judge where no labeler compared), both over the initial policy on the same held-out prompts, disagree
+    beyond their 95% intervals; else None. Against the labelers the reward model's figure is the share of
+    labels its Bradley-Terry odds predict (it learnt from labels as noisy as theirs, and noisy labelers'
+    win rates lie nearer ½ than any deterministic scorer's); against the oracle, its own win rate."""
+    labelers = evaluation.get("labelers")
+    gold = labelers or ({"win_rate": evaluation["judge_win_rate"], "interval": evaluation["judge_interval"]}
+                        if evaluation.get("judge_interval") else None)
     if gold is None or evaluation.get("reward_interval") is None:
         return None
-    who = "the labelers" if evaluation.get("labelers") else "the oracle judge"
-    judge, proxy = gold["interval"], evaluation["reward_interval"]
+    expected = labelers is not None and evaluation.get("reward_expected_interval") is not None
+    rate, proxy = ((evaluation["reward_expected_win_rate"], evaluation["reward_expected_interval"])
+                   if expected else (evaluation["reward_win_rate"], evaluation["reward_interval"]))
+    judge = gold["interval"]
     if intervals_overlap(judge, proxy):
         return None
     direction = "over" if proxy[0] > judge[1] else "under"
-    return (f"the reward model rates the policy {evaluation['reward_win_rate']:.2f} "
-            f"[{proxy[0]:.2f}, {proxy[1]:.2f}] over the initial policy but {who} "
+    return (f"the reward model rates the policy {rate:.2f} [{proxy[0]:.2f}, {proxy[1]:.2f}] over the "
+            f"initial policy{' (the share of labels its odds predict)' if expected else ''} but "
+            f"{'the labelers' if labelers else 'the oracle judge'} "
             f"{gold['win_rate']:.2f} [{judge[0]:.2f}, {judge[1]:.2f}]: "
             f"the reward model {direction}rates it. "
             + ("The policy is exploiting what the reward model mistakes for the labelers' preference "

@@ -36,7 +36,7 @@ def describe_stage(stage: str, state: dict, keep_worse: bool = False) -> str:
         return "; ".join(f"vs {k} (round {v['round']}): {_labelers(v['labelers']) if 'labelers' in v else ''}"
                          + (f", oracle judge {_with_interval(v['judge_win_rate'], v['judge_interval'])}"
                             if "judge_win_rate" in v else "")
-                         + f", RM {_with_interval(v['reward_win_rate'], v['reward_interval'])}"
+                         + f", RM {_reward_model(v)}"
                          + (f", KL {_with_interval(v['kl'], v['kl_interval'])}" if v["kl"] is not None
                             else "")
                          for k, v in state["evaluation"].items()) + kept
@@ -95,6 +95,15 @@ def _labelers(lab: dict) -> str:
 def _alpha(labels: dict) -> str:
     alpha = labels["krippendorff_alpha"]
     return "– (no pair has two labels; k: 2 measures it)" if alpha is None else f"{alpha}"
+
+
+def _reward_model(evaluation: dict) -> str:
+    """The reward model's win rate, and the share of labels its Bradley-Terry odds predict."""
+    text = _with_interval(evaluation["reward_win_rate"], evaluation["reward_interval"])
+    if evaluation.get("reward_expected_interval"):
+        odds = _with_interval(evaluation["reward_expected_win_rate"], evaluation["reward_expected_interval"])
+        text += f" (its odds {odds})"
+    return text
 
 
 def _with_interval(value: float, interval) -> str:

@@ -328,6 +328,8 @@ def _summary(report: dict, against: int) -> dict:
               "judge_wins_ties_losses": [judge["wins"], judge["ties"], judge["losses"]]} if judge else {}
     return {"round": against, "prompts": report["prompts"], **oracle,
             "reward_win_rate": rm["win_rate"], "reward_interval": rm["interval"],
+            "reward_expected_win_rate": rm["expected"]["win_rate"],
+            "reward_expected_interval": rm["expected"]["interval"],
             "reward_policy": rm["policy_mean"], "reward_reference": rm["reference_mean"],
             "kl": report["kl"], "kl_interval": report["kl_interval"],
             "length": report["length"]["policy_tokens"],
