@@ -231,7 +231,8 @@ def test_each_round_goes_to_tensorboard_as_one_step(resumed_run):
     assert [e.step for e in events.Scalars("labelers/win_rate_vs_previous")] == [2]
     labels = [e.value for e in events.Scalars("loop/labels_so_far")]
     assert labels == [state["rounds"][r]["labels"]["labels"] for r in ("1", "2")] and labels[1] > labels[0]
-    assert ({"seconds/policy", "policy/kl_vs_initial", "oracle/win_rate_vs_initial"}
+    assert ({"seconds/policy", "policy/kl_vs_initial", "oracle/win_rate_vs_initial",
+             "reward_model/odds_win_rate_vs_initial"}
             <= set(events.Tags()["scalars"]))
 
 

@@ -24,6 +24,8 @@ def round_metrics(state: dict) -> dict[str, float]:
         if "judge_win_rate" in e:
             out[f"oracle/win_rate_vs_{name}"] = e["judge_win_rate"]
         out[f"reward_model/win_rate_vs_{name}"] = e["reward_win_rate"]
+        if e.get("reward_expected_win_rate") is not None:
+            out[f"reward_model/odds_win_rate_vs_{name}"] = e["reward_expected_win_rate"]
         if e.get("kl") is not None:
             out[f"policy/kl_vs_{name}"] = e["kl"]
     alpha = state["labels"].get("krippendorff_alpha")
