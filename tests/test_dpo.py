@@ -234,4 +234,3 @@ def test_dpo_with_and_without_prefix_sharing_trains_the_same_adapter(tiny_llama,
     assert batch["packed_input_ids"].shape[0] == 4 and batch["input_ids"].shape[0] == 8
     hooks = {h.__qualname__.split(".")[0] for h in trainer.model._forward_pre_hooks.values()}
     assert hooks == {"share_prefixes", "score_labelled_positions_only"}
-

@@ -98,10 +98,10 @@ def test_flags_read_the_intervals():
                    "reward_interval": [0.72, 0.86]}
     assert "but the oracle judge 0.40" in proxy_gold_disagreement(oracle_only)
     # Noisy labelers (VADER at temperature 0.5, seed 1, round 2 of docs/benchmarks.md): the reward model
-    # wins 0.88 of the prompts outright, but its odds predict 0.68 of noisy labels, as the labelers' 0.63.
+    # wins 0.88 of the prompts outright, but its odds predict 0.73 of noisy labels, near the labelers' 0.63.
     noisy = {"labelers": {"win_rate": 0.63, "interval": [0.50, 0.74]}, "reward_win_rate": 0.88,
-             "reward_interval": [0.81, 0.93], "reward_expected_win_rate": 0.68,
-             "reward_expected_interval": [0.65, 0.71]}
+             "reward_interval": [0.81, 0.93], "reward_expected_win_rate": 0.73,
+             "reward_expected_interval": [0.70, 0.77]}
     assert proxy_gold_disagreement(noisy) is None
     hacked_odds = {**noisy, "labelers": {"win_rate": 0.45, "interval": [0.36, 0.55]},
                    "reward_expected_win_rate": 0.75, "reward_expected_interval": [0.71, 0.79]}
