@@ -3,6 +3,8 @@ config, resuming, and saving with a model card. Both `reward` and `align` use it
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 from foundation.cards import Lineage, changed_settings, write_cards
@@ -51,9 +53,6 @@ def last_checkpoint(output_dir: str) -> str | None:
     """The newest complete `checkpoint-N` folder in `output_dir`, or None. A checkpoint whose
     `trainer_state.json` is missing or unreadable (the run was killed while writing it) is passed over,
     with a notice: the run resumes from the one before it."""
-    import json
-    import sys
-
     ckpts = sorted((p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
                    key=lambda p: int(p.name.split("-")[-1]), reverse=True)
     for ckpt in ckpts:
@@ -69,8 +68,6 @@ def last_checkpoint(output_dir: str) -> str | None:
 def record_base_model(output_dir: str, model_name: str) -> None:
     """Write the model's own name (e.g. `builtin:smollm2-135m-instruct`, not its cache path) into a
     saved adapter's config, so that the adapter finds its base on another machine too."""
-    import json
-
     path = Path(output_dir) / "adapter_config.json"
     if path.is_file():
         meta = json.loads(path.read_text())
