@@ -69,9 +69,10 @@ class LabelingDesk:
         if self.simulated:
             self._simulate(what, batches, seed=self.seed + seed)
             return
-        total = self._remaining(batches)
-        print(f"{what}: label {total} comparisons at {url} "
-              f"(accounts: `align label add-user NAME --store {self.store.url}`)", flush=True)
+        # the app may be serving these pairs already: count the batches' whole need, not a moment's rest
+        total = sum(self.store.wanted(batch=b) for b in batches)
+        print(f"{what}: label {total} comparisons at {url} ({self._remaining(batches)} still to do; "
+              f"accounts: `align label add-user NAME --store {self.store.url}`)", flush=True)
         self._wait(f"{what} labels", total, lambda: total - self._remaining(batches))
 
     def compare(self, watches: dict, *, what: str, most: int, seed: int = 0,

@@ -94,6 +94,10 @@ class Reads:
         """Labels still needed for every non-gold pair (of `batch`) to reach k; none for a closed batch."""
         return sum(max(0, self.k - n) for n in self._open_counts(batch))
 
+    def wanted(self, *, batch: str | None = None) -> int:
+        """Labels every open non-gold pair (of `batch`) needs in all, those already given included."""
+        return self.k * len(self._open_counts(batch))
+
     def prioritize(self, scorer: Callable[[list[Pair]], Sequence[float]], *, batch: str | None = None) -> int:
         """Order the queue: `scorer(pairs)` gives one number per pair, higher first (e.g. reward-model
         uncertainty). Only pairs that still need labels are scored; returns how many."""

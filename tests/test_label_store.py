@@ -88,7 +88,9 @@ def test_postgresql_schema_versions_and_errors(postgres_server):
 
 
 def test_k_distinct_labelers_and_no_repeats(store):
+    assert store.wanted() == store.remaining() == 8  # 4 pairs, k = 2
     ann = label_all(store, "ann")
+    assert store.wanted() == 8 and store.remaining() == 4
     bob = label_all(store, "bob")
     assert len(ann) == len(bob) == 4
     assert label_all(store, "cat") == []            # k = 2 reached everywhere
