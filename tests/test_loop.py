@@ -348,6 +348,40 @@ def test_one_pair_per_prompt_goes_to_the_labelers(tmp_path):
     assert len(selected(0)) == 6 * 6                                               # 0: all 6 pairs of 4
 
 
+def test_contrast_sets_the_last_kept_policys_answers_against_the_initial_ones(tiny_llama, tmp_path):
+    """`contrast: initial`: from round 2, every second candidate is the initial policy's, so the pair each
+    prompt sends to the labelers holds one answer of each policy; round 1 (and `none`) samples the last
+    kept policy alone."""
+    from align.loop import LoopConfig
+    from align.loop.config import GenerationOptions, PolicySection
+    from align.loop.run import Loop
+    from align.loop.stages import generate, select
+    from foundation.candidates import read_candidates
+    from tests.conftest import make_tiny_llama
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"Write a review of thing {i}\n" for i in range(9)))
+    round_one = make_tiny_llama(tmp_path / "round-1-policy", initializer_range=0.5)
+
+    def candidates(contrast: str, r: int) -> list:
+        loop = Loop(LoopConfig(prompts=str(prompts), output_dir=str(tmp_path / f"loop-{contrast}"),
+                               judge="tests.test_loop:longer_judge", contrast=contrast,
+                               policy=PolicySection(model=tiny_llama),
+                               generation=GenerationOptions(max_new_tokens=6, engine="hf")))
+        loop.state.round(1).update({"policy": round_one, "kept": True})
+        generate(loop, r)
+        return loop, read_candidates(loop.state.dir(r) / "candidates.jsonl")
+
+    loop, sets = candidates("initial", 2)
+    assert len(sets) == 6 and all(len(s.responses) == 4 for s in sets)
+    assert all([c.model for c in s.responses] == [round_one, tiny_llama] * 2 for s in sets)
+    select(loop, 2)
+    assert all({p.provenance_a["model"], p.provenance_b["model"]} == {round_one, tiny_llama}
+               for p in loop.store.pairs())
+    assert all(c.model == round_one for s in candidates("none", 2)[1] for c in s.responses)
+    assert all(c.model == tiny_llama for s in candidates("initial", 1)[1] for c in s.responses)
+
+
 def test_the_reward_model_labels_each_prompts_best_against_its_worst(tiny_bert, tmp_path):
     from align.loop import LoopConfig
     from align.loop.run import Loop

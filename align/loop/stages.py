@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 import statistics
 import sys
+from itertools import zip_longest
 from pathlib import Path
 
 from align.dpo import train_dpo
@@ -51,18 +52,31 @@ __all__ = ["generate", "select", "label", "reward", "policy", "evaluate", "STAGE
 
 
 def generate(loop, r: int) -> None:
-    """The last kept policy's `candidates_per_prompt` answers to each of the round's prompts."""
-    cfg, gen = loop.config, loop.config.generation
-    policy = loop.load_policy(loop.state.kept(r - 1))
+    """The last kept policy's `candidates_per_prompt` answers to each of the round's prompts; with
+    `contrast: initial`, from round 2, every second one the initial policy's instead."""
+    cfg = loop.config
+    last = loop.state.kept(r - 1)
     prompts = round_prompts(loop.train_prompts, r, cfg.prompts_per_round, cfg.seed)
-    gens = policy.generate(prompts, n=cfg.candidates_per_prompt, temperature=gen.temperature,
-                           top_p=gen.top_p, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
-                           seed=cfg.seed + r, progress=True)
-    sets = [CandidateSet(f"r{r}-p{i:04d}", p, [
-                Candidate(g.text, model=policy.name, adapter=policy.adapter, sampling=g.sampling,
-                          logprobs=g.logprobs, finished=g.finished) for g in gs])
-            for i, (p, gs) in enumerate(zip(prompts, gens))]
+    n = cfg.candidates_per_prompt
+    if cfg.contrast == "initial" and last > 0:
+        ours = _sample(loop, last, prompts, n - n // 2, seed=cfg.seed + r)
+        theirs = _sample(loop, 0, prompts, n // 2, seed=cfg.seed + r + 7919)
+        answers = [[c for pair in zip_longest(a, b) for c in pair if c] for a, b in zip(ours, theirs)]
+    else:
+        answers = _sample(loop, last, prompts, n, seed=cfg.seed + r)
+    sets = [CandidateSet(f"r{r}-p{i:04d}", p, cands) for i, (p, cands) in enumerate(zip(prompts, answers))]
     write_candidates(sets, loop.state.dir(r) / "candidates.jsonl")
+
+
+def _sample(loop, k: int, prompts: list, n: int, seed: int) -> list[list[Candidate]]:
+    """n candidates per prompt from the policy after round k, with their provenance."""
+    gen = loop.config.generation
+    policy = loop.load_policy(k)
+    gens = policy.generate(prompts, n=n, temperature=gen.temperature, top_p=gen.top_p,
+                           max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
+                           seed=seed, progress=True)
+    return [[Candidate(g.text, model=policy.name, adapter=policy.adapter, sampling=g.sampling,
+                       logprobs=g.logprobs, finished=g.finished) for g in gs] for gs in gens]
 
 
 def select(loop, r: int) -> None:
