@@ -61,7 +61,8 @@ def generate(loop, r: int) -> None:
     if cfg.contrast == "initial" and last > 0:
         ours = _sample(loop, last, prompts, n - n // 2, seed=cfg.seed + r)
         theirs = _sample(loop, 0, prompts, n // 2, seed=cfg.seed + r + 7919)
-        answers = [[c for pair in zip_longest(a, b) for c in pair if c] for a, b in zip(ours, theirs)]
+        answers = [[c for pair in zip_longest(a, b) for c in pair if c is not None]
+                   for a, b in zip(ours, theirs)]
     else:
         answers = _sample(loop, last, prompts, n, seed=cfg.seed + r)
     sets = [CandidateSet(f"r{r}-p{i:04d}", p, cands) for i, (p, cands) in enumerate(zip(prompts, answers))]
