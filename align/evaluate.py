@@ -8,7 +8,6 @@ response (exact per-token KL over the vocabulary, never negative) with its inter
 from __future__ import annotations
 
 import json
-import math
 import random
 import statistics
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Sequence
 from align.policy import Generation, Policy
 from foundation.errors import DataError
 from foundation.records import Message
-from foundation.stats import mean_interval, wilson_interval
+from foundation.stats import mean_interval, sigmoid, wilson_interval
 from reward.model import prompt_response_ids, right_pad
 
 __all__ = ["sequence_logprobs", "token_kl", "evaluate_policy", "sample_once", "judge_scores",
@@ -153,7 +152,7 @@ def evaluate_policy(policy: Policy, reference: Policy, prompts: Sequence[Sequenc
         rr = reward_model.score(list(prompts), r_text)
         # The share of labels the reward model's Bradley-Terry odds predict for the policy: what it expects
         # of labelers as noisy as those it learnt from (its win rate counts every margin as sure).
-        odds = [0.5 * (1 + math.tanh((a - b) / 2)) for a, b in zip(rp, rr)]    # σ(a − b), never overflows
+        odds = [sigmoid(a - b) for a, b in zip(rp, rr)]
         report["reward"] = {"policy_mean": statistics.fmean(rp), "reference_mean": statistics.fmean(rr),
                             **_win_rate([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(rp, rr)]),
                             "expected": {"win_rate": statistics.fmean(odds),
